@@ -1,0 +1,5 @@
+"""`python -m planflow` runs the CLI."""
+
+from planflow.cli import main
+
+main()

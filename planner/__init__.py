@@ -1,0 +1,1 @@
+"""The compiler: user program -> task graph IR -> passes -> Plan."""

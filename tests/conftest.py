@@ -1,0 +1,41 @@
+"""Session-wide fixtures: a real Redis server started by the test session on a free port.
+
+No Redis mocks anywhere: runtime and metadata tests talk to this server. It is started from the
+same binary `planflow run` would use (runtime.embedded), so the suite needs no Redis installed by
+hand. Each test gets its own key namespace, so tests never see each other's keys.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from runtime.embedded import EmbeddedRedis
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    """A private redis-server on a free TCP port for the whole session; stopped at the end."""
+    server = EmbeddedRedis(persistent=False, port=_free_port())
+    with server:
+        yield server
+
+
+@pytest.fixture()
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    return redis_server.url
+
+
+@pytest.fixture()
+def namespace() -> str:
+    """A key namespace of this test only."""
+    return f"test{uuid.uuid4().hex[:8]}"
