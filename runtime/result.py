@@ -1,0 +1,39 @@
+"""What a finished run returns, whichever executor ran it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from planner.plan import PlanSummary
+
+
+@dataclass(frozen=True)
+class TaskTiming:
+    """Observed timing of one task, seconds relative to the run's submission."""
+
+    task_id: str
+    worker: str
+    start_s: float
+    finish_s: float
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The workflow's result (same structure as its output) and what the run looked like."""
+
+    dag_id: str
+    workflow: str
+    result: Any
+    observed_makespan_s: float
+    predicted: PlanSummary
+    strategy: str
+    executor: str
+    tasks: Mapping[str, TaskTiming] = field(default_factory=dict)
+    workers_started: int = 0
+
+    @property
+    def predicted_makespan_s(self) -> float:
+        return self.predicted.makespan_s
