@@ -78,6 +78,10 @@ def params_of(items: list[str] | None) -> dict[str, str]:
     return parse_assignments(items)
 
 
+# The commands register themselves on `app`; imported here because they import from above.
+from planflow import cli_plan, cli_run  # noqa: E402, F401
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
@@ -85,7 +89,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-# The commands register themselves on `app`; imported last because they import from here.
-from planflow import cli_plan, cli_run  # noqa: E402, F401
