@@ -1,0 +1,297 @@
+"""The metrics store: metric records on Redis, kept across runs, read incrementally.
+
+Key layout: see `metadata.keys`. Writes append each record with one command (RPUSH/HSET/ZADD),
+sent in one pipeline per batch; each function's list is capped at `max_records_per_function`
+(oldest dropped) in the same pipeline, so a store that is never pruned still loads fast. Reads
+fetch only what is asked: `task_records(keys)` is one pipelined LRANGE per requested function.
+
+A batch write is not idempotent (a batch retried after a lost reply is appended twice); a
+duplicate sample costs the predictor nothing measurable, so the writer prefers never losing one.
+
+Redis problems surface as `MetricsStoreError` naming the URL without its password. The URL comes
+from the caller only: this module reads no environment variable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar, cast
+
+import redis
+
+from metadata import keys
+from metadata.errors import MetricsStoreError, RecordError, redact_url
+from metadata.keys import DEFAULT_NAMESPACE
+from metadata.records import Record, RunRecord, TaskRecord, WorkerRecord
+
+DEFAULT_MAX_RECORDS_PER_FUNCTION = 5000
+"""Task records kept per function (newest); older ones are trimmed on write."""
+
+CONNECT_TIMEOUT_S = 5.0
+"""How long to wait for a TCP/Unix connection to the metrics Redis."""
+
+SOCKET_TIMEOUT_S = 30.0
+"""How long one Redis command may take before the store gives up."""
+
+READ_BATCH_FUNCTIONS = 64
+"""Functions fetched per pipeline when scanning the whole store (export, prune)."""
+
+EXPORT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TaskRecord))
+"""Columns of `MetricsStore.export_rows()`, in order (the CSV header)."""
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    """A function known to the store and how many task records it has."""
+
+    function_key: str
+    function_name: str
+    records: int
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What `MetricsStore.prune` removed."""
+
+    records_removed: int
+    functions_removed: int
+    runs_removed: int
+
+
+class MetricsStore:
+    """Metric records in Redis under `<namespace>:metrics:...` (sync redis-py client)."""
+
+    def __init__(self, url: str, namespace: str = DEFAULT_NAMESPACE, *,
+                 max_records_per_function: int = DEFAULT_MAX_RECORDS_PER_FUNCTION) -> None:
+        if max_records_per_function < 1:
+            raise ValueError("max_records_per_function must be >= 1")
+        self.namespace = keys.check_namespace(namespace)
+        self.url = redact_url(url)
+        """The URL without its password (safe to show)."""
+        self.max_records_per_function = max_records_per_function
+        try:
+            self._client: redis.Redis = redis.Redis.from_url(
+                url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_S,
+                socket_timeout=SOCKET_TIMEOUT_S)
+        except ValueError as err:
+            raise MetricsStoreError(f"bad metrics store URL {self.url}: {err}") from err
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> MetricsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ping(self) -> None:
+        """Raise `MetricsStoreError` unless the server answers."""
+        with self._guard("ping"):
+            self._client.ping()
+
+    @contextlib.contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as err:
+            raise MetricsStoreError(
+                f"metrics store at {self.url}: {action} failed: {err}") from err
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def write(self, records: Iterable[Record]) -> int:
+        """Append any mix of records in one pipeline; returns how many were written."""
+        ns = self.namespace
+        pipe = self._client.pipeline(transaction=False)
+        names: dict[str, str] = {}  # function key -> function name
+        count = 0
+        for rec in records:
+            count += 1
+            if isinstance(rec, TaskRecord):
+                pipe.rpush(keys.task_records_key(ns, rec.function_key), rec.to_json())
+                names[rec.function_key] = rec.function_name
+            elif isinstance(rec, WorkerRecord):
+                pipe.rpush(keys.worker_records_key(ns, rec.run_id), rec.to_json())
+                pipe.zadd(keys.worker_runs_key(ns), {rec.run_id: rec.requested_at}, nx=True)
+            elif isinstance(rec, RunRecord):
+                pipe.hset(keys.runs_key(ns), rec.run_id, rec.to_json())
+            else:
+                raise TypeError(f"not a metric record: {rec!r}")
+        if not count:
+            return 0
+        for fk in names:
+            pipe.ltrim(keys.task_records_key(ns, fk), -self.max_records_per_function, -1)
+        if names:
+            pipe.hset(keys.functions_key(ns), mapping=cast(Any, names))  # redis-py's Mapping type
+        with self._guard(f"writing {count} metric records"):
+            pipe.execute()
+        return count
+
+    def write_tasks(self, records: Iterable[TaskRecord]) -> int:
+        return self.write(records)
+
+    def write_worker(self, record: WorkerRecord) -> None:
+        self.write([record])
+
+    def write_run(self, record: RunRecord) -> None:
+        """Store (or replace) the record of one run."""
+        self.write([record])
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def task_records(self, function_keys: Iterable[str], *,
+                     last: int | None = None) -> dict[str, list[TaskRecord]]:
+        """The task records of exactly these functions (oldest first; `last` newest only).
+
+        Every requested key is in the result, with an empty list when it has no history.
+        """
+        wanted = list(dict.fromkeys(function_keys))
+        start = -last if last else 0
+        pipe = self._client.pipeline(transaction=False)
+        for fk in wanted:
+            pipe.lrange(keys.task_records_key(self.namespace, fk), start, -1)
+        with self._guard(f"reading task records of {len(wanted)} functions"):
+            raw = pipe.execute() if wanted else []
+        return {fk: _decode(TaskRecord, items, fk) for fk, items in zip(wanted, raw, strict=True)}
+
+    def functions(self) -> list[FunctionInfo]:
+        """Every function with history, sorted by name then key."""
+        with self._guard("listing functions"):
+            names = _str_dict(self._client.hgetall(keys.functions_key(self.namespace)))
+            pipe = self._client.pipeline(transaction=False)
+            ordered = sorted(names, key=lambda fk: (names[fk], fk))
+            for fk in ordered:
+                pipe.llen(keys.task_records_key(self.namespace, fk))
+            counts = pipe.execute() if ordered else []
+        return [FunctionInfo(fk, names[fk], int(n)) for fk, n in zip(ordered, counts, strict=True)]
+
+    def resolve(self, name_or_key: str) -> list[str]:
+        """Function keys matching a full key, `module.qualname` (any hash) or a function name."""
+        found = []
+        for info in self.functions():
+            base = info.function_key.rpartition(":")[0]
+            if name_or_key in (info.function_key, base, info.function_name):
+                found.append(info.function_key)
+        return found
+
+    def runs(self) -> list[RunRecord]:
+        """Every run record, oldest submission first."""
+        with self._guard("listing runs"):
+            raw = _str_dict(self._client.hgetall(keys.runs_key(self.namespace)))
+        runs = _decode(RunRecord, raw.values(), "runs")
+        return sorted(runs, key=lambda r: (r.submitted_at, r.run_id))
+
+    def run(self, run_id: str) -> RunRecord | None:
+        with self._guard(f"reading run {run_id}"):
+            raw = self._client.hget(keys.runs_key(self.namespace), run_id)
+        return None if raw is None else _decode(RunRecord, [str(raw)], run_id)[0]
+
+    def worker_records(self, run_id: str) -> list[WorkerRecord]:
+        with self._guard(f"reading worker records of {run_id}"):
+            raw = self._client.lrange(keys.worker_records_key(self.namespace, run_id), 0, -1)
+        return _decode(WorkerRecord, raw, run_id)
+
+    def recent_worker_records(self, max_runs: int = 20) -> list[WorkerRecord]:
+        """Worker records of the `max_runs` most recent runs that have any."""
+        ns = self.namespace
+        with self._guard("reading recent worker records"):
+            run_ids = _str_list(self._client.zrevrange(keys.worker_runs_key(ns), 0, max_runs - 1))
+            pipe = self._client.pipeline(transaction=False)
+            for run_id in run_ids:
+                pipe.lrange(keys.worker_records_key(ns, run_id), 0, -1)
+            raw = pipe.execute() if run_ids else []
+        out: list[WorkerRecord] = []
+        for run_id, items in zip(run_ids, raw, strict=True):
+            out.extend(_decode(WorkerRecord, items, run_id))
+        return out
+
+    def export_rows(self) -> Iterator[dict[str, Any]]:
+        """Every task record as a flat dict with keys `EXPORT_COLUMNS` (for CSV export)."""
+        infos = self.functions()
+        for i in range(0, len(infos), READ_BATCH_FUNCTIONS):
+            chunk = [info.function_key for info in infos[i:i + READ_BATCH_FUNCTIONS]]
+            for records in self.task_records(chunk).values():
+                for rec in records:
+                    row = rec.to_dict()
+                    yield {col: row[col] for col in EXPORT_COLUMNS}
+
+    # -- pruning --------------------------------------------------------------------------------
+
+    def prune(self, *, keep_last: int | None = None, functions: Sequence[str] = (),
+              runs_before: float | None = None) -> PruneResult:
+        """Drop whole functions, trim every function to its newest `keep_last` records, and/or
+        drop run and worker records of runs submitted before `runs_before` (unix seconds)."""
+        if keep_last is not None and keep_last < 0:
+            raise ValueError("keep_last must be >= 0")
+        removed, dropped = self._drop_functions(functions)
+        if keep_last is not None:
+            removed += self._trim_functions(keep_last)
+        runs_removed = self._drop_runs(runs_before) if runs_before is not None else 0
+        return PruneResult(removed, dropped, runs_removed)
+
+    def _drop_functions(self, function_keys: Sequence[str]) -> tuple[int, int]:
+        ns = self.namespace
+        wanted = list(dict.fromkeys(function_keys))
+        if not wanted:
+            return 0, 0
+        pipe = self._client.pipeline(transaction=True)
+        for fk in wanted:
+            pipe.llen(keys.task_records_key(ns, fk))
+            pipe.delete(keys.task_records_key(ns, fk))
+        pipe.hdel(keys.functions_key(ns), *wanted)
+        with self._guard(f"dropping {len(wanted)} functions"):
+            out = pipe.execute()
+        return sum(int(n) for n in out[0:-1:2]), int(out[-1])
+
+    def _trim_functions(self, keep_last: int) -> int:
+        ns = self.namespace
+        infos = [i for i in self.functions() if i.records > keep_last]
+        if keep_last == 0:
+            return self._drop_functions([i.function_key for i in infos])[0]
+        pipe = self._client.pipeline(transaction=False)
+        for info in infos:
+            pipe.ltrim(keys.task_records_key(ns, info.function_key), -keep_last, -1)
+        with self._guard(f"trimming {len(infos)} functions to {keep_last} records"):
+            if infos:
+                pipe.execute()
+        return sum(i.records - keep_last for i in infos)
+
+    def _drop_runs(self, before: float) -> int:
+        ns = self.namespace
+        old = [r.run_id for r in self.runs() if r.submitted_at < before]
+        with self._guard("dropping old runs"):
+            worker_runs = _str_list(
+                self._client.zrangebyscore(keys.worker_runs_key(ns), "-inf", f"({before}"))
+            gone = sorted(set(old) | set(worker_runs))
+            if not gone:
+                return 0
+            pipe = self._client.pipeline(transaction=False)
+            if old:
+                pipe.hdel(keys.runs_key(ns), *old)
+            pipe.zrem(keys.worker_runs_key(ns), *gone)
+            pipe.delete(*(keys.worker_records_key(ns, run_id) for run_id in gone))
+            pipe.execute()
+        return len(old)
+
+
+R = TypeVar("R", TaskRecord, WorkerRecord, RunRecord)
+
+
+def _decode(cls: type[R], items: Iterable[Any], where: str) -> list[R]:
+    try:
+        return [cls.from_json(item) for item in items]
+    except RecordError as err:
+        raise RecordError(f"metrics of {where}: {err}") from err
+
+
+def _str_list(value: Any) -> list[str]:
+    return [str(v) for v in value]
+
+
+def _str_dict(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()}
