@@ -21,6 +21,7 @@ import json
 import math
 import time
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -201,6 +202,8 @@ def _open_zip(path: str | Path) -> zipfile.ZipFile:
         bad = zf.testzip()
     except zipfile.BadZipFile as err:
         raise PlanFileError(f"{path} is not a plan file, or it is truncated ({err})") from None
+    except (zlib.error, EOFError, OSError) as err:
+        raise PlanFileError(f"{path} is corrupt ({err})") from None
     if bad is not None:
         raise PlanFileError(f"{path} is corrupt (member {bad} fails its checksum)")
     return zf
