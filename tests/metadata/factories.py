@@ -37,3 +37,29 @@ def run(run_id: str = "dag-1", **overrides: Any) -> RunRecord:
         finished_at=112.0, predicted_makespan_s=11.0, observed_makespan_s=12.0,
         predicted_cost_usd=0.002, ok=True)
     return replace(base, **overrides)
+
+
+PLATFORM: dict[str, Any] = {"transfer_latency_s": 0.005, "transfer_bandwidth_bps": 50e6,
+            "cold_start_s": 1.5, "warm_start_s": 0.05}
+"""Platform figures passed to MetadataAccess in tests (any plausible numbers)."""
+
+
+def history(function_key: str, truth: Any, *, cpus: list[float], inputs: list[float],
+            runs: int = 3, noise: float = 0.0, seed: int = 0,
+            output: Any = None) -> list[TaskRecord]:
+    """Task records of `runs` runs at every (cpus, input) pair: exec_s = truth(x, c) with
+    multiplicative log-normal noise, output_bytes = output(x) (default 100)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    records = []
+    for r in range(runs):
+        for c in cpus:
+            for i, x in enumerate(inputs):
+                seconds = float(truth(x, c)) * float(rng.lognormal(0.0, noise)) if noise else \
+                    float(truth(x, c))
+                records.append(task(
+                    function_key, run_id=f"dag-{r}", task_id=f"t-{i}", cpus=c,
+                    input_bytes=int(x), exec_s=seconds,
+                    output_bytes=int(output(x)) if output else 100))
+    return records

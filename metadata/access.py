@@ -1,0 +1,347 @@
+"""MetadataAccess: the planner's only source of predictions (durations, sizes, transfers, starts).
+
+For each task the planner asks, MetadataAccess answers from the best source it has, in order:
+
+1. `history`: this function's task records, at a CPU count the function was observed at;
+   `history-other-config`: the same history carried to CPU counts never observed through the
+   fitted model (see `metadata.models` for the form and why it extrapolates sanely);
+2. `hint`: the `@task(expected_s=..., parallelism=...)` hint (or a WfFormat trace's runtime):
+   `duration(c) = e*max(0, 1-p) + e*p/min(c, max(p, 1))`, p defaulting to 1 -- the same Amdahl
+   family as the history model, with e the duration at >= p CPUs;
+3. `prior`: the same formula with e = `DEFAULT_DURATION_S` (0.1 s) and output `DEFAULT_OUTPUT_BYTES`
+   (1 KiB), for a function nobody has measured or described.
+
+Every prediction carries its source per task, so `compile` can say how much of a plan rests on
+measurements. Spread is log-space (a log-normal around the point estimate, so
+`quantile(0.5) == mean_s`): from residuals for history (plus `EXTRAPOLATION_SIGMA` at unobserved
+CPU counts), else `HINT_SIGMA` / `PRIOR_SIGMA`.
+
+State: `_durations`/`_outputs` map each loaded function key to its fitted model, or None when
+it has no successful record. `load` fetches only keys not seen before (one pipelined read), so a
+planner may call it, or any predict method, as often as it likes. Platform figures (transfer
+latency and bandwidth, cold and warm start) come in as plain floats; measured ones replace them
+once enough samples exist: uploads in task records for transfers, worker records of recent runs
+for start-up and plan download.
+
+`predict_durations` is vectorised: tasks are grouped by function with numpy, per-function
+parameters gathered onto tasks, and the n x c matrix computed in a handful of array operations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from metadata.models import (
+    CPU_DECIMALS,
+    F64,
+    MIN_DURATION_S,
+    DurationModel,
+    OutputModel,
+    TransferModel,
+    amdahl,
+    fit_duration,
+    fit_output,
+    fit_transfer,
+)
+from metadata.priors import (
+    DEFAULT_DURATION_S,
+    DEFAULT_OUTPUT_BYTES,
+    DEFAULT_PARALLELISM,
+    HINT_SIGMA,
+    NO_PRIOR,
+    PRIOR_SIGMA,
+    SOURCES,
+    DurationPrediction,
+    TaskPrior,
+    hint_duration,
+    source_counts,
+)
+from metadata.records import TaskRecord, WorkerRecord
+from metadata.store import MetricsStore
+
+__all__ = ["SOURCES", "DurationPrediction", "MetadataAccess", "TaskPrior", "source_counts"]
+
+EXTRAPOLATION_SIGMA = 0.1
+"""Extra log-space spread (in quadrature) at CPU counts the function was never observed at."""
+
+MIN_STARTUP_SAMPLES = 3
+"""Worker records of one kind (cold/warm) needed before the measured start-up replaces the
+platform's figure."""
+
+WORKER_HISTORY_RUNS = 20
+"""Recent runs whose worker records feed start-up and plan-download figures."""
+
+
+class MetadataAccess:
+    """Predictions for the planner from a MetricsStore (or plain records), hints and priors."""
+
+    def __init__(self, store: MetricsStore | None, *, transfer_latency_s: float,
+                 transfer_bandwidth_bps: float, cold_start_s: float, warm_start_s: float,
+                 history_limit: int | None = None) -> None:
+        if transfer_bandwidth_bps <= 0:
+            raise ValueError("transfer_bandwidth_bps must be > 0")
+        self._store = store
+        self._history_limit = history_limit
+        self._platform = {"transfer_latency_s": transfer_latency_s,
+                          "transfer_bandwidth_bps": transfer_bandwidth_bps,
+                          "cold_start_s": cold_start_s, "warm_start_s": warm_start_s}
+        self._records: dict[str, list[TaskRecord]] = {}
+        self._durations: dict[str, DurationModel | None] = {}
+        self._outputs: dict[str, OutputModel | None] = {}
+        self._transfer: TransferModel | None = None
+        self._workers: list[WorkerRecord] | None = None
+        self._plan_download: TransferModel | None = None
+
+    @classmethod
+    def from_records(cls, records: Iterable[TaskRecord], *,
+                     worker_records: Iterable[WorkerRecord] = (), transfer_latency_s: float,
+                     transfer_bandwidth_bps: float, cold_start_s: float, warm_start_s: float
+                     ) -> MetadataAccess:
+        """An instance over in-memory records (tests, benchmarks), no Redis involved."""
+        access = cls(None, transfer_latency_s=transfer_latency_s,
+                     transfer_bandwidth_bps=transfer_bandwidth_bps, cold_start_s=cold_start_s,
+                     warm_start_s=warm_start_s)
+        grouped: dict[str, list[TaskRecord]] = {}
+        for rec in records:
+            grouped.setdefault(rec.function_key, []).append(rec)
+        access._ingest(grouped)
+        access._set_workers(list(worker_records))
+        return access
+
+    # -- loading --------------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> frozenset[str]:
+        """Function keys fetched so far (with or without history)."""
+        return frozenset(self._records)
+
+    def load(self, function_keys: Iterable[str]) -> None:
+        """Fetch and fit the functions not loaded yet (only those); cached afterwards."""
+        missing = [k for k in dict.fromkeys(function_keys) if k not in self._records]
+        if self._store is None:
+            self._ingest({k: [] for k in missing})
+            return
+        if missing:
+            self._ingest(self._store.task_records(missing, last=self._history_limit))
+        if self._workers is None:
+            self._set_workers(self._store.recent_worker_records(WORKER_HISTORY_RUNS))
+
+    def records(self, function_key: str) -> list[TaskRecord]:
+        """The loaded task records of one function (after `load`)."""
+        return list(self._records.get(function_key, ()))
+
+    def duration_model(self, function_key: str) -> DurationModel | None:
+        self.load([function_key])
+        return self._durations.get(function_key)
+
+    def output_model(self, function_key: str) -> OutputModel | None:
+        self.load([function_key])
+        return self._outputs.get(function_key)
+
+    def _ingest(self, by_key: dict[str, list[TaskRecord]]) -> None:
+        uploads: list[tuple[int, float]] = []
+        for key, recs in by_key.items():
+            self._records[key] = recs
+            ok = [r for r in recs if r.ok]
+            self._durations[key] = fit_duration(
+                [r.input_bytes for r in ok], [r.cpus for r in ok], [r.exec_s for r in ok]
+            ) if ok else None
+            self._outputs[key] = fit_output(
+                [r.input_bytes for r in ok], [r.output_bytes for r in ok]) if ok else None
+            uploads.extend((r.output_bytes, r.upload_s) for r in ok if r.upload_s > 0)
+        if uploads:
+            samples = [(r.output_bytes, r.upload_s) for recs in self._records.values()
+                       for r in recs if r.ok and r.upload_s > 0]
+            nbytes, seconds = zip(*samples, strict=True)
+            self._transfer = fit_transfer(nbytes, seconds)
+
+    def _set_workers(self, workers: list[WorkerRecord]) -> None:
+        self._workers = workers
+        if workers:
+            self._plan_download = fit_transfer([w.plan_bytes for w in workers],
+                                               [w.plan_download_s for w in workers])
+
+    # -- predictions ----------------------------------------------------------------------------
+
+    def predict_durations(self, function_keys: Sequence[str], input_bytes: ArrayLike,
+                          cpus: ArrayLike, priors: Sequence[TaskPrior] | None = None
+                          ) -> DurationPrediction:
+        """Durations of n tasks (function key, input bytes, prior each) at c CPU counts."""
+        n = len(function_keys)
+        x = _task_vector(input_bytes, n, "input_bytes")
+        cfg = np.asarray(cpus, dtype=float)
+        if cfg.ndim != 1 or not np.all(cfg > 0):
+            raise ValueError("cpus must be a 1-D array of positive CPU counts (one per config)")
+        uniq, inv = _group(function_keys)
+        self.load(uniq)
+        expected, par = _prior_arrays(priors, n)
+        hint_serial, hint_cap = np.maximum(0.0, 1.0 - par), np.maximum(par, 1.0)
+        has_hint = ~np.isnan(expected)
+        mean = hint_duration(np.where(has_hint, expected, DEFAULT_DURATION_S)[:, None],
+                             par[:, None], cfg[None, :])
+        sigma = np.repeat(np.where(has_hint, HINT_SIGMA, PRIOR_SIGMA)[:, None], len(cfg), 1)
+        code = np.where(has_hint, SOURCES.index("hint"), SOURCES.index("prior"))
+        observed = np.zeros((n, len(cfg)), dtype=bool)
+
+        fitted = _FittedTable.build([self._durations.get(k) for k in uniq], cfg)
+        hist = fitted.has[inv]
+        if hist.any():
+            rows, u = np.flatnonzero(hist), inv[hist]
+            learned = fitted.learned[u]
+            s = np.where(learned, fitted.serial[u], hint_serial[rows])[:, None]
+            p = np.where(learned, fitted.cap[u], hint_cap[rows])[:, None]
+            work = (fitted.fixed[u] + fitted.per_byte[u] * x[rows])[:, None]
+            ref = amdahl(fitted.ref[u][:, None], s, p)
+            mean[rows] = np.maximum(work * amdahl(cfg[None, :], s, p) / ref, MIN_DURATION_S)
+            observed[rows] = fitted.observed[u]
+            sigma[rows] = np.where(fitted.observed[u], fitted.sigma[u][:, None],
+                                   np.hypot(fitted.sigma[u], EXTRAPOLATION_SIGMA)[:, None])
+            code[rows] = np.where(fitted.observed[u].any(axis=1), 0, 1)
+        return DurationPrediction(mean, sigma, observed, np.asarray(SOURCES)[code])
+
+    def predict_output_bytes(self, function_keys: Sequence[str], input_bytes: ArrayLike,
+                             priors: Sequence[TaskPrior] | None = None
+                             ) -> tuple[F64, NDArray[np.str_]]:
+        """(bytes[n], source[n]): expected output size of each task."""
+        n = len(function_keys)
+        x = _task_vector(input_bytes, n, "input_bytes")
+        uniq, inv = _group(function_keys)
+        self.load(uniq)
+        hinted = np.array([math.nan if p.output_bytes is None else float(p.output_bytes)
+                           for p in _priors(priors, n)], dtype=float)
+        has_hint = ~np.isnan(hinted)
+        out = np.where(has_hint, hinted, DEFAULT_OUTPUT_BYTES)
+        code = np.where(has_hint, SOURCES.index("hint"), SOURCES.index("prior"))
+        models = [self._outputs.get(k) for k in uniq]
+        has = np.array([m is not None for m in models], dtype=bool)[inv]
+        fixed = np.array([m.fixed_bytes if m else 0.0 for m in models], dtype=float)
+        per_byte = np.array([m.per_byte if m else 0.0 for m in models], dtype=float)
+        out = np.where(has, fixed[inv] + per_byte[inv] * x, out)
+        code = np.where(has, SOURCES.index("history"), code)
+        return np.maximum(out, 0.0), np.asarray(SOURCES)[code]
+
+    def transfer_time(self, nbytes: ArrayLike) -> Any:
+        """Seconds to move nbytes through the store (scalar or array like nbytes)."""
+        latency, bandwidth = self.transfer_figures()
+        result = latency + np.asarray(nbytes, dtype=float) / bandwidth
+        return float(result) if np.ndim(result) == 0 else result
+
+    def transfer_figures(self) -> tuple[float, float]:
+        """(latency_s, bandwidth_bps): measured where possible, else the platform's."""
+        latency = self._platform["transfer_latency_s"]
+        bandwidth = self._platform["transfer_bandwidth_bps"]
+        if self._transfer is not None:
+            latency = self._transfer.latency_s
+            bandwidth = self._transfer.bandwidth_bps or bandwidth
+        return latency, bandwidth
+
+    def startup_time(self, memory_mb: int, cold: bool) -> float:
+        """Seconds from asking for a worker of `memory_mb` to it running (cold or warm)."""
+        samples = [w for w in self._workers or () if w.cold == cold]
+        same = [w.startup_s for w in samples if w.memory_mb == memory_mb]
+        if len(same) >= MIN_STARTUP_SAMPLES:
+            return float(np.median(same))
+        if len(samples) >= MIN_STARTUP_SAMPLES:
+            return float(np.median([w.startup_s for w in samples]))
+        return self._platform["cold_start_s" if cold else "warm_start_s"]
+
+    def plan_download_time(self, plan_bytes: int) -> float:
+        """Seconds for a worker to fetch a serialized plan of `plan_bytes`."""
+        model = self._plan_download
+        if model is None:
+            return float(self.transfer_time(plan_bytes))
+        bandwidth = model.bandwidth_bps or self.transfer_figures()[1]
+        return model.latency_s + plan_bytes / bandwidth
+
+    def figure_sources(self) -> dict[str, str]:
+        """Which platform figures are measured (`history`) and which are the platform's."""
+        workers = self._workers or ()
+        def kind(measured: bool) -> str:
+            return "history" if measured else "platform"
+        return {
+            "transfer": kind(self._transfer is not None),
+            "cold_start": kind(sum(w.cold for w in workers) >= MIN_STARTUP_SAMPLES),
+            "warm_start": kind(sum(not w.cold for w in workers) >= MIN_STARTUP_SAMPLES),
+            "plan_download": kind(self._plan_download is not None),
+        }
+
+    @staticmethod
+    def source_counts(sources: DurationPrediction | ArrayLike) -> dict[str, int]:
+        """How many tasks each source predicted (all four sources, zeros included)."""
+        if isinstance(sources, DurationPrediction):
+            return sources.source_counts()
+        return source_counts(sources)
+
+
+# -- vectorisation helpers ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _FittedTable:
+    """Per-unique-function duration parameters as arrays, gathered onto tasks with `inv`."""
+
+    has: NDArray[np.bool_]
+    learned: NDArray[np.bool_]
+    fixed: F64
+    per_byte: F64
+    serial: F64
+    cap: F64
+    ref: F64
+    sigma: F64
+    observed: NDArray[np.bool_]  # [functions, configs]
+
+    @classmethod
+    def build(cls, models: Sequence[DurationModel | None], cfg: F64) -> _FittedTable:
+        rounded = np.round(cfg, CPU_DECIMALS)
+        def col(attr: str, default: float) -> F64:
+            return np.array([getattr(m, attr) if m else default for m in models], dtype=float)
+        observed = np.zeros((len(models), len(cfg)), dtype=bool)
+        for i, m in enumerate(models):
+            if m is not None:
+                observed[i] = np.isin(rounded, m.observed_cpus)
+        return cls(
+            has=np.array([m is not None for m in models], dtype=bool),
+            learned=np.array([bool(m and m.shape_learned) for m in models], dtype=bool),
+            fixed=col("fixed_s", 0.0), per_byte=col("per_byte_s", 0.0),
+            serial=col("serial", 0.0), cap=col("cap", 1.0), ref=col("ref_cpus", 1.0),
+            sigma=col("sigma", 0.0), observed=observed)
+
+
+def _group(function_keys: Sequence[str]) -> tuple[list[str], NDArray[np.intp]]:
+    """(unique keys in first-seen order, index of each task's key in it)."""
+    index: dict[str, int] = {}
+    inv = np.fromiter((index.setdefault(k, len(index)) for k in function_keys),
+                      dtype=np.intp, count=len(function_keys))
+    return list(index), inv
+
+
+def _task_vector(values: ArrayLike, n: int, name: str) -> F64:
+    arr = np.asarray(values, dtype=float)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have one value per task ({n}), got shape {arr.shape}")
+    return arr
+
+
+def _priors(priors: Sequence[TaskPrior] | None, n: int) -> Sequence[TaskPrior]:
+    if priors is None:
+        return [NO_PRIOR] * n
+    if len(priors) != n:
+        raise ValueError(f"priors must have one entry per task ({n}), got {len(priors)}")
+    return priors
+
+
+def _prior_arrays(priors: Sequence[TaskPrior] | None, n: int) -> tuple[F64, F64]:
+    """(expected_s with NaN where absent, parallelism with the default filled in)."""
+    if priors is None:
+        return np.full(n, math.nan), np.full(n, DEFAULT_PARALLELISM)
+    items = _priors(priors, n)
+    expected = np.array([math.nan if p.expected_s is None else p.expected_s for p in items],
+                        dtype=float)
+    par = np.array([DEFAULT_PARALLELISM if p.parallelism is None else p.parallelism
+                    for p in items], dtype=float)
+    return expected, np.maximum(par, 1e-3)

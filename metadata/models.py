@@ -1,0 +1,291 @@
+"""Per-function models fitted on task history: duration, output size, transfer time.
+
+**Duration.** For input bytes x and c CPUs a function takes
+
+    t(x, c) = (a + b*x) * g(c),    g(c) = s + (1 - s) / min(c, P)
+
+- `a + b*x` is the work at one CPU: a fixed part (imports, setup, per-call overhead) plus a part
+  proportional to the input. A task without input still costs `a` (the reference system's
+  "ms per input byte" predicted 0 s for it);
+- `g` is Amdahl's law with serial fraction `s` (code that does not speed up with CPUs, I/O waits)
+  and parallelism cap `P >= 1`: the function scales with CPUs only up to the parallelism it has
+  shown. `g(1) = 1`, so `a` and `b` are seconds at one CPU. Below one CPU (fractional Lambda
+  vCPUs) the parallel part slows by 1/c, which is how CPU time slicing behaves.
+
+Why this form: it has few parameters (learnable after a handful of samples), each physical, and
+it extrapolates sanely: to unseen input sizes linearly, to unseen CPU counts along the Amdahl
+curve, never predicting a speed-up beyond the largest CPU count that showed one (P is searched
+only up to the largest CPU count observed). g is non-increasing in c, so more CPUs never predict
+a slower task.
+
+Fitting: for fixed (s, P) the model is linear in (a, b), with features g and x*g. We minimise
+the squared *relative* error (rows divided by the observed time), because planning cares about
+ratios and durations span orders of magnitude. A numpy grid over s (0..1) and P (1..max CPUs
+seen) solves every (s, P) in closed form at once, with a, b >= 0; near-ties go to the smaller P,
+then the smaller s (assume no unshown speed-up; assume CPU-bound below one CPU). The chosen shape
+is then refitted with scikit-learn's HuberRegressor (robust to stragglers such as a first call
+that paid imports) when there are enough samples. Shape needs two CPU counts: history at a single
+CPU count keeps (a + b*x) at that count and takes the shape from the caller (the `@task`
+parallelism hint, else single-threaded: s = 0, P = 1). Input bytes that barely vary cannot
+separate a from b, so then b = 0 (the duration is taken as independent of input size).
+
+**Spread** is the standard deviation of log(observed / predicted), shrunk towards
+`DEFAULT_HISTORY_SIGMA` with `SIGMA_PRIOR_WEIGHT` pseudo-samples so that three lucky samples do
+not claim certainty.
+
+**Output bytes**: `a + b*x` with the same relative, non-negative, robust fit; the median when
+input sizes barely vary. **Transfer**: `latency + nbytes / bandwidth` from measured uploads.
+
+scikit-learn is imported only inside the fitting functions (its import costs about a second).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+F64 = NDArray[np.float64]
+
+SERIAL_GRID = np.linspace(0.0, 1.0, 51)
+"""Serial fractions s tried by the grid search (step 0.02)."""
+
+CAP_GRID_STEP = 1.1
+"""Parallelism caps tried: geometric from 1 CPU by this factor up to the most CPUs observed."""
+
+CPU_DECIMALS = 3
+"""CPU counts equal to this many decimals are the same configuration."""
+
+INPUT_SPREAD_MIN = 0.1
+"""Least (max - min) / max of input bytes that lets a fit separate fixed and per-byte parts."""
+
+BYTES_SCALE = 1e6
+"""Input bytes are fitted in MB, for numerical conditioning."""
+
+MIN_DURATION_S = 1e-6
+"""Observed and predicted durations are floored at one microsecond (timer resolution); a fit
+whose fixed part is 0 (time proportional to input) would otherwise predict 0 s at no input."""
+
+TIE_RTOL = 1e-3
+"""Grid shapes within this relative error of the best one count as tied."""
+
+TIE_ATOL = 1e-10
+"""... or within this absolute mean squared relative error (exact synthetic data)."""
+
+GRID_MAX_ROWS = 600
+"""The grid search uses at most this many samples (evenly spaced); the final fit uses all."""
+
+HUBER_MIN_SAMPLES = 10
+"""Fewer samples than this are fitted by least squares only (too few to tell outliers)."""
+
+HUBER_EPSILON = 1.35
+"""HuberRegressor's threshold (in robust standard deviations) between squared and linear loss."""
+
+DEFAULT_HISTORY_SIGMA = 0.15
+"""Log-space spread assumed before the residuals say otherwise (about 15 % CV)."""
+
+SIGMA_PRIOR_WEIGHT = 2.0
+"""Pseudo-samples of DEFAULT_HISTORY_SIGMA mixed into the residual spread."""
+
+MIN_SIGMA = 0.01
+"""Floor of any fitted log-space spread."""
+
+MIN_TRANSFER_SAMPLES = 8
+"""Measured transfers needed before learned transfer figures override the platform's."""
+
+
+def amdahl(cpus: ArrayLike, serial: ArrayLike, cap: ArrayLike) -> F64:
+    """g(c) = s + (1 - s) / min(c, P): slowdown relative to one CPU (broadcasting)."""
+    s = np.asarray(serial, dtype=float)
+    return np.asarray(s + (1.0 - s) / np.minimum(np.asarray(cpus, float), cap), dtype=float)
+
+
+@dataclass(frozen=True)
+class DurationModel:
+    """t(x, c) = (fixed_s + per_byte_s*x) * g(c) / g(ref_cpus) with g = amdahl(., serial, cap)."""
+
+    fixed_s: float
+    per_byte_s: float
+    serial: float
+    cap: float
+    shape_learned: bool
+    ref_cpus: float
+    sigma: float
+    samples: int
+    observed_cpus: tuple[float, ...]
+
+    def predict(self, input_bytes: ArrayLike, cpus: ArrayLike, serial: ArrayLike | None = None,
+                cap: ArrayLike | None = None) -> F64:
+        """Seconds, broadcasting input_bytes against cpus. `serial`/`cap` give the shape when
+        the history could not learn it (one CPU count seen); ignored otherwise."""
+        s = self.serial if self.shape_learned or serial is None else serial
+        p = self.cap if self.shape_learned or cap is None else cap
+        work = self.fixed_s + self.per_byte_s * np.asarray(input_bytes, dtype=float)
+        seconds = work * amdahl(cpus, s, p) / amdahl(self.ref_cpus, s, p)
+        return np.asarray(np.maximum(seconds, MIN_DURATION_S), dtype=float)
+
+
+@dataclass(frozen=True)
+class OutputModel:
+    """output_bytes = fixed_bytes + per_byte * input_bytes."""
+
+    fixed_bytes: float
+    per_byte: float
+    sigma: float
+    samples: int
+
+    def predict(self, input_bytes: ArrayLike) -> F64:
+        return np.asarray(self.fixed_bytes + self.per_byte * np.asarray(input_bytes, float))
+
+
+@dataclass(frozen=True)
+class TransferModel:
+    """seconds = latency_s + nbytes / bandwidth_bps (bandwidth None: not learnable)."""
+
+    latency_s: float
+    bandwidth_bps: float | None
+    samples: int
+
+
+def fit_duration(input_bytes: ArrayLike, cpus: ArrayLike, seconds: ArrayLike) -> DurationModel:
+    """The duration model of one function from its samples (at least one)."""
+    x = np.asarray(input_bytes, dtype=float) / BYTES_SCALE
+    c = np.round(np.asarray(cpus, dtype=float), CPU_DECIMALS)
+    t = np.maximum(np.asarray(seconds, dtype=float), MIN_DURATION_S)
+    if not (len(x) == len(c) == len(t) > 0):
+        raise ValueError("fit_duration needs equally long, non-empty sample arrays")
+    use_x = _informative(x)
+    seen = tuple(float(v) for v in np.unique(c))
+    if len(seen) == 1:
+        serial, cap, ref, learned = 0.0, 1.0, seen[0], False
+    else:
+        serial, cap = _grid_shape(x, c, t, use_x)
+        ref, learned = 1.0, True
+    g = amdahl(c, serial, cap) / amdahl(ref, serial, cap)
+    feats = np.column_stack([g, x * g]) if use_x else g[:, None]
+    coef = robust_relative_fit(feats, t)
+    a = float(coef[0])
+    b = float(coef[1]) / BYTES_SCALE if use_x else 0.0
+    pred = (coef[0] + (coef[1] * x if use_x else 0.0)) * g
+    dof = len(coef) + (2 if learned else 0)
+    return DurationModel(a, b, serial, cap, learned, ref, log_sigma(t, pred, dof), len(t), seen)
+
+
+def fit_output(input_bytes: ArrayLike, output_bytes: ArrayLike) -> OutputModel:
+    """The output-size model of one function from its samples (at least one)."""
+    x = np.asarray(input_bytes, dtype=float) / BYTES_SCALE
+    o = np.maximum(np.asarray(output_bytes, dtype=float), 1.0)
+    if len(x) != len(o) or not len(o):
+        raise ValueError("fit_output needs equally long, non-empty sample arrays")
+    if _informative(x):
+        coef = robust_relative_fit(np.column_stack([np.ones_like(x), x]), o)
+        a, b = float(coef[0]), float(coef[1])
+    else:
+        a, b = float(np.median(o)), 0.0
+    pred = np.maximum(a + b * x, 1.0)
+    return OutputModel(a, b / BYTES_SCALE, log_sigma(o, pred, 2 if b else 1), len(o))
+
+
+def fit_transfer(nbytes: ArrayLike, seconds: ArrayLike) -> TransferModel | None:
+    """Latency and bandwidth from measured transfers, or None with too few samples."""
+    n = np.asarray(nbytes, dtype=float)
+    t = np.asarray(seconds, dtype=float)
+    keep = (t > 0) & (n >= 0)
+    n, t = n[keep], t[keep]
+    if len(t) < MIN_TRANSFER_SAMPLES:
+        return None
+    if not _informative(n):
+        return TransferModel(float(np.median(t)), None, len(t))
+    coef = robust_relative_fit(np.column_stack([np.ones_like(n), n / BYTES_SCALE]), t)
+    per_byte = float(coef[1]) / BYTES_SCALE
+    return TransferModel(float(coef[0]), 1.0 / per_byte if per_byte > 0 else None, len(t))
+
+
+def log_sigma(observed: F64, predicted: F64, dof: int) -> float:
+    """Spread of log(observed / predicted), shrunk towards DEFAULT_HISTORY_SIGMA."""
+    r = np.log(np.maximum(observed, MIN_DURATION_S) / np.maximum(predicted, MIN_DURATION_S))
+    var = (SIGMA_PRIOR_WEIGHT * DEFAULT_HISTORY_SIGMA**2 + float(np.sum(r * r))) / (
+        SIGMA_PRIOR_WEIGHT + max(len(r) - dof, 0))
+    return max(float(np.sqrt(var)), MIN_SIGMA)
+
+
+def _informative(x: F64) -> bool:
+    hi = float(np.max(x)) if len(x) else 0.0
+    return hi > 0 and (hi - float(np.min(x))) >= INPUT_SPREAD_MIN * hi
+
+
+def _grid_shape(x: F64, c: F64, t: F64, use_x: bool) -> tuple[float, float]:
+    """(serial, cap) minimising relative squared error, all grid points solved at once."""
+    if len(t) > GRID_MAX_ROWS:
+        pick = np.linspace(0, len(t) - 1, GRID_MAX_ROWS).round().astype(int)
+        x, c, t = x[pick], c[pick], t[pick]
+    top = max(float(c.max()), 1.0)
+    steps = int(np.floor(np.log(top) / np.log(CAP_GRID_STEP))) + 1
+    caps = np.unique(np.concatenate([CAP_GRID_STEP ** np.arange(steps), c[c >= 1], [1.0, top]]))
+    caps = caps[caps <= top]
+    s_grid, p_grid = (m.ravel() for m in np.meshgrid(SERIAL_GRID, caps))
+    u = amdahl(c[None, :], s_grid[:, None], p_grid[:, None]) / t[None, :]   # [G, n]
+    v = u * x[None, :]
+    a, b = _nonneg_two_feature(u, v) if use_x else (u.sum(1) / (u * u).sum(1), np.zeros(len(u)))
+    sse = np.sum((1.0 - a[:, None] * u - b[:, None] * v) ** 2, axis=1)
+    tied = sse <= sse.min() * (1 + TIE_RTOL) + TIE_ATOL * len(t)
+    order = np.lexsort((s_grid, p_grid))  # by cap, then serial fraction
+    best = order[np.argmax(tied[order])]
+    return float(s_grid[best]), float(p_grid[best])
+
+
+def _nonneg_two_feature(u: F64, v: F64) -> tuple[F64, F64]:
+    """Row-wise least squares of 1 ~ a*u + b*v with a, b >= 0 (active sets enumerated)."""
+    suu, svv, suv = (u * u).sum(1), (v * v).sum(1), (u * v).sum(1)
+    su, sv = u.sum(1), v.sum(1)
+    det = suu * svv - suv * suv
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a2 = (svv * su - suv * sv) / det
+        b2 = (suu * sv - suv * su) / det
+        a1 = su / suu
+        b1 = np.where(svv > 0, sv / svv, 0.0)
+    # Candidates: both, a only, b only; keep the feasible one with the least error.
+    sse_a = len(u[0]) - a1 * su
+    sse_b = len(u[0]) - b1 * sv
+    both_ok = (a2 >= 0) & (b2 >= 0) & np.isfinite(a2) & np.isfinite(b2) & (np.abs(det) > 0)
+    take_b = ~both_ok & (sse_b < sse_a)
+    a = np.where(both_ok, a2, np.where(take_b, 0.0, a1))
+    b = np.where(both_ok, b2, np.where(take_b, b1, 0.0))
+    return np.nan_to_num(a), np.nan_to_num(b)
+
+
+def robust_relative_fit(features: F64, target: F64) -> F64:
+    """Non-negative coefficients of target ~ features @ coef, minimising relative error;
+    refined by HuberRegressor with HUBER_MIN_SAMPLES or more samples."""
+    rows = features / target[:, None]
+    ones = np.ones(len(target))
+    if rows.shape[1] == 1:
+        coef = np.array([float(rows[:, 0] @ ones) / max(float(rows[:, 0] @ rows[:, 0]), 1e-300)])
+    else:
+        a, b = _nonneg_two_feature(rows[None, :, 0], rows[None, :, 1])
+        coef = np.array([a[0], b[0]])
+    if len(target) < HUBER_MIN_SAMPLES:
+        return coef
+    active = coef > 0
+    if not active.any():
+        return coef
+    refined = np.zeros_like(coef)
+    refined[active] = _huber(rows[:, active])
+    ok = np.all(np.isfinite(refined)) and np.all(refined >= 0) and refined[active].all()
+    return refined if ok else coef
+
+
+def _huber(rows: F64) -> F64:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import HuberRegressor
+
+    scale = np.sqrt(np.mean(rows * rows, axis=0))
+    scale[scale == 0] = 1.0
+    model = HuberRegressor(epsilon=HUBER_EPSILON, alpha=0.0, fit_intercept=False, max_iter=500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(rows / scale, np.ones(len(rows)))
+    coef: F64 = np.asarray(model.coef_, dtype=float) / scale
+    return coef
