@@ -1,5 +1,97 @@
 """Platform model and discrete-event simulation of a plan (makespan, cost).
 
-This package imports no other planflow package: it works on a numeric model (arrays of
-durations, sizes, edges) that the planner builds. Filled in by the simulator issue.
+This package imports no other planflow package: it works on a numeric model (`SimInput`: arrays
+of durations, sizes, edges, placements) that the planner builds, and a `Platform` (prices,
+start-up, transfer, concurrency). `simulate(inp, platform)` returns a `SimResult`.
+
+Semantics (what `simulate` implements, exactly)
+================================================
+
+Time 0 is the moment the run is submitted. Tasks 0..n-1 are numbered in a topological order;
+every edge goes from a lower to a higher index; the sink is task n-1 and every other task has a
+consumer. A worker runs its tasks one at a time in ascending index ("plan order").
+
+Workers.
+  * A worker is *requested* when its first task's inputs are all available, or at
+    `worker_prewarm_at_s` if that is earlier (pre-warm).
+  * The concurrency limit bounds the workers alive at once. A request beyond the limit waits in a
+    FIFO queue ordered by (request time, worker index) and starts when a worker stops.
+  * On *start* (time s) the worker takes a warm container of the same configuration if one went
+    idle at a time >= s - keep_warm_s (the oldest such container first; each container serves
+    one worker at a time), paying `warm_start(config)`; otherwise it pays `cold_start(config)`.
+    It is *ready* at s + start-up.
+  * It *stops* when its last task is done (upload included); its container then idles, warm for
+    keep_warm_s, and its concurrency slot is free.
+  * Billing runs from start (start-up included, as Lambda bills its init phase) to stop, idle
+    waiting included, rounded up to `billing_granularity_s`. cost_usd = sum of memory_GB x
+    billed_s x price_per_gb_s + one invocation per worker x price_per_invocation; gb_s is the sum
+    of memory_GB x billed_s. Memory GB = MB / 1024.
+
+Tasks, on worker k, in plan order; `prev` = when the previous task on k is done (k's ready time
+for its first task). An input is *remote* if its producer runs on another worker; inputs produced
+on the same worker are free (the producer already ran, by plan order). L = storage latency,
+BW = storage bandwidth.
+  * ready  = max(prev, availability of every remote input). A remote input is available when its
+    producer's upload ends.
+  * Without pre-load, the task fetches its remote inputs and its `storage_bytes` when ready, in
+    parallel, as one batch sharing the worker's bandwidth: start = ready + L + bytes/BW (no fetch,
+    no time, when it has neither).
+  * With pre-load (`worker_preload[k]`), each remote input is requested as soon as it is available
+    and the worker is ready, even while earlier tasks run; `storage_bytes` are requested when the
+    worker reaches the task (at prev). Requests go through the worker's download link: a request
+    made at t transfers its bytes from max(t + L, end of the link's previous transfer), FIFO by
+    request time, ties by (task index, producer index) with storage reads first. Latencies
+    overlap; bytes share the bandwidth serially (equal to fair sharing for the last finisher).
+    start = max(prev, end of every download of the task).
+  * finish = start + duration_s. The output is uploaded (L + output_bytes/BW, occupying the
+    worker) if a consumer runs on another worker, or the task is the sink, or its delayed_io is
+    False. done = finish + upload (or finish). The next task's prev is done.
+  * Each remote edge is downloaded on its own (edge_bytes); the simulator does not cache an output
+    that two tasks of one worker both read. Uploads do not share the download link.
+  * makespan = done of the sink (every task is an ancestor of the sink, so this is the last event).
+
+Event ordering. The engine advances each worker's task sequence as far as known inputs allow
+(those times depend only on values already final) and uses one heap for the events that interact
+across workers: worker stops (priority 0: free slots and containers first), worker requests
+(priority 1) and pre-load link requests (priority 2). Heap entries are (time, priority, key1,
+key2) with keys = worker index, or (task index, edge position / -1 for storage); no two entries
+compare equal, so the order never depends on insertion order. The event log is sorted by time,
+then by the order the engine derived the events, which is causal.
+
+Critical path and slack. Every value above is a max of (earlier value + fixed delay): task
+start, worker ready, download end. These constraints form the *timeline graph* (`Timeline`):
+nodes are tasks (at their start), workers (at ready) and pre-load downloads (at their end),
+with edges for data, plan order, start-up, concurrency slots and the download link. The critical
+path is found by walking tight edges back from the sink (linear time); its length equals the
+makespan. Slack is latest start minus start from a backward pass over the same graph, holding the
+simulated decisions (cold/warm, queue order) fixed.
+
+Caveat: warm-container choice and the concurrency queue are greedy, so, as in any list
+scheduler (Graham's anomalies), making something slower can occasionally make the makespan
+shorter when those decisions flip. Without a binding concurrency limit and warm reuse the model is
+monotone.
 """
+
+from simulator.errors import PlatformError, SimulatorError
+from simulator.gantt import draw_gantt
+from simulator.model import SimInput
+from simulator.platform import Platform, ResourceConfig, load_platform
+from simulator.result import SimResult, Timeline
+from simulator.sampling import Quantiles, SampleSummary, simulate_samples
+from simulator.simulate import simulate
+
+__all__ = [
+    "Platform",
+    "PlatformError",
+    "Quantiles",
+    "ResourceConfig",
+    "SampleSummary",
+    "SimInput",
+    "SimResult",
+    "SimulatorError",
+    "Timeline",
+    "draw_gantt",
+    "load_platform",
+    "simulate",
+    "simulate_samples",
+]

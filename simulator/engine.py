@@ -1,0 +1,345 @@
+"""The discrete-event engine: worker cursors plus one heap for the events that interact.
+
+Constant state (from `simulator.prepare.Prepared`): placement, remote edges, fetch and upload
+times, each worker's task sequence.
+
+Changing state:
+  * per task: remote inputs not yet available (`unavail`), pre-load downloads not yet done
+    (`undownloaded`), the latest availability / download end seen so far, and once computed its
+    ready, start, finish and done times;
+  * per worker: NEW -> REQUESTED (maybe queued for a slot) -> STARTED -> STOPPED, a cursor (next
+    task in plan order), ready time, the end of its download link's last transfer;
+  * global: workers alive, the FIFO queue of requests waiting for a slot, idle warm containers
+    per configuration (oldest first), the heap.
+
+A worker's cursor computes its tasks' times as soon as their inputs' times are known: those
+depend only on values that are already final, so they can run ahead of the heap's clock. Only
+three kinds of event need the clock: worker stops (priority 0; they free a slot and a container),
+worker requests (1; they take a slot and maybe a warm container) and pre-load link requests
+(2; a worker's link serves them FIFO). Heap entries are `(time, priority, key1, key2)`, all
+distinct (see the package docstring). Every computed node (task, worker, download) is appended
+to `order`, a topological order of the timeline graph, and every constraint that is not
+derivable from the input alone is appended to the dynamic timeline edges.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+
+from simulator.errors import SimulatorError
+from simulator.prepare import Prepared
+
+PRIO_STOP = 0
+PRIO_REQUEST = 1
+PRIO_LINK = 2
+
+REQUEST_DATA = 0
+"""Request key2: the first task's inputs became available (or it is a root)."""
+REQUEST_PREWARM = 1
+"""Request key2: the pre-warm time came first."""
+
+NEW, REQUESTED, STARTED, STOPPED = 0, 1, 2, 3
+
+STORAGE = -1
+"""Link request key2 for a pre-loading worker's storage read of a task."""
+
+Event = tuple[float, str, str]
+
+
+class Engine:
+    """One simulation run. `run()` fills the public lists; the caller assembles the result."""
+
+    def __init__(
+        self,
+        prep: Prepared,
+        duration_s: list[float],
+        prewarm_at_s: list[float],
+        concurrency_limit: int,
+        keep_warm_s: float,
+        worker_config: list[int],
+        record_events: bool,
+    ) -> None:
+        n, w = prep.n, prep.w
+        self.n, self.w = n, w
+        self.latency = prep.latency_s
+        self.duration = duration_s
+        self.rin_ptr = prep.rin_ptr.tolist()
+        self.rin_src = prep.rin_src.tolist()
+        self.rin_xfer = prep.rin_xfer_s.tolist()
+        self.rout_ptr = prep.rout_ptr.tolist()
+        self.rout_dst = prep.rout_dst.tolist()
+        self.rout_pos = prep.rout_pos.tolist()
+        self.fetch = prep.fetch_s.tolist()
+        self.storage_xfer = prep.storage_xfer_s.tolist()
+        self.upload = prep.upload_s.tolist()
+        self.length = prep.length_s.tolist()
+        self.uploads = prep.uploads.tolist()
+        self.wtasks = prep.wtasks.tolist()
+        self.wptr = prep.wptr.tolist()
+        self.prev_task = prep.prev_task.tolist()
+        self.cold_s = prep.cold_s.tolist()
+        self.warm_s = prep.warm_s.tolist()
+        self.config = worker_config
+        self.limit = concurrency_limit
+        self.keep_warm = keep_warm_s
+        self.worker_of = [0] * n
+        for k in range(w):
+            for i in range(self.wptr[k], self.wptr[k + 1]):
+                self.worker_of[self.wtasks[i]] = k
+        remote_in = [self.rin_ptr[u + 1] - self.rin_ptr[u] for u in range(n)]
+        self.task_preload = prep.task_preload.tolist()
+        self.worker_preload = [self.task_preload[self.wtasks[self.wptr[k]]] for k in range(w)]
+        # per task
+        self.unavail = remote_in
+        self.undownloaded = list(remote_in)
+        self.avail_max = [0.0] * n
+        self.download_max = [0.0] * n
+        self.storage_state = [1 if self.task_preload[u] and self.storage_xfer[u] > 0 else 0
+                              for u in range(n)]
+        self.ready = [0.0] * n
+        self.start = [0.0] * n
+        self.finish = [0.0] * n
+        self.done = [0.0] * n
+        # per worker
+        self.state = [NEW] * w
+        self.cursor = self.wptr[:w]
+        self.request_at = [0.0] * w
+        self.request_kind = [REQUEST_DATA] * w
+        self.started_at = [0.0] * w
+        self.ready_at = [0.0] * w
+        self.stopped_at = [0.0] * w
+        self.cold = [True] * w
+        self.link_free = [0.0] * w
+        self.last_link = [-1] * w
+        self.pending: list[list[tuple[float, int, int]]] = [[] for _ in range(w)]
+        # global
+        self.running = 0
+        self.queue: deque[int] = deque()
+        self.pools: dict[int, deque[float]] = {}
+        self.heap: list[tuple[float, int, int, int]] = []
+        self.work: deque[int] = deque()
+        self.order: list[int] = []
+        self.link_time: list[float] = []
+        self.link_task: list[int] = []
+        self.link_producer: list[int] = []
+        self.dyn_src: list[int] = []
+        self.dyn_dst: list[int] = []
+        self.dyn_w: list[float] = []
+        self.record = record_events
+        self.events: list[Event] = []
+        for k in range(w):
+            if remote_in[self.wtasks[self.wptr[k]]] == 0:
+                self.heap.append((0.0, PRIO_REQUEST, k, REQUEST_DATA))
+            if prewarm_at_s[k] == prewarm_at_s[k]:  # not NaN
+                self.heap.append((prewarm_at_s[k], PRIO_REQUEST, k, REQUEST_PREWARM))
+        heapq.heapify(self.heap)
+
+    # -- main loop ------------------------------------------------------------------------
+    def run(self) -> None:
+        heap, work, advance = self.heap, self.work, self._advance
+        while heap:
+            t, prio, a, b = heapq.heappop(heap)
+            if prio == PRIO_STOP:
+                self._on_stop(t, a)
+            elif prio == PRIO_REQUEST:
+                self._on_request(t, a, b)
+            else:
+                self._on_link(t, a, b)
+            while work:
+                advance(work.popleft())
+        self._check_finished()
+
+    def _check_finished(self) -> None:
+        blocked = [k for k in range(self.w) if self.state[k] != STOPPED]
+        if not blocked:
+            return
+        k = blocked[0]
+        u = self.wtasks[self.cursor[k]]
+        queued = [q for q in blocked if self.state[q] == REQUESTED]
+        raise SimulatorError(
+            f"the concurrency limit ({self.limit}) deadlocks the plan: worker {k} waits at task "
+            f"{u} for inputs from workers that cannot start ({len(queued)} queued, e.g. worker "
+            f"{queued[0] if queued else '?'}); raise the limit or merge workers"
+        )
+
+    # -- workers --------------------------------------------------------------------------
+    def _on_request(self, t: float, k: int, kind: int) -> None:
+        if self.state[k] != NEW:
+            return
+        self.state[k] = REQUESTED
+        self.request_at[k] = t
+        self.request_kind[k] = kind
+        if self.record:
+            what = "prewarm" if kind == REQUEST_PREWARM else "request"
+            self.events.append((t, f"worker {k}", what))
+        if self.running < self.limit:
+            self._start(t, k)
+        else:
+            self.queue.append(k)
+
+    def _start(self, t: float, k: int) -> None:
+        self.running += 1
+        pool = self.pools.setdefault(self.config[k], deque())
+        while pool and t - pool[0] > self.keep_warm:
+            pool.popleft()
+        warm = bool(pool)
+        if warm:
+            pool.popleft()
+        ready = t + (self.warm_s[k] if warm else self.cold_s[k])
+        self.cold[k] = not warm
+        self.started_at[k] = t
+        self.ready_at[k] = ready
+        self.state[k] = STARTED
+        self.order.append(self.n + k)
+        if self.record:
+            self.events.append((t, f"worker {k}", "warm start" if warm else "cold start"))
+            self.events.append((ready, f"worker {k}", "ready"))
+        for avail, u, pos in self.pending[k]:
+            heapq.heappush(self.heap, (max(avail, ready), PRIO_LINK, u, pos))
+        self.pending[k] = []
+        self.work.append(k)
+
+    def _on_stop(self, t: float, k: int) -> None:
+        self.state[k] = STOPPED
+        self.stopped_at[k] = t
+        self.running -= 1
+        self.pools.setdefault(self.config[k], deque()).append(t)
+        if self.record:
+            self.events.append((t, f"worker {k}", "stop"))
+        if self.queue and self.running < self.limit:
+            q = self.queue.popleft()
+            last = self.wtasks[self.wptr[k + 1] - 1]
+            self._start(t, q)
+            start_up = self.ready_at[q] - t
+            self._edge(last, self.n + q, self.length[last] + start_up)
+
+    def _edge(self, src: int, dst: int, weight: float) -> None:
+        self.dyn_src.append(src)
+        self.dyn_dst.append(dst)
+        self.dyn_w.append(weight)
+
+    # -- tasks ----------------------------------------------------------------------------
+    def _advance(self, k: int) -> None:
+        """Compute k's tasks in plan order until one waits for an input; stop k after its last."""
+        if self.worker_preload[k]:
+            self._advance_preload(k)
+            return
+        i, end = self.cursor[k], self.wptr[k + 1]
+        if i == end:  # already done: queued twice
+            return
+        wtasks, unavail, avail_max, fetch = self.wtasks, self.unavail, self.avail_max, self.fetch
+        duration, upload, done = self.duration, self.upload, self.done
+        prev = self.ready_at[k] if i == self.wptr[k] else done[wtasks[i - 1]]
+        while i < end:
+            u = wtasks[i]
+            if unavail[u]:
+                break
+            ready = avail_max[u] if avail_max[u] > prev else prev
+            start = ready + fetch[u]
+            finish = start + duration[u]
+            prev = finish + upload[u]
+            self._computed(u, ready, start, finish, prev)
+            i += 1
+        self.cursor[k] = i
+        if i == end:
+            heapq.heappush(self.heap, (prev, PRIO_STOP, k, 0))
+
+    def _advance_preload(self, k: int) -> None:
+        i, end = self.cursor[k], self.wptr[k + 1]
+        if i == end:
+            return
+        wtasks, storage_state = self.wtasks, self.storage_state
+        prev = self.ready_at[k] if i == self.wptr[k] else self.done[wtasks[i - 1]]
+        while i < end:
+            u = wtasks[i]
+            if storage_state[u] == 1:
+                heapq.heappush(self.heap, (prev, PRIO_LINK, u, STORAGE))
+                storage_state[u] = 2
+            if storage_state[u] == 2 or self.undownloaded[u]:
+                break
+            ready = max(prev, self.avail_max[u])
+            start = max(prev, self.download_max[u])
+            finish = start + self.duration[u]
+            prev = finish + self.upload[u]
+            self._computed(u, ready, start, finish, prev)
+            i += 1
+        self.cursor[k] = i
+        if i == end:
+            heapq.heappush(self.heap, (prev, PRIO_STOP, k, 0))
+
+    def _computed(self, u: int, ready: float, start: float, finish: float, done: float) -> None:
+        self.ready[u] = ready
+        self.start[u] = start
+        self.finish[u] = finish
+        self.done[u] = done
+        self.order.append(u)
+        if self.record:
+            name = f"task {u}"
+            self.events += [(ready, name, "ready"), (start, name, "start")]
+            self.events.append((finish, name, "finish"))
+            if self.uploads[u]:
+                self.events.append((done, name, "uploaded"))
+        if self.rout_ptr[u] != self.rout_ptr[u + 1]:
+            self._notify(u, done)
+
+    def _notify(self, u: int, avail: float) -> None:
+        """u's output is available at `avail`: tell its consumers on other workers."""
+        unavail, avail_max, state = self.unavail, self.avail_max, self.state
+        worker_of = self.worker_of
+        for j in range(self.rout_ptr[u], self.rout_ptr[u + 1]):
+            c = self.rout_dst[j]
+            if avail > avail_max[c]:
+                avail_max[c] = avail
+            unavail[c] -= 1
+            k = worker_of[c]
+            if self.worker_preload[k]:
+                if state[k] >= STARTED:
+                    item = (max(avail, self.ready_at[k]), PRIO_LINK, c, self.rout_pos[j])
+                    heapq.heappush(self.heap, item)
+                else:
+                    self.pending[k].append((avail, c, self.rout_pos[j]))
+            if unavail[c]:
+                continue
+            if state[k] == NEW and c == self.wtasks[self.wptr[k]]:
+                heapq.heappush(self.heap, (avail_max[c], PRIO_REQUEST, k, REQUEST_DATA))
+            elif state[k] == STARTED and c == self.wtasks[self.cursor[k]]:
+                self.work.append(k)
+
+    # -- pre-load link --------------------------------------------------------------------
+    def _on_link(self, t: float, u: int, pos: int) -> None:
+        """A download request of worker(u) at t: FIFO over the worker's link (see docstring)."""
+        k = self.worker_of[u]
+        storage = pos == STORAGE
+        xfer = self.storage_xfer[u] if storage else self.rin_xfer[pos]
+        begin = t + self.latency
+        if self.link_free[k] > begin:
+            begin = self.link_free[k]
+        end = begin + xfer
+        self.link_free[k] = end
+        node = self.n + self.w + len(self.link_time)
+        self.link_time.append(end)
+        self.link_task.append(u)
+        self.link_producer.append(-1 if storage else self.rin_src[pos])
+        self.order.append(node)
+        if storage:
+            prev = self.prev_task[u]
+            src, base = (self.n + k, 0.0) if prev < 0 else (prev, self.length[prev])
+            self._edge(src, node, base + self.latency + xfer)
+            self.storage_state[u] = 3
+        else:
+            producer = self.rin_src[pos]
+            self._edge(producer, node, self.length[producer] + self.latency + xfer)
+            self._edge(self.n + k, node, self.latency + xfer)
+            self.undownloaded[u] -= 1
+        if self.last_link[k] >= 0:
+            self._edge(self.last_link[k], node, xfer)
+        self.last_link[k] = node
+        self._edge(node, u, 0.0)
+        if end > self.download_max[u]:
+            self.download_max[u] = end
+        if self.record:
+            what = "storage" if storage else f"task {self.rin_src[pos]}"
+            self.events += [(t, f"task {u}", f"fetch {what}"), (end, f"task {u}", f"got {what}")]
+        if self.state[k] == STARTED and self.wtasks[self.cursor[k]] == u:
+            self.work.append(k)

@@ -1,0 +1,110 @@
+"""Vectorized preparation: everything about a `SimInput` that does not depend on time.
+
+Given the placement, whether an edge is remote, how long each fetch batch and upload takes, and
+each worker's task sequence are fixed before the simulation starts. `prepare` computes them with
+numpy (O(n + m log m)) and hands the engine plain Python lists, which its scalar loop indexes
+faster than numpy arrays.
+
+Remote in-edges are kept in CSR form sorted by (consumer, producer): `rin_ptr[u]..rin_ptr[u+1]`
+are task u's remote inputs. Their position in that order is the edge's identity inside the
+engine (a pre-load link request's tie-break) and in the timeline graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.errors import SimulatorError
+from simulator.model import SimInput
+from simulator.platform import Platform
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """Time-independent facts of one (input, platform) pair; arrays are numpy, lists are lists."""
+
+    n: int
+    w: int
+    latency_s: float
+    rin_ptr: np.ndarray  # int[n+1] remote in-edges per consumer
+    rin_src: np.ndarray  # int[r] producer of each remote in-edge
+    rin_xfer_s: np.ndarray  # float[r] bytes / bandwidth of each remote in-edge
+    rout_ptr: np.ndarray  # int[n+1] remote out-edges per producer
+    rout_dst: np.ndarray  # int[r] consumer
+    rout_pos: np.ndarray  # int[r] position of that edge in the rin arrays
+    fetch_s: np.ndarray  # float[n] fetch batch without pre-load: L + bytes/BW, or 0
+    storage_xfer_s: np.ndarray  # float[n] storage_bytes / bandwidth
+    uploads: np.ndarray  # bool[n] the output is uploaded
+    upload_s: np.ndarray  # float[n] L + output/BW if uploaded, else 0
+    length_s: np.ndarray  # float[n] duration + upload: time from start to done
+    task_preload: np.ndarray  # bool[n] the task's worker pre-loads
+    wptr: np.ndarray  # int[w+1] worker k runs wtasks[wptr[k]:wptr[k+1]]
+    wtasks: np.ndarray  # int[n] tasks grouped by worker, plan order inside a worker
+    prev_task: np.ndarray  # int[n] previous task on the same worker, -1 for a first task
+    cold_s: np.ndarray  # float[w] cold start of each worker's configuration
+    warm_s: np.ndarray  # float[w] warm start of each worker's configuration
+    memory_gb: np.ndarray  # float[w] memory of each worker's configuration
+
+
+def prepare(inp: SimInput, platform: Platform) -> Prepared:
+    """Check the input against the platform and precompute the time-independent arrays."""
+    n, w = inp.n_tasks, inp.n_workers
+    n_configs = len(platform.configs)
+    if w and int(inp.worker_config.max()) >= n_configs:
+        k = int(np.argmax(inp.worker_config >= n_configs))
+        raise SimulatorError(
+            f"SimInput.worker_config[{k}] = {inp.worker_config[k]}, but platform "
+            f"{platform.name!r} has {n_configs} configurations (0..{n_configs - 1})"
+        )
+    latency, bandwidth = platform.storage_latency_s, platform.storage_bandwidth_bps
+    remote = inp.worker[inp.edge_src] != inp.worker[inp.edge_dst]
+    src, dst, nbytes = inp.edge_src[remote], inp.edge_dst[remote], inp.edge_bytes[remote]
+    by_dst = np.lexsort((src, dst))
+    src, dst, nbytes = src[by_dst], dst[by_dst], nbytes[by_dst]
+    rin_ptr = _ptr(dst, n)
+    by_src = np.lexsort((dst, src))
+    remote_in = np.diff(rin_ptr)
+    fetch_bytes = inp.storage_bytes + np.bincount(dst, weights=nbytes, minlength=n)
+    fetches = (remote_in > 0) | (inp.storage_bytes > 0)
+    uploads = np.bincount(src, minlength=n) > 0
+    uploads |= ~inp.delayed_io
+    uploads[inp.sink] = True
+    upload_s = np.where(uploads, latency + inp.output_bytes / bandwidth, 0.0)
+    wtasks = np.argsort(inp.worker, kind="stable")
+    wptr = _ptr(inp.worker[wtasks], w)
+    prev_task = np.empty(n, np.int64)
+    prev_task[wtasks] = np.concatenate(([-1], wtasks[:-1]))
+    prev_task[wtasks[wptr[:-1]]] = -1
+    config = inp.worker_config
+    return Prepared(
+        n=n,
+        w=w,
+        latency_s=latency,
+        rin_ptr=rin_ptr,
+        rin_src=src,
+        rin_xfer_s=nbytes / bandwidth,
+        rout_ptr=_ptr(src[by_src], n),
+        rout_dst=dst[by_src],
+        rout_pos=by_src,
+        fetch_s=np.where(fetches, latency + fetch_bytes / bandwidth, 0.0),
+        storage_xfer_s=inp.storage_bytes / bandwidth,
+        uploads=uploads,
+        upload_s=upload_s,
+        length_s=inp.duration_s + upload_s,
+        task_preload=inp.worker_preload[inp.worker],
+        wptr=wptr,
+        wtasks=wtasks,
+        prev_task=prev_task,
+        cold_s=platform.cold_start_array[config],
+        warm_s=platform.warm_start_array[config],
+        memory_gb=platform.memory_gb_array[config],
+    )
+
+
+def _ptr(sorted_keys: np.ndarray, size: int) -> np.ndarray:
+    """CSR row pointers of keys already sorted ascending, for rows 0..size-1."""
+    ptr = np.zeros(size + 1, np.int64)
+    np.cumsum(np.bincount(sorted_keys, minlength=size), out=ptr[1:])
+    return ptr
