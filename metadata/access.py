@@ -63,9 +63,11 @@ from metadata.priors import (
     source_counts,
 )
 from metadata.records import TaskRecord, WorkerRecord
+from metadata.reports import FunctionAccuracy, accuracy
 from metadata.store import MetricsStore
 
-__all__ = ["SOURCES", "DurationPrediction", "MetadataAccess", "TaskPrior", "source_counts"]
+__all__ = ["SOURCES", "DurationPrediction", "FunctionAccuracy", "MetadataAccess", "TaskPrior",
+           "accuracy", "source_counts"]
 
 EXTRAPOLATION_SIGMA = 0.1
 """Extra log-space spread (in quadrature) at CPU counts the function was never observed at."""
@@ -73,6 +75,10 @@ EXTRAPOLATION_SIGMA = 0.1
 MIN_STARTUP_SAMPLES = 3
 """Worker records of one kind (cold/warm) needed before the measured start-up replaces the
 platform's figure."""
+
+DEFAULT_HISTORY_LIMIT = 1000
+"""Newest task records per function that `load` fetches: plenty to fit four parameters, and it
+bounds load time however long the store's history grows."""
 
 WORKER_HISTORY_RUNS = 20
 """Recent runs whose worker records feed start-up and plan-download figures."""
@@ -83,7 +89,7 @@ class MetadataAccess:
 
     def __init__(self, store: MetricsStore | None, *, transfer_latency_s: float,
                  transfer_bandwidth_bps: float, cold_start_s: float, warm_start_s: float,
-                 history_limit: int | None = None) -> None:
+                 history_limit: int | None = DEFAULT_HISTORY_LIMIT) -> None:
         if transfer_bandwidth_bps <= 0:
             raise ValueError("transfer_bandwidth_bps must be > 0")
         self._store = store
@@ -148,7 +154,7 @@ class MetadataAccess:
         uploads: list[tuple[int, float]] = []
         for key, recs in by_key.items():
             self._records[key] = recs
-            ok = [r for r in recs if r.ok]
+            ok = [r for r in recs if r.usable]
             self._durations[key] = fit_duration(
                 [r.input_bytes for r in ok], [r.cpus for r in ok], [r.exec_s for r in ok]
             ) if ok else None
@@ -157,7 +163,7 @@ class MetadataAccess:
             uploads.extend((r.output_bytes, r.upload_s) for r in ok if r.upload_s > 0)
         if uploads:
             samples = [(r.output_bytes, r.upload_s) for recs in self._records.values()
-                       for r in recs if r.ok and r.upload_s > 0]
+                       for r in recs if r.usable and r.upload_s > 0]
             nbytes, seconds = zip(*samples, strict=True)
             self._transfer = fit_transfer(nbytes, seconds)
 

@@ -24,10 +24,12 @@ ratios and durations span orders of magnitude. A numpy grid over s (0..1) and P 
 seen) solves every (s, P) in closed form at once, with a, b >= 0; near-ties go to the smaller P,
 then the smaller s (assume no unshown speed-up; assume CPU-bound below one CPU). The chosen shape
 is then refitted with scikit-learn's HuberRegressor (robust to stragglers such as a first call
-that paid imports) when there are enough samples. Shape needs two CPU counts: history at a single
-CPU count keeps (a + b*x) at that count and takes the shape from the caller (the `@task`
-parallelism hint, else single-threaded: s = 0, P = 1). Input bytes that barely vary cannot
-separate a from b, so then b = 0 (the duration is taken as independent of input size).
+that paid imports) when there are enough samples and the least-squares residuals show outliers
+(beyond `OUTLIER_Z` robust standard deviations); without outliers Huber's answer is nearly the
+least-squares one, so the refit (and scikit-learn's import) is skipped. Shape needs two CPU
+counts: history at a single CPU count keeps (a + b*x) at that count and takes the shape from
+the caller (the `@task` parallelism hint, else single-threaded: s = 0, P = 1). Input bytes that
+barely vary cannot separate a from b, so then b = 0 (duration independent of input size).
 
 **Spread** is the standard deviation of log(observed / predicted), shrunk towards
 `DEFAULT_HISTORY_SIGMA` with `SIGMA_PRIOR_WEIGHT` pseudo-samples so that three lucky samples do
@@ -79,6 +81,15 @@ GRID_MAX_ROWS = 600
 
 HUBER_MIN_SAMPLES = 10
 """Fewer samples than this are fitted by least squares only (too few to tell outliers)."""
+
+OUTLIER_Z = 3.5
+"""A sample whose relative residual lies beyond this many robust standard deviations is an
+outlier (Iglewicz and Hoaglin's modified z-score threshold); only then is the least-squares fit
+refitted by HuberRegressor, which otherwise would return nearly the same coefficients at ~100x
+the cost (and scikit-learn's import)."""
+
+MAD_TO_SIGMA = 1.4826
+"""Median absolute deviation -> standard deviation for normally distributed residuals."""
 
 HUBER_EPSILON = 1.35
 """HuberRegressor's threshold (in robust standard deviations) between squared and linear loss."""
@@ -227,54 +238,74 @@ def _grid_shape(x: F64, c: F64, t: F64, use_x: bool) -> tuple[float, float]:
     caps = caps[caps <= top]
     s_grid, p_grid = (m.ravel() for m in np.meshgrid(SERIAL_GRID, caps))
     u = amdahl(c[None, :], s_grid[:, None], p_grid[:, None]) / t[None, :]   # [G, n]
-    v = u * x[None, :]
-    a, b = _nonneg_two_feature(u, v) if use_x else (u.sum(1) / (u * u).sum(1), np.zeros(len(u)))
-    sse = np.sum((1.0 - a[:, None] * u - b[:, None] * v) ** 2, axis=1)
+    v = u * x[None, :] if use_x else np.zeros_like(u)
+    sums = _Sums.of(u, v)
+    a, b = sums.nonneg_solution() if use_x else (sums.u / sums.uu, np.zeros(len(u)))
+    sse = sums.sse(a, b, len(t))
     tied = sse <= sse.min() * (1 + TIE_RTOL) + TIE_ATOL * len(t)
     order = np.lexsort((s_grid, p_grid))  # by cap, then serial fraction
     best = order[np.argmax(tied[order])]
     return float(s_grid[best]), float(p_grid[best])
 
 
-def _nonneg_two_feature(u: F64, v: F64) -> tuple[F64, F64]:
-    """Row-wise least squares of 1 ~ a*u + b*v with a, b >= 0 (active sets enumerated)."""
-    suu, svv, suv = (u * u).sum(1), (v * v).sum(1), (u * v).sum(1)
-    su, sv = u.sum(1), v.sum(1)
-    det = suu * svv - suv * suv
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a2 = (svv * su - suv * sv) / det
-        b2 = (suu * sv - suv * su) / det
-        a1 = su / suu
-        b1 = np.where(svv > 0, sv / svv, 0.0)
-    # Candidates: both, a only, b only; keep the feasible one with the least error.
-    sse_a = len(u[0]) - a1 * su
-    sse_b = len(u[0]) - b1 * sv
-    both_ok = (a2 >= 0) & (b2 >= 0) & np.isfinite(a2) & np.isfinite(b2) & (np.abs(det) > 0)
-    take_b = ~both_ok & (sse_b < sse_a)
-    a = np.where(both_ok, a2, np.where(take_b, 0.0, a1))
-    b = np.where(both_ok, b2, np.where(take_b, b1, 0.0))
-    return np.nan_to_num(a), np.nan_to_num(b)
+@dataclass(frozen=True)
+class _Sums:
+    """Row-wise sums of the normal equations of 1 ~ a*u + b*v (one row per grid point)."""
+
+    uu: F64
+    vv: F64
+    uv: F64
+    u: F64
+    v: F64
+
+    @classmethod
+    def of(cls, u: F64, v: F64) -> _Sums:
+        return cls((u * u).sum(1), (v * v).sum(1), (u * v).sum(1), u.sum(1), v.sum(1))
+
+    def sse(self, a: F64, b: F64, n: int) -> F64:
+        """Sum of squared residuals, expanded (exact to ~1e-13, far below TIE_ATOL * n)."""
+        return np.asarray(n - 2 * (a * self.u + b * self.v) + a * a * self.uu
+                          + 2 * a * b * self.uv + b * b * self.vv)
+
+    def nonneg_solution(self) -> tuple[F64, F64]:
+        """Least squares with a, b >= 0: both, a only or b only, whichever is feasible and best."""
+        det = self.uu * self.vv - self.uv * self.uv
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a2 = (self.vv * self.u - self.uv * self.v) / det
+            b2 = (self.uu * self.v - self.uv * self.u) / det
+            a1 = self.u / self.uu
+            b1 = np.where(self.vv > 0, self.v / self.vv, 0.0)
+        both_ok = (a2 >= 0) & (b2 >= 0) & np.isfinite(a2) & np.isfinite(b2) & (np.abs(det) > 0)
+        take_b = ~both_ok & (b1 * self.v > a1 * self.u)  # the larger fit gain, smaller error
+        a = np.where(both_ok, a2, np.where(take_b, 0.0, a1))
+        b = np.where(both_ok, b2, np.where(take_b, b1, 0.0))
+        return np.nan_to_num(a), np.nan_to_num(b)
 
 
 def robust_relative_fit(features: F64, target: F64) -> F64:
     """Non-negative coefficients of target ~ features @ coef, minimising relative error;
-    refined by HuberRegressor with HUBER_MIN_SAMPLES or more samples."""
+    refitted by HuberRegressor when there are HUBER_MIN_SAMPLES or more samples and outliers."""
     rows = features / target[:, None]
     ones = np.ones(len(target))
     if rows.shape[1] == 1:
         coef = np.array([float(rows[:, 0] @ ones) / max(float(rows[:, 0] @ rows[:, 0]), 1e-300)])
     else:
-        a, b = _nonneg_two_feature(rows[None, :, 0], rows[None, :, 1])
+        a, b = _Sums.of(rows[None, :, 0], rows[None, :, 1]).nonneg_solution()
         coef = np.array([a[0], b[0]])
-    if len(target) < HUBER_MIN_SAMPLES:
-        return coef
     active = coef > 0
-    if not active.any():
+    if len(target) < HUBER_MIN_SAMPLES or not active.any() or not _has_outliers(1 - rows @ coef):
         return coef
     refined = np.zeros_like(coef)
     refined[active] = _huber(rows[:, active])
     ok = np.all(np.isfinite(refined)) and np.all(refined >= 0) and refined[active].all()
     return refined if ok else coef
+
+
+def _has_outliers(residuals: F64) -> bool:
+    """Any residual beyond OUTLIER_Z robust (MAD) standard deviations from the median?"""
+    centre = np.median(residuals)
+    mad = float(np.median(np.abs(residuals - centre)))
+    return bool(np.any(np.abs(residuals - centre) > OUTLIER_Z * MAD_TO_SIGMA * max(mad, 1e-12)))
 
 
 def _huber(rows: F64) -> F64:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -94,6 +95,12 @@ class TaskRecord(_RecordBase):
     ok: bool
     peak_memory_mb: float | None = None
     error: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        """Whether this record can train the predictor: a success with sane measurements."""
+        return (self.ok and self.cpus > 0 and self.input_bytes >= 0 and self.output_bytes >= 0
+                and math.isfinite(self.exec_s) and self.exec_s >= 0)
 
 
 @dataclass(frozen=True)
@@ -195,8 +202,8 @@ def _field_types(cls: type[_RecordBase]) -> dict[str, tuple[type, bool]]:
 
 
 def _coerce(kind: str, name: str, value: Any, typ: type, optional: bool) -> Any:
-    if value is None and optional:
-        return None
+    if type(value) is typ or (value is None and optional):
+        return value
     if typ is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if typ is int and isinstance(value, int) and not isinstance(value, bool):

@@ -5,7 +5,8 @@ from at least two runs, each run in turn is held out, the duration and output-si
 fitted on the other runs only, and the held-out records are predicted (at their own input size
 and CPU count, which the training runs may never have used). Errors are absolute percentage
 errors |predicted - observed| / observed, reported as their mean (MAPE) and 90th percentile, in
-percent. Failed attempts are ignored, as they are for fitting.
+percent. Failed attempts (and records with impossible values) are ignored, as they are for
+fitting.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def _histories(source: MetricsStore | Iterable[TaskRecord], function_keys: Itera
 
 
 def _function_accuracy(key: str, records: list[TaskRecord]) -> FunctionAccuracy:
-    ok = [r for r in records if r.ok]
+    ok = [r for r in records if r.usable]
     name = records[0].function_name if records else key
     run_ids = sorted({r.run_id for r in ok})
     if len(run_ids) < MIN_RUNS_FOR_ACCURACY:
@@ -127,7 +128,7 @@ def _stats(errors: list[float]) -> tuple[float, float]:
 
 
 def _summary(key: str, records: list[TaskRecord]) -> FunctionSummary:
-    ok = [r for r in records if r.ok]
+    ok = [r for r in records if r.usable]
     x = [r.input_bytes for r in ok]
     configs: dict[float, int] = {}
     for r in ok:

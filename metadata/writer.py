@@ -27,7 +27,7 @@ import threading
 
 from metadata.errors import MetadataError
 from metadata.keys import DEFAULT_NAMESPACE
-from metadata.records import Record
+from metadata.records import Record, RunRecord, TaskRecord, WorkerRecord
 from metadata.store import MetricsStore
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,8 @@ class MetricsWriter:
         """Queue one record; under `per-task` it is in Redis when this returns."""
         if self._closed:
             raise MetadataError("MetricsWriter.add after close(): the record would be lost")
+        if not isinstance(record, TaskRecord | WorkerRecord | RunRecord):
+            raise TypeError(f"MetricsWriter.add takes a metric record, got {record!r}")
         with self._queue_lock:
             self._queue.append(record)
             queued = len(self._queue)

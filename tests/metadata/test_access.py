@@ -128,3 +128,11 @@ def test_predictions_are_positive_and_never_slower_with_more_cpus(
     assert np.all(np.isfinite(pred.mean_s)) and np.all(pred.mean_s > 0)
     assert np.all(np.diff(pred.mean_s, axis=1) <= 1e-12 * pred.mean_s[:, 1:])
     assert np.all(pred.quantile(0.95) >= pred.mean_s)
+
+
+def test_records_with_impossible_values_do_not_train() -> None:
+    bad = [task("wf.nan:1", exec_s=float("nan")), task("wf.nan:1", cpus=0.0)]
+    access = MetadataAccess.from_records(bad, **PLATFORM)
+    pred = access.predict_durations(["wf.nan:1"], [0.0], CPUS)
+    assert pred.source.tolist() == ["prior"]
+    assert access.duration_model("wf.nan:1") is None

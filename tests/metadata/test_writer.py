@@ -82,9 +82,11 @@ def test_periodic_writes_without_being_asked(store: MetricsStore) -> None:
     assert stored(store) == 2
 
 
-def test_unknown_strategy_is_a_clear_error(store: MetricsStore) -> None:
+def test_unknown_strategy_and_non_records_are_clear_errors(store: MetricsStore) -> None:
     with pytest.raises(MetadataError, match="unknown upload strategy 'sometimes'"):
         MetricsWriter(store, "sometimes")
+    with MetricsWriter(store, "periodic") as writer, pytest.raises(TypeError, match="record"):
+        writer.add({"exec_s": 1.0})  # type: ignore[arg-type]
 
 
 def test_failed_flush_keeps_records_for_the_next_one(redis_url: str, namespace: str) -> None:
