@@ -151,7 +151,7 @@ class MetadataAccess:
         return self._outputs.get(function_key)
 
     def _ingest(self, by_key: dict[str, list[TaskRecord]]) -> None:
-        uploads: list[tuple[int, float]] = []
+        new_uploads = False
         for key, recs in by_key.items():
             self._records[key] = recs
             ok = [r for r in recs if r.usable]
@@ -160,8 +160,8 @@ class MetadataAccess:
             ) if ok else None
             self._outputs[key] = fit_output(
                 [r.input_bytes for r in ok], [r.output_bytes for r in ok]) if ok else None
-            uploads.extend((r.output_bytes, r.upload_s) for r in ok if r.upload_s > 0)
-        if uploads:
+            new_uploads = new_uploads or any(r.upload_s > 0 for r in ok)
+        if new_uploads:  # refit transfer figures on the uploads of every loaded function
             samples = [(r.output_bytes, r.upload_s) for recs in self._records.values()
                        for r in recs if r.usable and r.upload_s > 0]
             nbytes, seconds = zip(*samples, strict=True)
