@@ -79,7 +79,7 @@ def params_of(items: list[str] | None) -> dict[str, str]:
 
 
 # The commands register themselves on `app`; imported here because they import from above.
-from planflow import cli_plan, cli_run  # noqa: E402, F401
+from planflow import cli_metrics, cli_plan, cli_run  # noqa: E402, F401
 
 
 def main() -> None:

@@ -1,0 +1,177 @@
+"""`planflow metrics`: what the metrics store knows, exported, pruned, and how accurate the
+predictions learned from it are."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+
+from planflow.cli import JsonOpt, app, guard, print_json
+
+metrics_app = typer.Typer(help="Inspect the metrics recorded by runs.", no_args_is_help=True)
+app.add_typer(metrics_app, name="metrics")
+
+RedisOpt = Annotated[str | None, typer.Option(
+    "--redis", help="Redis URL (else PLANFLOW_REDIS_URL, else the embedded store).")]
+NamespaceOpt = Annotated[str, typer.Option(help="Key namespace.")]
+
+
+def _with_store(redis: str | None, namespace: str, action: Any) -> Any:
+    from planflow.stores import metrics_store
+
+    with metrics_store(redis, namespace) as store:
+        if store is None:
+            return action(None)
+        return action(store)
+
+
+@metrics_app.command("list")
+def list_cmd(redis: RedisOpt = None, namespace: NamespaceOpt = "planflow",
+             as_json: JsonOpt = False) -> None:
+    """Functions with recorded task metrics, and runs."""
+
+    def body() -> None:
+        def act(store: Any) -> dict[str, Any]:
+            if store is None:
+                return {"functions": [], "runs": []}
+            return {"functions": [asdict(f) for f in store.functions()],
+                    "runs": [r.to_dict() for r in store.runs()]}
+
+        doc = _with_store(redis, namespace, act)
+        if as_json:
+            print_json(doc)
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{len(doc['functions'])} functions, {len(doc['runs'])} runs")
+        for col in ("function", "key", "records"):
+            table.add_column(col)
+        for f in doc["functions"]:
+            table.add_row(f["function_name"], f["function_key"], str(f["records"]))
+        Console().print(table)
+
+    guard(body)
+
+
+@metrics_app.command("show")
+def show_cmd(function: Annotated[str, typer.Argument(help="Function name or key.")],
+             redis: RedisOpt = None, namespace: NamespaceOpt = "planflow",
+             as_json: JsonOpt = False) -> None:
+    """Records and fitted models of one function."""
+    from planner.errors import UsageError
+
+    def body() -> None:
+        from metadata.reports import summarize
+
+        def act(store: Any) -> list[Any]:
+            return summarize(store, function) if store is not None else []
+
+        summaries = _with_store(redis, namespace, act)
+        if not summaries:
+            raise UsageError(f"no metrics recorded for function '{function}'")
+        doc = {"functions": [_jsonable(asdict(s)) for s in summaries]}
+        if as_json:
+            print_json(doc)
+            return
+        from rich.console import Console
+
+        console = Console()
+        for s in summaries:
+            console.print(f"[bold]{s.function_name}[/bold] {s.function_key}: {s.records} "
+                          f"records ({s.failed} failed) from {s.runs} runs")
+            console.print(f"  records per CPU count: {dict(sorted(s.configurations.items()))}")
+            console.print(f"  duration model: {s.duration}")
+            console.print(f"  output model: {s.output}")
+
+    guard(body)
+
+
+@metrics_app.command("export")
+def export_cmd(csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = True,
+               redis: RedisOpt = None, namespace: NamespaceOpt = "planflow") -> None:
+    """Every task record as CSV on stdout."""
+
+    def body() -> None:
+        from metadata.reports import write_csv
+
+        def act(store: Any) -> int:
+            return write_csv(store, sys.stdout) if store is not None else 0
+
+        _with_store(redis, namespace, act)
+
+    guard(body)
+
+
+@metrics_app.command("prune")
+def prune_cmd(
+    keep_last: Annotated[int | None, typer.Option(help="Keep the newest N records per function.")]
+    = None,
+    function: Annotated[list[str] | None, typer.Option(help="Drop this function's history.")]
+    = None,
+    redis: RedisOpt = None, namespace: NamespaceOpt = "planflow", as_json: JsonOpt = False,
+) -> None:
+    """Remove old records (or whole functions) from the store."""
+
+    def body() -> None:
+        def act(store: Any) -> dict[str, int]:
+            if store is None:
+                return {"records_removed": 0, "functions_removed": 0, "runs_removed": 0}
+            keys = [k for name in (function or []) for k in store.resolve(name)]
+            return asdict(store.prune(keep_last=keep_last, functions=keys))
+
+        doc = _with_store(redis, namespace, act)
+        if as_json:
+            print_json(doc)
+        else:
+            typer.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in doc.items()))
+
+    guard(body)
+
+
+@metrics_app.command("accuracy")
+def accuracy_cmd(redis: RedisOpt = None, namespace: NamespaceOpt = "planflow",
+                 as_json: JsonOpt = False) -> None:
+    """Leave-one-run-out error of the duration and output-size models per function."""
+
+    def body() -> None:
+        from metadata.reports import accuracy
+
+        def act(store: Any) -> list[Any]:
+            return accuracy(store) if store is not None else []
+
+        rows = [asdict(a) for a in _with_store(redis, namespace, act)]
+        if as_json:
+            print_json({"functions": rows})
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="prediction error (leave one run out)")
+        for col in ("function", "runs", "samples", "duration MAPE %", "duration p90 %",
+                    "output MAPE %", "output p90 %"):
+            table.add_column(col, justify="right" if col != "function" else "left")
+        for r in rows:
+            table.add_row(r["function_name"], str(r["runs"]), str(r["samples"]),
+                          *(_pct(r[k]) for k in ("duration_mape_pct", "duration_p90_ape_pct",
+                                                 "output_mape_pct", "output_p90_ape_pct")))
+        Console().print(table)
+
+    guard(body)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    return repr(value)
