@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,11 @@ def _task(tid, parents, ins, outs):
             "inputFiles": ins, "outputFiles": outs}
 
 
-@pytest.mark.skipif(not TRACES.exists(), reason="shared/wfinstances not present")
-@pytest.mark.parametrize("path", sorted(TRACES.glob("*.json")), ids=lambda p: p.stem)
+# CI lays shared/ beside the checkout; there the traces must be found, never silently skipped.
+@pytest.mark.skipif(not TRACES.exists() and not os.environ.get("CI"),
+                    reason="shared/wfinstances not beside this checkout")
+@pytest.mark.parametrize("path", sorted(TRACES.glob("*.json")) or [TRACES / "missing.json"],
+                         ids=lambda p: p.stem)
 def test_real_traces_load(path: Path):
     g = load_wfformat(path)
     assert len(g) > 10
