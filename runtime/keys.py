@@ -1,0 +1,129 @@
+"""Every Redis key of the executor, built here and nowhere else.
+
+Run keys live under `<namespace>:{<dag id>}:...`: the dag id is a Redis Cluster hash tag, so all
+keys of one run share a slot and a Lua script or MULTI may touch any of them. Launcher keys live
+under `<namespace>:pool:...` and outlive runs. Metrics keys (`<namespace>:metrics:...`) belong to
+`metadata.keys`.
+
+| run key `<ns>:{<dag>}:`... | type   | written by           | holds                             |
+|----------------------------|--------|----------------------|-----------------------------------|
+| `shared`                   | string | client               | functions, run settings (zlib)    |
+| `w:<worker>`               | string | client               | one worker's program (zlib)       |
+| `started`                  | hash   | client, BATCH script | worker id -> 1, claimed by HSETNX |
+| `deps:<task>`              | set    | BATCH script         | finished remote parents           |
+| `notify:<worker>`          | list   | BATCH script         | the worker's tasks made ready     |
+| `out:<task>`               | string | worker               | output, if a consumer is remote   |
+| `progress`                 | hash   | client, BATCH script | total, done, running              |
+| `timings`                  | list   | BATCH script         | JSON [task, worker, start, end]   |
+| `errors`                   | hash   | workers, pool        | task id -> error record JSON      |
+| `done`                     | list   | sink worker, errors  | completion signal: ok / error     |
+| `result`                   | string | sink worker          | the sink's output (pickled)       |
+
+| launcher key (`<ns>:pool:` + ...) | type | holds                                               |
+|-----------------------------------|------|-----------------------------------------------------|
+| `requests`                        | list | JSON start requests, popped by a pool server        |
+| `alive`                           | hash | pool id -> JSON {pid, expires_at} (heartbeat)       |
+| `<pool id>:control`               | list | JSON control messages to one pool (cancel, shutdown) |
+| `reply:<token>`                   | list | one-shot replies (pool ready, cancel done)          |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from metadata.keys import check_namespace
+
+
+class RunKeys:
+    """The key names of one run. One method per key; nothing else formats run keys."""
+
+    __slots__ = ("dag_id", "namespace", "prefix")
+
+    def __init__(self, namespace: str, dag_id: str) -> None:
+        self.namespace = check_namespace(namespace)
+        self.dag_id = dag_id
+        self.prefix = f"{namespace}:{{{dag_id}}}"
+
+    def shared(self) -> str:
+        """String: the compressed shared part of the plan (functions, settings)."""
+        return f"{self.prefix}:shared"
+
+    def worker_program(self, worker_id: str) -> str:
+        """String: the compressed program of one worker (its tasks, in plan order)."""
+        return f"{self.prefix}:w:{worker_id}"
+
+    def started(self) -> str:
+        """Hash: worker id -> 1 once the worker's start has been claimed."""
+        return f"{self.prefix}:started"
+
+    def deps(self, task_id: str) -> str:
+        """Set: the task's remote parents that have finished."""
+        return f"{self.prefix}:deps:{task_id}"
+
+    def notify(self, worker_id: str) -> str:
+        """List: the worker's tasks whose remote parents have all finished."""
+        return f"{self.prefix}:notify:{worker_id}"
+
+    def output(self, task_id: str) -> str:
+        """String: a task's pickled output, stored only when a consumer runs elsewhere."""
+        return f"{self.prefix}:out:{task_id}"
+
+    def progress(self) -> str:
+        """Hash: `total`, `done` and `running` counters."""
+        return f"{self.prefix}:progress"
+
+    def timings(self) -> str:
+        """List: JSON batches of observed task timings."""
+        return f"{self.prefix}:timings"
+
+    def errors(self) -> str:
+        """Hash: task id -> error record JSON."""
+        return f"{self.prefix}:errors"
+
+    def done(self) -> str:
+        """List: the completion signal the client waits on (`ok` or `error`)."""
+        return f"{self.prefix}:done"
+
+    def result(self) -> str:
+        """String: the sink's pickled output."""
+        return f"{self.prefix}:result"
+
+    def intermediate(self, stored: Iterable[str], with_deps: Iterable[str],
+                     workers: Iterable[str]) -> list[str]:
+        """Keys the sink deletes on completion: outputs, dependency sets, notification lists,
+        worker programs. `stored`: tasks whose output is stored; `with_deps`: tasks with remote
+        parents; `workers`: every worker of the plan."""
+        workers = list(workers)
+        return [*(self.output(t) for t in stored), *(self.deps(t) for t in with_deps),
+                *(self.notify(w) for w in workers), *(self.worker_program(w) for w in workers)]
+
+    def final(self) -> list[str]:
+        """Keys the client deletes after reading the outcome (besides the intermediate ones)."""
+        return [self.shared(), self.started(), self.progress(), self.timings(), self.errors(),
+                self.done(), self.result()]
+
+
+class PoolKeys:
+    """Key names of the local launcher's pool servers in one namespace."""
+
+    __slots__ = ("namespace", "prefix")
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = check_namespace(namespace)
+        self.prefix = f"{namespace}:pool"
+
+    def requests(self) -> str:
+        """List: JSON worker start requests, popped by any live pool server."""
+        return f"{self.prefix}:requests"
+
+    def alive(self) -> str:
+        """Hash: pool id -> JSON {pid, expires_at}, refreshed by each pool's heartbeat."""
+        return f"{self.prefix}:alive"
+
+    def control(self, pool_id: str) -> str:
+        """List: control messages (cancel a run, shut down) for one pool server."""
+        return f"{self.prefix}:{pool_id}:control"
+
+    def reply(self, token: str) -> str:
+        """List: a one-shot reply (pool ready, cancellation done)."""
+        return f"{self.prefix}:reply:{token}"
