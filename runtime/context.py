@@ -1,0 +1,114 @@
+"""What a worker process keeps between the workers it runs (a warm process reuses all of it):
+Redis connections, the data-plane loop, the shared part of recent runs' plans, metrics stores,
+and the launcher clients workers use to start each other.
+
+The shared part of a run is downloaded once per process and cached, so a warm process that runs
+a second worker of the same run fetches only that worker's program.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import redis
+
+from metadata.store import MetricsStore
+from runtime.codec import loads_blob
+from runtime.dataplane import IoLoop
+from runtime.keys import RunKeys
+from runtime.launcher import Launcher
+from runtime.program import SharedPart, WorkerProgram
+
+log = logging.getLogger(__name__)
+
+SHARED_CACHE_RUNS = 4
+"""Runs whose shared plan part a process keeps decoded (least recently used dropped)."""
+
+SOCKET_TIMEOUT_S = 60.0
+"""Longest one command on the worker's sync connection may take (blocking waits are shorter)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A worker's plan: the run's shared part and its own program, and what fetching cost."""
+
+    shared: SharedPart
+    program: WorkerProgram
+    seconds: float
+    nbytes: int
+    cached: bool
+
+
+class WorkerContext:
+    """Per-process (or per thread launcher) resources of workers. Thread-safe."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.redis = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S)
+        self._io: IoLoop | None = None
+        self._lock = threading.Lock()
+        self._shared: OrderedDict[str, SharedPart] = OrderedDict()
+        self._stores: dict[str, MetricsStore] = {}
+        self._launchers: dict[tuple[str, str], Launcher] = {}
+
+    @property
+    def io(self) -> IoLoop:
+        with self._lock:
+            if self._io is None:
+                self._io = IoLoop(self.url)
+            return self._io
+
+    def download(self, keys: RunKeys, worker_id: str) -> Download | None:
+        """The worker's plan, or None when the run no longer exists (finished or cancelled)."""
+        t0 = time.perf_counter()
+        with self._lock:
+            shared = self._shared.get(keys.dag_id)
+        if shared is not None:
+            found = [self.redis.get(keys.worker_program(worker_id))]
+        else:
+            found = self.redis.mget([keys.worker_program(worker_id), keys.shared()])
+        raws = [r for r in found if isinstance(r, bytes)]
+        if len(raws) != len(found):
+            return None
+        program = loads_blob(raws[0])
+        if shared is None:
+            shared = loads_blob(raws[1])
+            with self._lock:
+                self._shared[keys.dag_id] = shared
+                while len(self._shared) > SHARED_CACHE_RUNS:
+                    self._shared.popitem(last=False)
+        nbytes = sum(len(r) for r in raws)
+        return Download(shared, program, time.perf_counter() - t0, nbytes, len(raws) == 1)
+
+    def metrics_store(self, namespace: str) -> MetricsStore:
+        with self._lock:
+            store = self._stores.get(namespace)
+            if store is None:
+                store = self._stores[namespace] = MetricsStore(self.url, namespace)
+            return store
+
+    def launcher(self, name: str, namespace: str) -> Launcher:
+        """The launcher client a worker of a `name` run uses to start other workers."""
+        with self._lock:
+            found = self._launchers.get((name, namespace))
+            if found is None:
+                if name != "local":
+                    raise ValueError(f"launcher '{name}' cannot be used from a worker process")
+                from runtime.local import PoolClient
+
+                found = self._launchers[(name, namespace)] = PoolClient(self.redis, namespace)
+            return found
+
+    def close(self) -> None:
+        with self._lock:
+            io, self._io = self._io, None
+            stores, self._stores = list(self._stores.values()), {}
+        if io is not None:
+            io.close()
+        for store in stores:
+            store.close()
+        self.redis.close()

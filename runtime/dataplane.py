@@ -1,0 +1,259 @@
+"""The worker's data plane: a background thread running an asyncio loop with redis.asyncio.
+
+The worker's main thread runs tasks; everything that can overlap with them happens here:
+
+- **fetches** of remote inputs, as MGETs (no per-read EXISTS: a missing key reads as None),
+  split into chunks fetched concurrently; the worker prefetches the inputs of every task it
+  learns is ready, so transfers overlap with the tasks before it;
+- **uploads** by group commit: a finished task is queued (`Uploader.put`) and the main thread
+  moves on; the loop sends everything queued so far as one pipeline - outputs (SET), then one
+  BATCH script (progress, timings, readiness of all the batch's remote children) - and starts
+  the workers the script claimed. Fast tasks share a round trip; a slow task's update leaves as
+  soon as it is queued. Tasks whose output nobody remote needs are queued as non-urgent: they
+  ride along with the next batch or the periodic progress flush.
+
+Ordering guarantees the protocol relies on: within a batch, outputs precede the script, and the
+script updates counters and timings before it makes anyone ready, so by the time a child can
+run (and the sink can clean up), everything its parents' workers wrote is in place. The sink's
+batch is one MULTI that stores the result, deletes the intermediate keys and signals `ok`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio as aioredis
+
+from runtime.keys import RunKeys
+from runtime.program import TaskStep
+from runtime.scripts import BatchUpdate, batch_call, call_async, is_noscript, started_workers
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FETCH_CHUNK_KEYS = 64
+"""Keys per MGET; larger fetches are split into chunks sent concurrently."""
+
+PROGRESS_FLUSH_S = 0.25
+"""Longest time a finished task's progress/timing waits when nothing else is sent."""
+
+UNLINK_CHUNK_KEYS = 1000
+"""Keys per UNLINK command in the sink's clean-up."""
+
+SOCKET_TIMEOUT_S = 60.0
+"""Longest a data-plane command may take before the worker treats Redis as gone."""
+
+
+class IoLoop:
+    """A daemon thread running an asyncio loop and one redis.asyncio client (connection pool)."""
+
+    def __init__(self, url: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="planflow-io", daemon=True)
+        self._thread.start()
+        self.client: aioredis.Redis = self.call(self._connect(url))
+
+    @staticmethod
+    async def _connect(url: str) -> aioredis.Redis:
+        return aioredis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.submit(coro).result()
+
+    def call_soon(self, fn: Callable[[], object]) -> None:
+        self._loop.call_soon_threadsafe(fn)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def fetch(self, keys: Sequence[str]) -> Future[list[bytes | None]]:
+        """Values of `keys` (None where missing), fetched concurrently in chunks."""
+        return self.submit(self._fetch(list(keys)))
+
+    async def _fetch(self, keys: list[str]) -> list[bytes | None]:
+        chunks = [keys[i:i + FETCH_CHUNK_KEYS] for i in range(0, len(keys), FETCH_CHUNK_KEYS)]
+        parts = await asyncio.gather(*(self.client.mget(c) for c in chunks))
+        return [v for part in parts for v in part]  # type: ignore[misc]
+
+    def close(self) -> None:
+        if not self._loop.is_running():
+            return
+        try:
+            self.call(self.client.aclose())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+
+@dataclass(slots=True)
+class Completion:
+    """A finished task, as queued for upload. `payload` is its pickled output when a consumer
+    runs elsewhere (or the result, for the sink); `last` marks the worker's last task."""
+
+    step: TaskStep
+    payload: bytes | None
+    started_at: float
+    finished_at: float
+    last: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSent:
+    """What one batch cost: the pipeline round trip and the worker starts it triggered."""
+
+    items: tuple[Completion, ...]
+    round_trip_s: float
+    invoke_s: float
+    started: tuple[str, ...]
+
+
+class Uploader:
+    """Group-commits one worker's finished tasks. Thread-safe `put`; `drain` waits for all."""
+
+    def __init__(self, io: IoLoop, keys: RunKeys, worker_id: str, ttl_s: int,
+                 cleanup: Sequence[str], start_workers: Callable[[Sequence[str]], None],
+                 on_sent: Callable[[BatchSent], None]) -> None:
+        self._io = io
+        self._keys = keys
+        self._worker_id = worker_id
+        self.ttl_s = ttl_s
+        self._cleanup = list(cleanup)
+        self._start_workers = start_workers
+        self._on_sent = on_sent
+        self._lock = threading.Lock()
+        self._items: list[Completion] = []
+        self._scheduled = False
+        self._task: asyncio.Task[None] | None = None
+        self._announce = True  # the first batch says this worker is running
+        self.error: BaseException | None = None
+        self.gone = False
+        """Set when Redis said the run no longer exists (finished elsewhere or cancelled)."""
+        self._ticker = io.submit(self._tick())
+        with self._lock:
+            self._scheduled = True
+        io.call_soon(self._kick)
+
+    def put(self, item: Completion, urgent: bool) -> None:
+        with self._lock:
+            self._items.append(item)
+            kick = urgent and not self._scheduled
+            if kick:
+                self._scheduled = True
+        if kick:
+            self._io.call_soon(self._kick)
+
+    def drain(self) -> None:
+        """Block until everything queued is sent; raise the data plane's error if any."""
+        self._io.call(self._drain())
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        self._ticker.cancel()
+
+    # -- inside the loop ----------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = self._io.loop.create_task(self._flush())
+
+    async def _drain(self) -> None:
+        while True:
+            if self._task is not None and not self._task.done():
+                await asyncio.shield(self._task)
+                continue
+            with self._lock:
+                if not self._items:
+                    return
+                self._scheduled = True
+            self._kick()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_FLUSH_S)
+            with self._lock:
+                kick = bool(self._items) and not self._scheduled
+                if kick:
+                    self._scheduled = True
+            if kick:
+                self._kick()
+
+    async def _flush(self) -> None:
+        while True:
+            with self._lock:
+                items, self._items = self._items, []
+                if not items and not self._announce:
+                    self._scheduled = False
+                    return
+            if self.error is not None:
+                continue  # the worker is failing: drop, the error path reports it
+            try:
+                await self._send(items)
+            except Exception as err:
+                log.error("worker %s: upload failed: %s", self._worker_id, err)
+                self.error = err
+
+    async def _send(self, items: list[Completion]) -> None:
+        keys, ttl = self._keys, self.ttl_s
+        sink = items[-1] if items and items[-1].step.is_sink else None
+        running = int(self._announce) - int(any(c.last for c in items))
+        self._announce = False
+        rows = [[c.step.task_id, self._worker_id, c.started_at, c.finished_at] for c in items]
+        update = BatchUpdate(
+            [(c.step.task_id, c.step.remote_children) for c in items if c.step.remote_children],
+            len(items), running, json.dumps(rows, separators=(",", ":")) if rows else "")
+        call = batch_call(keys, update, ttl)
+        pipe = self._io.client.pipeline(transaction=sink is not None)
+        for c in items:  # outputs first: a child made ready below must find its inputs
+            if c.payload is not None and not c.step.is_sink:
+                pipe.set(keys.output(c.step.task_id), c.payload, ex=ttl)
+        script_at = len(pipe.command_stack)
+        pipe.evalsha(call.script.sha, len(call.keys), *call.keys_and_args)
+        if sink is not None:
+            self._add_sink(pipe, sink)
+        t0 = time.perf_counter()
+        replies = await pipe.execute(raise_on_error=False)
+        round_trip = time.perf_counter() - t0
+        reply = replies[script_at]
+        if isinstance(reply, redis.ResponseError) and is_noscript(reply):
+            reply = await call_async(self._io.client, call)  # idempotent: safe to send again
+        for r in (*replies[:script_at], reply, *replies[script_at + 1:]):
+            if isinstance(r, redis.ResponseError):
+                raise r
+        alive, started = started_workers(reply)
+        if not alive:
+            self.gone = True
+        invoke = 0.0
+        if started:
+            t1 = time.perf_counter()
+            await self._io.loop.run_in_executor(None, self._start_workers, started)
+            invoke = time.perf_counter() - t1
+        if items:
+            self._on_sent(BatchSent(tuple(items), round_trip, invoke, tuple(started)))
+
+    def _add_sink(self, pipe: Any, sink: Completion) -> None:
+        keys = self._keys
+        pipe.set(keys.result(), sink.payload or b"", ex=self.ttl_s)
+        for i in range(0, len(self._cleanup), UNLINK_CHUNK_KEYS):
+            pipe.unlink(*self._cleanup[i:i + UNLINK_CHUNK_KEYS])
+        pipe.rpush(keys.done(), "ok")
+        pipe.expire(keys.done(), self.ttl_s)
+

@@ -1,0 +1,329 @@
+"""A worker: runs its tasks of one run in plan order, then ends. Also `python -m runtime.worker`.
+
+    PLANFLOW_REDIS_URL=... python -m runtime.worker --namespace NS --dag DAG --worker W \\
+        --memory-mb 1769 --cpus 1.0
+
+(the Redis URL only ever comes from the environment: argv is visible to every local user).
+
+For each task, in order: if it has remote parents, wait until its id appears on the worker's
+`notify` list (BLPOP: blocking, no polling), take the inputs that were prefetched when it became
+ready (or fetch them now), run it, pickle the output only if a consumer runs elsewhere, and queue
+it for the data plane (`runtime.dataplane.Uploader`), which stores outputs, updates downstream
+readiness and starts the workers that became ready. Values that later local tasks read stay in
+memory and are freed after their last local reader, as the inline executor does.
+
+A task that raises ends the worker: its error record (task, attempt, exception type, message,
+traceback, worker) is written atomically with the `error` signal, so the client fails the run
+at once; nothing downstream of it is ever started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from metadata.writer import MetricsWriter
+from planner.graph import TaskCode
+from runtime.codec import dumps_value, estimate_size, loads_value
+from runtime.context import Download, WorkerContext
+from runtime.dataplane import BatchSent, Completion, Uploader
+from runtime.events import Event, Listener, TaskFinished, TaskSettled, TaskStarted, WorkerFinished
+from runtime.ids import DAG_ID_PATTERN
+from runtime.keys import RunKeys
+from runtime.launcher import Launcher, WorkerSpec
+from runtime.program import TaskStep, WorkerProgram
+from runtime.recorder import MetricsRecorder
+from runtime.scripts import call_sync, error_call
+
+log = logging.getLogger(__name__)
+
+REDIS_URL_ENV = "PLANFLOW_REDIS_URL"
+"""Environment variable holding the Redis URL of workers, pools and `planflow run`."""
+
+WAIT_CHECK_S = 1.0
+"""A worker blocked on its notify list checks, this often, that its run still exists."""
+
+NOTIFY_DRAIN_MAX = 1000
+"""Ready-task ids taken from the notify list per round trip."""
+
+STOP_SENTINEL = "\x00stop"
+"""Pushed on a worker's notify list to wake it and make it stop (cancellation)."""
+
+
+class Stop(Exception):
+    """The worker must stop without an error of its own (`outcome` says why)."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+class Worker:
+    """One worker of one run. `run()` returns the outcome: ok, failed, gone or cancelled."""
+
+    def __init__(self, ctx: WorkerContext, spec: WorkerSpec, *, launcher: Launcher | None = None,
+                 listeners: Sequence[Listener] = (), cold: bool = True,
+                 cancelled: Callable[[], bool] = lambda: False) -> None:
+        self.ctx = ctx
+        self.spec = spec
+        if not DAG_ID_PATTERN.match(spec.dag_id):
+            raise ValueError(f"not a dag id: {spec.dag_id!r}")
+        self.keys = RunKeys(spec.namespace, spec.dag_id)
+        self._launcher = launcher
+        self._listeners = list(listeners)
+        self._cold = cold
+        self._cancelled = cancelled
+        self._values: dict[str, Any] = {}
+        self._remaining: dict[str, int] = {}
+        self._ready: set[str] = set()
+        self._inflight: dict[str, tuple[Future[list[bytes | None]], int]] = {}
+        self._steps: dict[str, TaskStep] = {}
+        self._deadline = float("inf")
+        self.tasks_run = 0
+
+    def run(self) -> str:
+        started_at = time.time()
+        download = self.ctx.download(self.keys, self.spec.worker_id)
+        if download is None:
+            log.info("worker %s of %s: the run is gone", self.spec.worker_id, self.spec.dag_id)
+            return "gone"
+        settings = download.shared.settings
+        recorder = MetricsRecorder(MetricsWriter(self.ctx.metrics_store(settings.namespace),
+                                                 settings.metrics_upload))
+        self._listeners.append(recorder)
+        outcome = "failed"
+        try:
+            outcome = self._run(download)
+        finally:
+            prog = download.program
+            self._emit(WorkerFinished(
+                self.spec.dag_id, prog.worker_id, prog.memory_mb, prog.cpus,
+                self.spec.requested_at, started_at, self._cold, download.seconds,
+                download.nbytes, self.tasks_run, time.time(), outcome))
+            recorder.close()
+        return outcome
+
+    def _run(self, download: Download) -> str:
+        prog, settings = download.program, download.shared.settings
+        self._deadline = settings.deadline_at
+        self._steps = {s.task_id: s for s in prog.steps}
+        self._remaining = dict(prog.input_uses)
+        fns = download.shared.functions
+        uploader = Uploader(self.ctx.io, self.keys, prog.worker_id, settings.ttl_s, prog.cleanup,
+                            lambda ids: self._start(prog, settings.launcher, ids),
+                            self._settled)
+        step: TaskStep | None = None
+        try:
+            for i, step in enumerate(prog.steps):
+                self._check(uploader)
+                if not self._run_step(step, TaskCode(fns[step.fn_index], step.args, step.kwargs),
+                                      uploader, last=i == len(prog.steps) - 1):
+                    return "failed"
+            uploader.drain()
+            return "gone" if uploader.gone else "ok"
+        except Stop as stop:
+            return stop.outcome
+        except Exception as err:  # the worker loop is one of the two places that catch broadly
+            log.exception("worker %s of %s failed", prog.worker_id, self.spec.dag_id)
+            self._report(step or prog.steps[0], err, settings.ttl_s, uploader)
+            return "failed"
+        finally:
+            uploader.close()
+
+    def _check(self, uploader: Uploader) -> None:
+        if self._cancelled():
+            raise Stop("cancelled")
+        if uploader.error is not None:
+            raise uploader.error
+        if uploader.gone:
+            raise Stop("gone")
+
+    def _run_step(self, step: TaskStep, code: TaskCode, uploader: Uploader, last: bool) -> bool:
+        """Run one task; False when it raised (its error is reported)."""
+        t0 = time.perf_counter()
+        input_bytes = self._inputs(step)
+        fetch_s = time.perf_counter() - t0
+        started_at = time.time()
+        self._emit(TaskStarted(self.spec.dag_id, step.task_id, self.spec.worker_id,
+                               step.function, started_at))
+        t1 = time.perf_counter()
+        try:
+            value = code.call(self._values)
+        except Exception as err:
+            exec_s = time.perf_counter() - t1
+            self._finished(step, started_at, fetch_s, exec_s, input_bytes, 0, err)
+            self._report(step, err, uploader.ttl_s, uploader)
+            return False
+        exec_s = time.perf_counter() - t1
+        payload = dumps_value(value) if step.remote_children or step.is_sink else None
+        if step.local_uses:
+            self._values[step.task_id] = value
+            self._remaining[step.task_id] = step.local_uses
+        self._release(step)
+        out_bytes = len(payload) if payload is not None else estimate_size(value)
+        uploader.put(Completion(step, payload, started_at, time.time(), last),
+                     urgent=bool(step.remote_children) or step.is_sink or last)
+        self.tasks_run += 1
+        self._finished(step, started_at, fetch_s, exec_s, input_bytes, out_bytes, None)
+        return True
+
+    def _release(self, step: TaskStep) -> None:
+        for parent in step.parents:
+            left = self._remaining.get(parent, 0) - 1
+            if left <= 0:
+                self._remaining.pop(parent, None)
+                self._values.pop(parent, None)
+            else:
+                self._remaining[parent] = left
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def _inputs(self, step: TaskStep) -> int:
+        """Make the step's remote inputs local; returns the bytes fetched."""
+        missing = [p for p in step.remote_parents if p not in self._values]
+        if not missing:
+            return 0
+        while step.task_id not in self._ready:
+            self._wait_notify()
+        todo = [p for p in missing if p not in self._inflight]
+        if todo:
+            self._prefetch(todo)
+        nbytes = 0
+        for parent in missing:
+            future, index = self._inflight.pop(parent)
+            raw = future.result()[index]
+            if raw is None:
+                raise RuntimeError(f"the output of task '{parent}' is missing from the store "
+                                   "(deleted or expired)")
+            self._values[parent] = loads_value(raw)
+            nbytes += len(raw)
+        return nbytes
+
+    def _prefetch(self, parents: list[str]) -> None:
+        future = self.ctx.io.fetch([self.keys.output(p) for p in parents])
+        for i, parent in enumerate(parents):
+            self._inflight[parent] = (future, i)
+
+    def _wait_notify(self) -> None:
+        """Take ready-task ids from the notify list, blocking until there is one."""
+        key = self.keys.notify(self.spec.worker_id)
+        items = self.ctx.redis.lpop(key, NOTIFY_DRAIN_MAX)
+        if not items:
+            got = self.ctx.redis.blpop([key], timeout=WAIT_CHECK_S)
+            if got is None:
+                self._check_alive()
+                return
+            items = [got[1]]
+        wanted: list[str] = []
+        for raw in items:
+            task_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if task_id == STOP_SENTINEL:
+                raise Stop("cancelled")
+            self._ready.add(task_id)
+            step = self._steps.get(task_id)
+            for p in step.remote_parents if step else ():
+                if p not in self._values and p not in self._inflight and p not in wanted:
+                    wanted.append(p)
+        if wanted:  # inputs of every task that just became ready travel while we work
+            self._prefetch(wanted)
+
+    def _check_alive(self) -> None:
+        if self._cancelled():
+            raise Stop("cancelled")
+        if time.time() > self._deadline or not self.ctx.redis.exists(self.keys.progress()):
+            raise Stop("gone")
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def _start(self, prog: WorkerProgram, launcher_name: str, worker_ids: Sequence[str]) -> None:
+        now = time.time()
+        specs = [WorkerSpec(self.spec.namespace, self.spec.dag_id, w, *prog.peers[w], now)
+                 for w in worker_ids]
+        launcher = self._launcher or self.ctx.launcher(launcher_name, self.spec.namespace)
+        launcher.start(specs)
+
+    def _settled(self, batch: BatchSent) -> None:
+        share = batch.round_trip_s / len(batch.items)
+        invoke = batch.invoke_s / len(batch.items)
+        for c in batch.items:
+            remote_io = c.payload is not None, bool(c.step.remote_children)
+            parts = sum(remote_io) or 1
+            self._emit(TaskSettled(self.spec.dag_id, c.step.task_id,
+                                   share * remote_io[0] / parts, share * remote_io[1] / parts,
+                                   invoke if c.step.remote_children else 0.0))
+
+    def _finished(self, step: TaskStep, started_at: float, fetch_s: float, exec_s: float,
+                  input_bytes: int, output_bytes: int, err: BaseException | None) -> None:
+        self._emit(TaskFinished(
+            self.spec.dag_id, step.task_id, self.spec.worker_id, step.function,
+            step.function_key, step.memory_mb, step.cpus, 1, started_at, fetch_s, exec_s,
+            input_bytes, output_bytes, err is None,
+            None if err is None else f"{type(err).__name__}: {err}"))
+
+    def _report(self, step: TaskStep, err: BaseException, ttl_s: int,
+                uploader: Uploader) -> None:
+        """Write the task's error record and the `error` signal (atomically, one script)."""
+        record = error_record(step.task_id, step.function, err, self.spec.worker_id)
+        try:
+            uploader.drain()
+        except Exception:  # already failing: the error below is what matters
+            log.debug("drain before error report failed", exc_info=True)
+        try:
+            call_sync(self.ctx.redis, error_call(self.keys, step.task_id, record, ttl_s))
+        except Exception:
+            log.exception("worker %s: cannot record the failure of task %s",
+                          self.spec.worker_id, step.task_id)
+
+    def _emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("listener %r failed on %s", listener, type(event).__name__)
+
+
+def error_record(task_id: str, function: str, err: BaseException, worker_id: str,
+                 attempt: int = 1) -> str:
+    """The JSON error record of a failed task attempt."""
+    return json.dumps({
+        "task_id": task_id, "function": function, "attempt": attempt,
+        "exc_type": type(err).__name__, "message": str(err),
+        "traceback": "".join(traceback.format_exception(err)), "worker_id": worker_id,
+        "at": time.time()})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one worker in this process (the Redis URL comes from PLANFLOW_REDIS_URL)."""
+    parser = argparse.ArgumentParser(prog="python -m runtime.worker")
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--dag", required=True)
+    parser.add_argument("--worker", required=True)
+    parser.add_argument("--memory-mb", type=int, required=True)
+    parser.add_argument("--cpus", type=float, required=True)
+    parser.add_argument("--requested-at", type=float, default=None)
+    args = parser.parse_args(argv)
+    url = os.environ.get(REDIS_URL_ENV)
+    if not url:
+        print(f"runtime.worker: set {REDIS_URL_ENV}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(message)s")
+    spec = WorkerSpec(args.namespace, args.dag, args.worker, args.memory_mb, args.cpus,
+                      args.requested_at or time.time())
+    ctx = WorkerContext(url)
+    try:
+        outcome = Worker(ctx, spec).run()
+    finally:
+        ctx.close()
+    return 0 if outcome in ("ok", "gone") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
