@@ -1,0 +1,117 @@
+"""A pool's worker process: forked from the pool server, it runs workers one after another.
+
+The pool server has already imported the runtime (and the modules a plan asked it to preload),
+so a forked child starts without paying Python start-up or imports: that is the warm-pool
+promise. Between workers the child stays alive and idle; its second worker is a *warm* start
+that also reuses the connections and the cached shared plan part of its run.
+
+Protocol on the child's socket (one line each): server -> child `<WorkerSpec JSON>` or `exit`;
+child -> server `done` after each worker. EOF from the server also means exit (the pool died:
+an idle child leaves at once, a busy one after finishing its worker).
+
+A small shared-memory slot tells the server which task the child is running, so a child that
+dies mid-task (OOM kill, SIGKILL) is reported naming that task.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+
+from runtime.context import WorkerContext
+from runtime.events import Event, TaskStarted, WorkerFinished
+from runtime.launcher import WorkerSpec
+from runtime.worker import Worker
+
+log = logging.getLogger(__name__)
+
+STATUS_BYTES = 512
+"""Size of a child's status slot: `<task id>\\t<function>` of the running task, NUL-padded."""
+
+
+class StatusSlot:
+    """A shared anonymous mapping the child writes and the server reads."""
+
+    def __init__(self) -> None:
+        self._map = mmap.mmap(-1, STATUS_BYTES)
+
+    def write(self, text: str) -> None:
+        data = text.encode()[:STATUS_BYTES]
+        self._map[:len(data)] = data
+        self._map[len(data):STATUS_BYTES] = b"\0" * (STATUS_BYTES - len(data))
+
+    def read(self) -> str:
+        return bytes(self._map[:STATUS_BYTES]).split(b"\0", 1)[0].decode(errors="replace")
+
+    def close(self) -> None:
+        self._map.close()
+
+
+@dataclass
+class _StatusListener:
+    """Keeps the status slot on the task being run."""
+
+    slot: StatusSlot
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, TaskStarted):
+            self.slot.write(f"{event.task_id}\t{event.function_name}")
+        elif isinstance(event, WorkerFinished):
+            self.slot.write("")
+
+
+def fork_child(url: str, sock_pair: tuple[socket.socket, socket.socket],
+               close_in_child: list[socket.socket], slot: StatusSlot) -> int:
+    """Fork a child that serves workers on `sock_pair[1]`; returns its pid (in the server)."""
+    server_end, child_end = sock_pair
+    pid = os.fork()
+    if pid:
+        child_end.close()
+        return pid
+    try:  # the child: never return into the server's code
+        server_end.close()
+        for s in close_in_child:
+            s.close()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        code = serve(url, child_end, slot)
+    except BaseException:
+        log.exception("pool child %d crashed", os.getpid())
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def serve(url: str, sock: socket.socket, slot: StatusSlot) -> int:
+    """The child's loop: run each assigned worker, report `done`, until `exit` or EOF."""
+    ctx: WorkerContext | None = None
+    cold = True
+    reader = sock.makefile("rb")
+    try:
+        while True:
+            line = reader.readline()
+            if not line or line.strip() == b"exit":
+                return 0
+            spec = WorkerSpec.from_json(line)
+            if ctx is None:
+                ctx = WorkerContext(url)
+            try:
+                Worker(ctx, spec, listeners=[_StatusListener(slot)], cold=cold).run()
+            except Exception:
+                log.exception("worker %s of %s crashed", spec.worker_id, spec.dag_id)
+            cold = False
+            slot.write("")
+            try:
+                sock.sendall(b"done\n")
+            except OSError:
+                return 0  # the server is gone
+    finally:
+        if ctx is not None:
+            ctx.close()

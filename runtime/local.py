@@ -1,0 +1,173 @@
+"""The local launcher: worker processes on this machine, through a pool server (`runtime.pool`).
+
+`PoolClient` is all a worker needs to start other workers: it pushes start requests onto the
+namespace's request list, which any live pool server pops. `LocalLauncher` (the client's
+launcher) also makes sure a pool server is alive - reusing one that is (warm processes carry
+over from run to run) or starting `python -m runtime.pool` detached, with the Redis URL in its
+environment - and talks to it: prewarm before a run, cancel a run's workers, shut it down.
+
+A pool started by a launcher with `shutdown_on_close=True` is stopped on `close()` (the client
+does this when Redis itself is an embedded server that stops after the run); otherwise it
+outlives the client and exits after its keep-warm time without work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import redis
+
+from runtime.embedded import default_data_dir
+from runtime.errors import StoreError
+from runtime.keys import PoolKeys
+from runtime.launcher import WorkerSpec
+from runtime.pool import DEFAULT_KEEP_WARM_S, SHUTDOWN_WAIT_S
+from runtime.worker import REDIS_URL_ENV
+
+log = logging.getLogger(__name__)
+
+POOL_START_TIMEOUT_S = 30.0
+"""How long a launcher waits for a pool server it started to say it is ready."""
+
+REPLY_TIMEOUT_S = 30.0
+"""How long a launcher waits for a pool's reply to `cancel`."""
+
+REPLY_SLICE_S = 0.5
+"""BLPOP slice while waiting for a reply (the pool process is checked between slices)."""
+
+LOG_DIR_NAME = "logs"
+"""Pool servers log under `<PLANFLOW_HOME>/logs/`."""
+
+
+class PoolClient:
+    """Starts workers by pushing requests to the namespace's pool servers."""
+
+    name = "local"
+
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self.redis = client
+        self.keys = PoolKeys(namespace)
+
+    def prewarm(self, configs: Mapping[tuple[int, float], int], modules: Sequence[str]) -> None:
+        return None
+
+    def start(self, specs: Sequence[WorkerSpec]) -> None:
+        if specs:
+            self.redis.rpush(self.keys.requests(), *(s.to_json() for s in specs))
+
+    def live_pools(self) -> list[str]:
+        """Ids of pool servers whose heartbeat is recent."""
+        now = time.time()
+        entries = self.redis.hgetall(self.keys.alive())
+        alive = []
+        for pool_id, raw in entries.items():
+            if json.loads(raw).get("expires_at", 0) > now:
+                alive.append(pool_id.decode() if isinstance(pool_id, bytes) else str(pool_id))
+        return sorted(alive)
+
+    def stop(self, dag_id: str) -> None:
+        """Ask every live pool to kill the run's workers; wait for their replies."""
+        for pool_id in self.live_pools():
+            self._request(pool_id, {"op": "cancel", "dag": dag_id}, REPLY_TIMEOUT_S)
+
+    def close(self) -> None:
+        return None
+
+    def _request(self, pool_id: str, msg: dict[str, object], timeout_s: float) -> bool:
+        token = secrets.token_hex(8)
+        self.redis.rpush(self.keys.control(pool_id), json.dumps({**msg, "reply": token}))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.redis.blpop([self.keys.reply(token)], timeout=REPLY_SLICE_S) is not None:
+                return True
+            if pool_id not in self.live_pools():
+                return False
+        log.warning("pool %s did not answer %s within %.0f s", pool_id, msg.get("op"), timeout_s)
+        return False
+
+
+class LocalLauncher(PoolClient):
+    """The client's local launcher: ensures a pool server, then starts workers through it."""
+
+    def __init__(self, url: str, namespace: str, *, keep_warm_s: float = DEFAULT_KEEP_WARM_S,
+                 mode: str = "fork", shutdown_on_close: bool = False) -> None:
+        super().__init__(redis.Redis.from_url(url, socket_timeout=REPLY_SLICE_S + 30.0),
+                         namespace)
+        self.url = url
+        self.keep_warm_s = keep_warm_s
+        self.mode = mode
+        self.shutdown_on_close = shutdown_on_close
+        self.pool_id: str | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def ensure_pool(self) -> str:
+        """The id of a live pool server, starting one if there is none."""
+        if self.pool_id is not None and (self._proc is None or self._proc.poll() is None):
+            return self.pool_id
+        live = self.live_pools()
+        self.pool_id = live[0] if live else self._spawn_pool()
+        return self.pool_id
+
+    def prewarm(self, configs: Mapping[tuple[int, float], int], modules: Sequence[str]) -> None:
+        pool_id = self.ensure_pool()
+        msg = {"op": "prewarm", "modules": list(modules),
+               "configs": [[m, c, n] for (m, c), n in sorted(configs.items())]}
+        self.redis.rpush(self.keys.control(pool_id), json.dumps(msg))
+
+    def start(self, specs: Sequence[WorkerSpec]) -> None:
+        self.ensure_pool()
+        super().start(specs)
+
+    def shutdown(self) -> None:
+        """Stop the pool server this launcher started (busy workers finish first)."""
+        proc, self._proc = self._proc, None
+        if proc is None or self.pool_id is None:
+            return
+        if proc.poll() is None:
+            self._request(self.pool_id, {"op": "shutdown"}, SHUTDOWN_WAIT_S + 5.0)
+            try:
+                proc.wait(timeout=SHUTDOWN_WAIT_S + 5.0)
+            except subprocess.TimeoutExpired:
+                log.warning("pool server %d did not exit; killing it", proc.pid)
+                proc.kill()
+                proc.wait()
+        self.pool_id = None
+
+    def close(self) -> None:
+        try:
+            if self.shutdown_on_close:
+                self.shutdown()
+        finally:
+            self.redis.close()
+
+    def _spawn_pool(self) -> str:
+        token = secrets.token_hex(8)
+        argv = [sys.executable, "-m", "runtime.pool", "--namespace", self.keys.namespace,
+                "--keep-warm-s", repr(self.keep_warm_s), "--mode", self.mode, "--ready", token]
+        log_dir = default_data_dir() / LOG_DIR_NAME
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_dir / "pool.log", "ab") as log_file:
+            # argv only (no shell); the URL, which may hold a password, goes in the environment
+            self._proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
+                env={**os.environ, REDIS_URL_ENV: self.url}, start_new_session=True,
+                cwd=Path.cwd())
+        deadline = time.monotonic() + POOL_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            got = self.redis.blpop([self.keys.reply(token)], timeout=REPLY_SLICE_S)
+            if got is not None:
+                value = got[1]
+                return value.decode() if isinstance(value, bytes) else str(value)
+            if self._proc.poll() is not None:
+                break
+        code = self._proc.poll()
+        raise StoreError(f"the local pool server did not start (exit status {code}); see "
+                         f"{log_dir / 'pool.log'}")

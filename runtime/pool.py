@@ -1,0 +1,409 @@
+"""The local launcher's pool server: starts worker processes on request, keeps them warm.
+
+    PLANFLOW_REDIS_URL=... python -m runtime.pool --namespace NS [--keep-warm-s 600]
+
+One server per (Redis, namespace) on a machine, started by `runtime.local.LocalLauncher` when
+none is alive. Anyone - the client for root workers, a worker for the workers it made ready -
+asks for a worker by pushing a `WorkerSpec` JSON onto `<ns>:pool:requests`; the server pops it
+and hands it to an idle process of the same configuration (a *warm* start, preferring one that
+already ran a worker of that run: its plan is cached), or forks a new one from itself (imports
+already done: no interpreter start-up). Each process is put under its configuration's CPU quota
+and memory limit (`runtime.limits`) once, when forked.
+
+Idle processes leave after `keep_warm_s` (the platform's keep-warm time); the server leaves when
+it has had no process for as long, on `shutdown`, or when Redis has been unreachable for
+`REDIS_LOST_EXIT_S`. Control messages on `<ns>:pool:<id>:control`: `prewarm` (fork idle
+processes per configuration, import modules), `cancel` (kill a run's processes, ignore its later
+requests, then reply), `shutdown` (finish busy workers, then exit and reply).
+
+A process that dies while running a worker (OOM kill, signal) is reported as that worker's
+failure - the task it was running, how it died, whether it hit its memory limit - through the
+same atomic error record a failing task writes, so the client never waits for a dead worker.
+`--mode spawn` starts every worker as a fresh `python -m runtime.worker` (cold, for comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import redis
+
+from runtime.child import StatusSlot, fork_child
+from runtime.keys import PoolKeys, RunKeys
+from runtime.launcher import WorkerSpec
+from runtime.limits import ResourceLimiter
+from runtime.scripts import call_sync, error_call
+from runtime.worker import REDIS_URL_ENV
+
+log = logging.getLogger(__name__)
+
+POOL_TICK_S = 0.05
+"""Longest BLPOP of the server loop: how often it reaps processes and checks idle timers."""
+
+HEARTBEAT_S = 1.0
+"""How often the server renews its entry in `<ns>:pool:alive`."""
+
+ALIVE_TTL_S = 5.0
+"""An entry of `<ns>:pool:alive` not renewed for this long belongs to a dead server."""
+
+DEFAULT_KEEP_WARM_S = 600.0
+"""Idle processes (and an empty server) stay this long unless the platform says otherwise."""
+
+MAX_PROCESSES = 512
+"""Most worker processes at once; requests beyond wait for a process to come free."""
+
+PREWARM_MAX_PER_CONFIG = 8
+"""Most idle processes a `prewarm` forks ahead per configuration."""
+
+REQUESTS_PER_POP = 256
+"""Start requests taken per round trip when several are queued."""
+
+REDIS_LOST_EXIT_S = 10.0
+"""The server exits after Redis has been unreachable this long (its runs cannot go on)."""
+
+SHUTDOWN_WAIT_S = 60.0
+"""On shutdown, how long busy workers may take to finish before they are killed."""
+
+FORGET_CANCELLED_S = 3600.0
+"""How long a cancelled run's late start requests are still ignored."""
+
+RECORD_TTL_S = 3600
+"""TTL of error records and replies the server writes (the client deletes them earlier)."""
+
+
+@dataclass
+class Process:
+    """One worker process of the pool."""
+
+    pid: int
+    config: tuple[int, float]
+    sock: socket.socket | None
+    slot: StatusSlot | None
+    spec: WorkerSpec | None = None
+    popen: subprocess.Popen[bytes] | None = None
+    last_dag: str = ""
+    idle_since: float = 0.0
+    buffer: bytes = b""
+
+
+class PoolServer:
+    """The server loop; `serve` returns when the server should exit."""
+
+    def __init__(self, url: str, namespace: str, *, keep_warm_s: float = DEFAULT_KEEP_WARM_S,
+                 mode: str = "fork") -> None:
+        self.url = url
+        self.keys = PoolKeys(namespace)
+        self.keep_warm_s = keep_warm_s
+        self.mode = mode
+        self.pool_id = f"{socket.gethostname()}-{os.getpid()}"
+        self.redis = redis.Redis.from_url(url, socket_timeout=POOL_TICK_S + 10.0)
+        self.limiter = ResourceLimiter(f"pool{os.getpid()}")
+        self.procs: dict[int, Process] = {}
+        self.backlog: deque[WorkerSpec] = deque()
+        self.cancelled: dict[str, float] = {}
+        self.stopping = False
+        self._shutdown_reply: str | None = None
+        self._last_activity = time.monotonic()
+        self._next_heartbeat = 0.0
+
+    # -- loop ---------------------------------------------------------------------------------
+
+    def serve(self, ready_token: str | None = None) -> None:
+        self._heartbeat()
+        if ready_token:
+            self._reply(ready_token, self.pool_id)
+        lost_since: float | None = None
+        try:
+            while not self._should_exit():
+                try:
+                    item = self.redis.blpop([self.keys.control(self.pool_id),
+                                             self.keys.requests()], timeout=POOL_TICK_S)
+                    lost_since = None
+                except (redis.ConnectionError, redis.TimeoutError) as err:
+                    lost_since = lost_since or time.monotonic()
+                    if time.monotonic() - lost_since > REDIS_LOST_EXIT_S:
+                        log.error("pool %s: Redis unreachable, exiting: %s", self.pool_id, err)
+                        break
+                    time.sleep(POOL_TICK_S)
+                    item = None
+                self._poll()
+                if item is not None:
+                    self._last_activity = time.monotonic()
+                    key, value = item
+                    self._handle(key.decode() if isinstance(key, bytes) else key,
+                                 value.encode() if isinstance(value, str) else value)
+                self._dispatch()
+                self._expire_idle()
+                self._heartbeat()
+        finally:
+            self._exit()
+
+    def _should_exit(self) -> bool:
+        busy = any(p.spec for p in self.procs.values())
+        if self.stopping:
+            return not busy
+        idle_for = time.monotonic() - self._last_activity
+        return not self.procs and not self.backlog and idle_for > self.keep_warm_s
+
+    def _handle(self, key: str, value: bytes) -> None:
+        if key == self.keys.requests():
+            raw = [value, *(self.redis.lpop(self.keys.requests(), REQUESTS_PER_POP) or [])]
+            for item in raw:
+                spec = WorkerSpec.from_json(item)
+                if spec.dag_id not in self.cancelled:
+                    self.backlog.append(spec)
+            return
+        msg = json.loads(value)
+        op = msg.get("op")
+        if op == "prewarm":
+            self._prewarm(msg)
+        elif op == "cancel":
+            self._cancel(str(msg["dag"]))
+            self._reply(str(msg["reply"]), "ok")
+        elif op == "shutdown":
+            self.stopping = True
+            self._shutdown_reply = msg.get("reply")
+            for proc in list(self.procs.values()):
+                if proc.spec is None:
+                    self._retire(proc)
+        else:
+            log.warning("pool %s: unknown control message %r", self.pool_id, op)
+
+    # -- processes ----------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        while self.backlog and not self.stopping:
+            spec = self.backlog[0]
+            proc = self._idle(spec)
+            if proc is None:
+                if len(self.procs) >= MAX_PROCESSES:
+                    return  # wait for a process to come free
+                proc = self._start_process(spec.config, spec)
+            self.backlog.popleft()
+            if proc is not None:
+                self._assign(proc, spec)
+
+    def _idle(self, spec: WorkerSpec) -> Process | None:
+        idle = [p for p in self.procs.values() if p.spec is None and p.config == spec.config
+                and p.sock is not None]
+        if not idle:
+            return None
+        return max(idle, key=lambda p: (p.last_dag == spec.dag_id, p.idle_since))
+
+    def _start_process(self, config: tuple[int, float], spec: WorkerSpec | None) -> Process | None:
+        if self.mode == "spawn":
+            if spec is not None:
+                self._spawn(spec)
+            return None
+        slot = StatusSlot()
+        pair = socket.socketpair()
+        others = [p.sock for p in self.procs.values() if p.sock is not None]
+        pid = fork_child(self.url, pair, others, slot)
+        self.limiter.apply(pid, *config)
+        proc = Process(pid, config, pair[0], slot, idle_since=time.monotonic())
+        self.procs[pid] = proc
+        return proc
+
+    def _spawn(self, spec: WorkerSpec) -> None:
+        argv = [sys.executable, "-m", "runtime.worker", "--namespace", spec.namespace,
+                "--dag", spec.dag_id, "--worker", spec.worker_id, "--memory-mb",
+                str(spec.memory_mb), "--cpus", repr(spec.cpus), "--requested-at",
+                repr(spec.requested_at)]
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 env={**os.environ, REDIS_URL_ENV: self.url})
+        self.limiter.apply(child.pid, *spec.config)
+        self.procs[child.pid] = Process(child.pid, spec.config, None, None, spec, child,
+                                        spec.dag_id)
+
+    def _assign(self, proc: Process, spec: WorkerSpec) -> None:
+        assert proc.sock is not None
+        proc.spec, proc.last_dag = spec, spec.dag_id
+        try:
+            proc.sock.sendall(spec.to_json().encode() + b"\n")
+        except OSError:  # it died meanwhile: reaped (and reported) by _poll
+            log.warning("pool %s: process %d gone before its assignment", self.pool_id, proc.pid)
+
+    def _poll(self) -> None:
+        """Read `done` lines from busy processes; reap exited ones."""
+        busy = {p.sock: p for p in self.procs.values() if p.spec and p.sock is not None}
+        if busy:
+            readable, _, _ = select.select(list(busy), [], [], 0)
+            for sock in readable:
+                proc = busy[sock]
+                data = b""
+                with contextlib.suppress(OSError):
+                    data = sock.recv(4096)
+                proc.buffer += data
+                if b"done\n" in proc.buffer:
+                    proc.buffer = b""
+                    proc.spec, proc.idle_since = None, time.monotonic()
+        while self.procs:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            found = self.procs.pop(pid, None)
+            if found is not None:
+                self._reaped(found, status)
+
+    def _reaped(self, proc: Process, status: int) -> None:
+        if proc.popen is not None:  # reaped by our waitpid: tell Popen, or it would wait again
+            proc.popen.returncode = os.waitstatus_to_exitcode(status)
+        spawned_ok = proc.sock is None and os.WIFEXITED(status) and os.WEXITSTATUS(status) in (0, 1)
+        if proc.spec is not None and not spawned_ok:
+            self._report_death(proc, status)
+        self.limiter.release(proc.pid)
+        if proc.sock is not None:
+            proc.sock.close()
+        if proc.slot is not None:
+            proc.slot.close()
+
+    def _report_death(self, proc: Process, status: int) -> None:
+        spec = proc.spec
+        assert spec is not None
+        running = proc.slot.read() if proc.slot is not None else ""
+        task_id, _, function = running.partition("\t")
+        if os.WIFSIGNALED(status):
+            how = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+        else:
+            how = f"exited with status {os.WEXITSTATUS(status)}"
+        message = f"worker {spec.worker_id} (pid {proc.pid}) {how}"
+        if self.limiter.memory_events(proc.pid):
+            message += f" after reaching its memory limit of {spec.memory_mb} MB"
+        record = json.dumps({
+            "task_id": task_id or f"<worker {spec.worker_id}>", "function": function or "?",
+            "attempt": 1, "exc_type": "WorkerDied", "message": message, "traceback": "",
+            "worker_id": spec.worker_id, "at": time.time()})
+        log.error("pool %s: %s (run %s)", self.pool_id, message, spec.dag_id)
+        try:
+            call_sync(self.redis, error_call(RunKeys(spec.namespace, spec.dag_id),
+                                             task_id or spec.worker_id, record, RECORD_TTL_S))
+        except redis.RedisError as err:
+            log.error("pool %s: cannot report the death of %s: %s", self.pool_id,
+                      spec.worker_id, err)
+
+    def _retire(self, proc: Process) -> None:
+        """Ask an idle process to exit (reaped later)."""
+        if proc.sock is not None:
+            with contextlib.suppress(OSError):
+                proc.sock.sendall(b"exit\n")
+
+    def _expire_idle(self) -> None:
+        now = time.monotonic()
+        for proc in list(self.procs.values()):
+            if proc.spec is None and now - proc.idle_since > self.keep_warm_s:
+                self._retire(proc)
+                proc.idle_since = float("inf")  # asked once; reaped when it exits
+
+    # -- control ------------------------------------------------------------------------------
+
+    def _prewarm(self, msg: dict[str, list[str] | list[list[float]]]) -> None:
+        for name in msg.get("modules", []):
+            try:
+                importlib.import_module(str(name))
+            except Exception as err:  # a module the pool cannot import: workers will say why
+                log.info("pool %s: cannot preload %s: %s", self.pool_id, name, err)
+        if self.mode != "fork":
+            return
+        for entry in msg.get("configs", []):
+            memory_mb, cpus, count = (float(x) for x in entry)
+            config = (int(memory_mb), cpus)
+            idle = sum(1 for p in self.procs.values() if p.spec is None and p.config == config)
+            for _ in range(min(int(count), PREWARM_MAX_PER_CONFIG) - idle):
+                if len(self.procs) >= MAX_PROCESSES:
+                    return
+                self._start_process(config, None)
+
+    def _cancel(self, dag_id: str) -> None:
+        now = time.time()
+        self.cancelled = {d: t for d, t in self.cancelled.items() if now - t < FORGET_CANCELLED_S}
+        self.cancelled[dag_id] = now
+        self.backlog = deque(s for s in self.backlog if s.dag_id != dag_id)
+        doomed = [p for p in self.procs.values() if p.spec and p.spec.dag_id == dag_id]
+        for proc in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+        for proc in doomed:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(proc.pid, 0)
+            proc.spec = None  # killed on purpose: not reported as a failure
+            self.procs.pop(proc.pid, None)
+            self._reaped(proc, 0)
+
+    def _reply(self, token: str, value: str) -> None:
+        reply = self.keys.reply(token)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.rpush(reply, value)
+        pipe.expire(reply, RECORD_TTL_S)
+        pipe.execute()
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now < self._next_heartbeat:
+            return
+        self._next_heartbeat = now + HEARTBEAT_S
+        entry = json.dumps({"pid": os.getpid(), "expires_at": time.time() + ALIVE_TTL_S,
+                            "mode": self.mode})
+        with contextlib.suppress(redis.RedisError):
+            self.redis.hset(self.keys.alive(), self.pool_id, entry)
+
+    def _exit(self) -> None:
+        for proc in list(self.procs.values()):
+            self._retire(proc)
+        deadline = time.monotonic() + SHUTDOWN_WAIT_S
+        while self.procs and time.monotonic() < deadline:
+            self._poll()
+            time.sleep(POOL_TICK_S)
+        for proc in list(self.procs.values()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(proc.pid, 0)
+            self.procs.pop(proc.pid, None)
+            self._reaped(proc, 0)
+        self.limiter.close()
+        with contextlib.suppress(redis.RedisError):
+            self.redis.hdel(self.keys.alive(), self.pool_id)
+            if self._shutdown_reply:
+                self._reply(self._shutdown_reply, "bye")
+        self.redis.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runtime.pool")
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--keep-warm-s", type=float, default=DEFAULT_KEEP_WARM_S)
+    parser.add_argument("--mode", choices=("fork", "spawn"), default="fork")
+    parser.add_argument("--ready", default=None, help="reply token to signal readiness on")
+    args = parser.parse_args(argv)
+    url = os.environ.get(REDIS_URL_ENV)
+    if not url:
+        print(f"runtime.pool: set {REDIS_URL_ENV}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s pool %(process)d %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the client's: it cancels runs
+    # importing the worker machinery here is what makes forked processes start warm
+    import runtime.worker  # noqa: F401
+
+    PoolServer(url, args.namespace, keep_warm_s=args.keep_warm_s, mode=args.mode).serve(
+        args.ready)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
