@@ -1,0 +1,142 @@
+"""The client side of a run: upload the plan, start the root workers, wait, collect, clean up.
+
+    result = run_plan(plan)                      # embedded Redis, local launcher
+    result = run_plan(plan, redis_url="redis://:pw@host:6379/0", progress=print)
+
+The client is not a scheduler: after starting the workers of the root tasks it only waits for
+the run's `done` list. The signal cannot be missed: it is a list, not a pub/sub message, so a
+run that finishes before the client starts waiting leaves `ok` there for BLPOP to pop. Every
+wait has a deadline (`timeout_s`); past it the run fails naming the tasks still pending.
+
+Whatever the outcome - result, task failure, deadline, Ctrl-C - the run's keys are deleted (the
+program lists them all: no SCAN) and, unless the run succeeded, its workers are stopped first,
+so nothing writes to the run afterwards. Metrics (`<ns>:metrics:...`) stay: the client writes the
+RunRecord, predicted beside observed makespan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+
+import redis
+
+from metadata.errors import MetadataError, redact_url
+from metadata.keys import check_namespace
+from metadata.writer import UploadStrategy
+from planner.errors import UsageError
+from planner.plan import Plan
+from runtime.embedded import EmbeddedRedis
+from runtime.errors import StoreError
+from runtime.ids import DAG_ID_PATTERN, new_dag_id
+from runtime.launcher import Launcher
+from runtime.program import RunSettings, build_program
+from runtime.result import RunResult
+from runtime.session import RunProgress, RunSession
+from runtime.worker import REDIS_URL_ENV
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LAUNCHERS", "RunProgress", "make_launcher", "run_plan"]
+
+LAUNCHERS = ("local", "thread", "inline")
+"""Launcher names `run_plan` accepts (`inline` runs the reference executor instead)."""
+
+RUN_KEY_TTL_MARGIN_S = 300
+"""Run keys expire this long after the run's deadline: the safety net if nobody cleans up."""
+
+
+def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "planflow",
+             launcher: str | Launcher = "local", timeout_s: float = 3600.0,
+             metrics_upload: str = "on-exit",
+             progress: Callable[[RunProgress], None] | None = None,
+             dag_id: str | None = None) -> RunResult:
+    """Execute `plan` on the decentralized executor and return the sink's result.
+
+    `redis_url=None` uses `$PLANFLOW_REDIS_URL`, else a private embedded Redis (data kept in
+    `$PLANFLOW_HOME`, default ~/.planflow) started for this run and stopped after it.
+    `launcher` is `local` (worker processes with enforced limits and a warm pool), `thread`,
+    `inline` (the reference executor, no Redis), or a Launcher object (not closed here).
+    Raises TaskFailed when a task raises, RunError past the deadline, and re-raises
+    KeyboardInterrupt after stopping the workers and cleaning up.
+    """
+    dag_id = dag_id or new_dag_id(plan.graph.node(plan.graph.sink).function)
+    _check_arguments(namespace, launcher, timeout_s, metrics_upload, dag_id)
+    if launcher == "inline":
+        from runtime.inline import run_inline
+
+        return run_inline(plan, dag_id)
+    with _redis_for_run(redis_url) as (url, embedded):
+        owned = isinstance(launcher, str)
+        launch = make_launcher(launcher, url, namespace, owns_pool=embedded) \
+            if isinstance(launcher, str) else launcher
+        try:
+            now = time.time()
+            settings = RunSettings(
+                namespace, dag_id, plan.workflow, plan.graph.sink, len(plan.graph.nodes),
+                int(timeout_s) + RUN_KEY_TTL_MARGIN_S, now + timeout_s, launch.name,
+                str(UploadStrategy.parse(metrics_upload)), now)
+            program = build_program(plan, settings)
+            session = RunSession(plan, program, url, launch, progress)
+            return session.execute(timeout_s)
+        finally:
+            if owned:
+                launch.close()
+
+
+def make_launcher(name: str, url: str, namespace: str, *, owns_pool: bool = False) -> Launcher:
+    """A launcher by name. `owns_pool`: a local pool this launcher starts is shut down on close
+    (used when the Redis server itself goes away after the run)."""
+    if name == "local":
+        from runtime.local import LocalLauncher
+
+        return LocalLauncher(url, namespace, shutdown_on_close=owns_pool)
+    if name == "thread":
+        from runtime.threads import ThreadLauncher
+
+        return ThreadLauncher(url)
+    raise UsageError(f"unknown launcher '{name}'; choose one of {', '.join(LAUNCHERS)}")
+
+
+def _check_arguments(namespace: str, launcher: str | Launcher, timeout_s: float,
+                     metrics_upload: str, dag_id: str) -> None:
+    try:
+        check_namespace(namespace)
+        UploadStrategy.parse(metrics_upload)
+    except MetadataError as err:
+        raise UsageError(str(err)) from None
+    if isinstance(launcher, str) and launcher not in LAUNCHERS:
+        raise UsageError(f"unknown launcher '{launcher}'; choose one of {', '.join(LAUNCHERS)}")
+    if not timeout_s > 0:
+        raise UsageError(f"timeout_s must be > 0, got {timeout_s}")
+    if not DAG_ID_PATTERN.match(dag_id):
+        raise UsageError(f"bad dag id {dag_id!r}: expected dag-<unix ms>-<name>-<4 hex>")
+
+
+@contextlib.contextmanager
+def _redis_for_run(redis_url: str | None) -> Iterator[tuple[str, bool]]:
+    """(url, embedded): the given URL, $PLANFLOW_REDIS_URL, or an embedded server's."""
+    url = redis_url or os.environ.get(REDIS_URL_ENV)
+    if url:
+        _ping(url)
+        yield url, False
+        return
+    with EmbeddedRedis(persistent=True) as server:
+        yield server.url, True
+
+
+def _ping(url: str) -> None:
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    except ValueError as err:
+        raise StoreError(f"bad Redis URL {redact_url(url)}: {err}") from None
+    try:
+        client.ping()
+    except redis.RedisError as err:
+        raise StoreError(f"cannot reach Redis at {redact_url(url)}: {err}") from None
+    finally:
+        client.close()
+

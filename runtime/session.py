@@ -1,0 +1,248 @@
+"""One run from the client's side, step by step: upload, start, wait, collect, clean up, record.
+
+`runtime.client.run_plan` prepares the Redis server, the launcher and the program, then hands
+them to a `RunSession`. The order below is the protocol's:
+
+1. one pipeline uploads the shared part and every worker program, creates `progress` (the run
+   exists while it does) and claims the root workers in `started`; all with a TTL;
+2. the launcher starts the root workers;
+3. BLPOP on `done` (in slices, to report progress and honour the deadline);
+4. `ok`: one MULTI reads the result and timings and deletes every key of the run;
+   `error`: the error records name the failed task; workers are stopped, keys deleted;
+   deadline or interrupt: workers are stopped, keys deleted, the error (or Ctrl-C) re-raised;
+5. the RunRecord goes to the metrics store, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import redis
+
+from metadata.records import RunRecord
+from metadata.store import MetricsStore
+from planner.plan import Plan
+from runtime.codec import loads_value
+from runtime.errors import RunError, TaskFailed
+from runtime.keys import RunKeys
+from runtime.launcher import Launcher, WorkerSpec
+from runtime.program import RunProgram
+from runtime.result import RunResult, TaskTiming
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.2
+"""How often the progress callback is called while a run is going."""
+
+WAIT_SLICE_S = 2.0
+"""Longest single BLPOP of the client (the deadline is checked between slices)."""
+
+SOCKET_TIMEOUT_S = 30.0
+"""Longest any one client command may take (blocking waits are shorter slices)."""
+
+PENDING_NAMED_MAX = 10
+"""Pending tasks named in a deadline error (the rest are counted)."""
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """How far a run is, as the progress callback sees it."""
+
+    tasks_done: int
+    tasks_total: int
+    workers_running: int
+
+
+class RunSession:
+    """Executes one uploaded program; `execute` returns the result or raises."""
+
+    def __init__(self, plan: Plan, program: RunProgram, url: str, launcher: Launcher,
+                 progress: Callable[[RunProgress], None] | None = None) -> None:
+        self.plan = plan
+        self.program = program
+        self.settings = program.settings
+        self.url = url
+        self.launcher = launcher
+        self.progress = progress
+        self.keys = RunKeys(self.settings.namespace, self.settings.dag_id)
+        self.redis = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S + WAIT_SLICE_S)
+        self.started_at = 0.0
+
+    def execute(self, timeout_s: float) -> RunResult:
+        deadline = time.monotonic() + timeout_s
+        ok = False
+        try:
+            self._prewarm()
+            self._upload()
+            self.started_at = time.time()
+            self._start_roots()
+            signal = self._wait(deadline, timeout_s)
+            if signal != "ok":
+                raise self._failure()
+            result = self._collect()
+            ok = True
+            return result
+        except BaseException:
+            self._abort()
+            raise
+        finally:
+            self._record(ok)
+            self.redis.close()
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _prewarm(self) -> None:
+        configs: dict[tuple[int, float], int] = {}
+        for w in self.plan.workers:
+            configs[(w.memory_mb, w.cpus)] = configs.get((w.memory_mb, w.cpus), 0) + 1
+        fns = [self.plan.graph.code[n.id].fn for n in self.plan.graph.nodes]
+        self.launcher.prewarm(configs, modules_of(fns))
+
+    def _upload(self) -> None:
+        ttl, keys, prog = self.settings.ttl_s, self.keys, self.program
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(keys.shared(), prog.shared_blob, ex=ttl)
+        for worker_id, blob in prog.worker_blobs.items():
+            pipe.set(keys.worker_program(worker_id), blob, ex=ttl)
+        pipe.hset(keys.progress(), mapping={"total": self.settings.tasks_total, "done": 0,
+                                            "running": 0})
+        pipe.expire(keys.progress(), ttl)
+        pipe.hset(keys.started(), mapping=dict.fromkeys(prog.root_workers, 1))
+        pipe.expire(keys.started(), ttl)
+        pipe.execute()
+
+    def _start_roots(self) -> None:
+        now = time.time()
+        specs = [WorkerSpec(self.settings.namespace, self.settings.dag_id, w,
+                            self.plan.worker(w).memory_mb, self.plan.worker(w).cpus, now)
+                 for w in self.program.root_workers]
+        self.launcher.start(specs)
+
+    def _wait(self, deadline: float, timeout_s: float) -> str:
+        slice_s = PROGRESS_INTERVAL_S if self.progress else WAIT_SLICE_S
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RunError(self._deadline_message(timeout_s))
+            got = self.redis.blpop([self.keys.done()], timeout=max(0.01, min(slice_s, remaining)))
+            if got is not None:
+                value = got[1]
+                return value.decode() if isinstance(value, bytes) else str(value)
+            if self.progress:
+                self._report_progress()
+
+    def _report_progress(self) -> None:
+        assert self.progress is not None
+        done, running = self.redis.hmget(self.keys.progress(), ["done", "running"])
+        self.progress(RunProgress(int(done or 0), self.settings.tasks_total, int(running or 0)))
+
+    def _collect(self) -> RunResult:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.get(self.keys.result())
+        pipe.lrange(self.keys.timings(), 0, -1)
+        pipe.hlen(self.keys.started())
+        self._delete_all(pipe)
+        raw, timing_rows, started = pipe.execute()[:3]
+        finished = time.time()
+        if self.progress:
+            total = self.settings.tasks_total
+            self.progress(RunProgress(total, total, 0))
+        timings = {t: TaskTiming(t, w, s - self.started_at, f - self.started_at)
+                   for t, w, s, f in decode_timings(timing_rows)}
+        return RunResult(
+            dag_id=self.settings.dag_id, workflow=self.plan.workflow,
+            result=loads_value(raw) if raw is not None else None,
+            observed_makespan_s=finished - self.started_at, predicted=self.plan.summary,
+            strategy=self.plan.strategy, executor=f"redis/{self.launcher.name}", tasks=timings,
+            workers_started=int(started))
+
+    def _failure(self) -> BaseException:
+        raw = self.redis.hgetall(self.keys.errors())
+        records = sorted((json.loads(v) for v in raw.values()), key=lambda r: r.get("at", 0.0))
+        if not records:
+            return RunError(f"run {self.settings.dag_id} signalled an error but recorded none")
+        r = records[0]
+        return TaskFailed(r["task_id"], r["function"], r["exc_type"], r["message"],
+                          r.get("traceback", ""), worker_id=r.get("worker_id", ""),
+                          attempt=int(r.get("attempt", 1)))
+
+    def _deadline_message(self, timeout_s: float) -> str:
+        try:
+            rows = self.redis.lrange(self.keys.timings(), 0, -1)
+            done = {t for t, *_ in decode_timings(rows)}
+        except redis.RedisError:
+            done = set()
+        pending = [n.id for n in self.plan.graph.nodes if n.id not in done]
+        named = ", ".join(pending[:PENDING_NAMED_MAX])
+        more = f" (+{len(pending) - PENDING_NAMED_MAX} more)" if len(pending) > PENDING_NAMED_MAX \
+            else ""
+        return (f"run {self.settings.dag_id} of '{self.plan.workflow}' did not finish within "
+                f"{timeout_s:g} s; {len(pending)} tasks pending: {named}{more}. Raise the "
+                "timeout (--timeout-s) if the plan is expected to take longer")
+
+    def _abort(self) -> None:
+        """Stop the run's workers, then delete its keys (a fresh connection: an interrupt may
+        have left the old one mid-reply)."""
+        try:
+            self.launcher.stop(self.settings.dag_id)
+        except Exception:
+            log.exception("stopping the workers of %s failed", self.settings.dag_id)
+        self.redis.connection_pool.disconnect()
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            self._delete_all(pipe)
+            pipe.execute()
+        except redis.RedisError as err:
+            log.warning("cleaning up run %s failed (its keys expire in %d s): %s",
+                        self.settings.dag_id, self.settings.ttl_s, err)
+
+    def _delete_all(self, pipe: Any) -> None:
+        keys = self.program.all_keys()
+        for i in range(0, len(keys), 1000):
+            pipe.unlink(*keys[i:i + 1000])
+
+    def _record(self, ok: bool) -> None:
+        finished = time.time()
+        start = self.started_at or finished
+        record = RunRecord(
+            run_id=self.settings.dag_id, workflow=self.plan.workflow,
+            strategy=self.plan.strategy, submitted_at=self.settings.submitted_at,
+            finished_at=finished, predicted_makespan_s=self.plan.summary.makespan_s,
+            observed_makespan_s=finished - start, predicted_cost_usd=self.plan.summary.cost_usd,
+            ok=ok)
+        try:
+            with MetricsStore(self.url, self.settings.namespace) as store:
+                store.write_run(record)
+        except Exception as err:
+            log.warning("metrics: cannot record run %s: %s", self.settings.dag_id, err)
+
+
+def decode_timings(rows: Iterable[bytes | str]) -> list[tuple[str, str, float, float]]:
+    """The (task, worker, start, finish) rows of a run's `timings` list."""
+    out: list[tuple[str, str, float, float]] = []
+    for raw in rows:
+        for task_id, worker_id, start, finish in json.loads(raw):
+            out.append((str(task_id), str(worker_id), float(start), float(finish)))
+    return out
+
+
+def modules_of(functions: Iterable[Any]) -> list[str]:
+    """Top-level modules the functions' globals refer to (what a warm pool may import ahead)."""
+    found: dict[str, None] = {}
+    for fn in functions:
+        for value in getattr(fn, "__globals__", {}).values():
+            if isinstance(value, ModuleType):
+                name: object = value.__name__
+            else:
+                name = getattr(value, "__module__", None)
+            if isinstance(name, str):
+                top = name.split(".")[0]
+                if top and not top.startswith(("planflow_user_", "_")) and top != "builtins":
+                    found[top] = None
+    return sorted(found)
