@@ -157,13 +157,16 @@ def test_diamond_on_a_shared_worker(toy: Platform) -> None:
     assert result.slack_s[2] == 2.0  # c could run until d's inputs arrive
 
 
-@pytest.mark.parametrize(("b_duration", "c_cold"), [(1.0, False), (7.0, True)])
+@pytest.mark.parametrize(("b_duration", "c_cold"), [(1.0, False), (6.0, False), (6.5, True)])
 def test_warm_reuse_within_keep_warm(toy: Platform, b_duration: float, c_cold: bool) -> None:
-    """c (1 GB) reuses a's container (1 GB), idle since 3.5, if requested within 10 s."""
+    """c (1 GB) reuses a's container (1 GB), idle since 3.5, if requested within 10 s
+    (inclusive: requested at 13.5 is still warm)."""
     result = simulate(dags.chain_three_workers(b_duration), toy, record_events=True)
     assert result.worker_cold.tolist() == [True, True, c_cold]
     assert result.worker_request_s[2] == 7.5 + b_duration
-    if not c_cold:
+    start_up = 1.0 if c_cold else 0.25
+    assert result.makespan_s == 7.5 + b_duration + start_up + 1.5 + 1 + 1.5
+    if b_duration == 1.0:
         assert_log(result, """
             0     worker 0  request
             0     worker 0  cold start
@@ -190,8 +193,6 @@ def test_warm_reuse_within_keep_warm(toy: Platform, b_duration: float, c_cold: b
             12.75 task 2    uploaded
             12.75 worker 2  stop
         """)
-    else:
-        assert result.makespan_s == 14.5 + 1 + 1.5 + 1 + 1.5
 
 
 def test_preload_overlaps_the_download_with_earlier_work(toy: Platform) -> None:
