@@ -1,15 +1,16 @@
 """The Python API; the CLI is a thin layer over these functions.
 
-`compile(target, params, **options) -> Plan`, `run(target, params, ...) -> RunResult`,
-`show(path) -> dict`, `load(path) -> Plan`. A target is a `Plan`, a `.plan` path, a
-`@workflow` object, a `module.py[:workflow]` path or a WfFormat `.json` file.
+`compile(target, params, **options) -> Plan`, `simulate(target, ...) -> WhatIf`,
+`run(target, params, ...) -> RunResult`, `show(path) -> dict`, `load(path) -> Plan`. A target
+is a `Plan`, a `.plan` path, a `@workflow` object, a `module.py[:workflow]` path or a WfFormat
+`.json` file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner.compiler import CompileOptions, compile_graph
 from planner.errors import UsageError
@@ -18,6 +19,9 @@ from planner.loader import load_graph, trace_workflow
 from planner.plan import Plan, load_plan, read_plan_json
 from planner.trace import Workflow
 from runtime.result import RunResult
+
+if TYPE_CHECKING:
+    from planner.whatif import WhatIf
 
 Target = Plan | TaskGraph | Workflow | str | Path
 
@@ -35,13 +39,18 @@ def graph_of(target: TaskGraph | Workflow | str | Path,
 
 
 def compile(target: TaskGraph | Workflow | str | Path, params: Mapping[str, Any] | None = None,
-            *, out: str | Path | None = None, **options: Any) -> Plan:
-    """Compile a workflow into a Plan (and write it to `out` when given)."""
+            *, out: str | Path | None = None, access: Any = None, **options: Any) -> Plan:
+    """Compile a workflow into a Plan (and write it to `out` when given).
+
+    `options` are `planner.compiler.CompileOptions` fields (strategy, platform, memory_mb,
+    slowdown, rounds, deadline_s, quantile, clustering, delayed_io, prewarm, preload);
+    `access` a `metadata.MetadataAccess` whose history predicts durations.
+    """
     try:
         opts = CompileOptions(**options)
     except TypeError as err:
         raise UsageError(f"compile: {err}") from None
-    plan = compile_graph(graph_of(target, params), opts)
+    plan = compile_graph(graph_of(target, params), opts, access=access)
     if out is not None:
         plan.save(out)
     return plan
@@ -80,5 +89,36 @@ def run(target: Target, params: Mapping[str, Any] | None = None, *, inline: bool
     raise UsageError("only the inline executor exists yet: pass inline=True (CLI: --inline)")
 
 
-def simulate(target: Target, params: Mapping[str, Any] | None = None, **options: Any) -> Any:
-    raise UsageError("simulate is not available yet")
+def simulate(target: Target, params: Mapping[str, Any] | None = None, *,
+             platform: str | None = None, all_memory_mb: int | None = None,
+             set_memory: Sequence[str | tuple[str, int]] = (), samples: int = 0, seed: int = 0,
+             gantt: str | Path | None = None, access: Any = None, **options: Any) -> WhatIf:
+    """What-if simulation of a plan (a module or WfFormat target is compiled first, with
+    `options`): the plan as compiled beside the scenario the what-if options describe.
+
+    `platform` simulates on another platform (name or TOML file; default: the plan's);
+    `all_memory_mb` puts every worker on one configuration; `set_memory` holds
+    `"PATTERN=MEMORY_MB"` strings or `(pattern, memory_mb)` pairs (glob on task id or function
+    name); `samples`/`seed` add makespan and cost quantiles; `gantt` writes a PNG timeline.
+    """
+    from planner.compiler import load as load_platform
+    from planner.whatif import what_if
+
+    plan = as_plan(target, params, **options)
+    return what_if(plan, load_platform(platform or plan.platform), all_memory_mb=all_memory_mb,
+                   set_memory=[parse_set(item) for item in set_memory], samples=samples,
+                   seed=seed, gantt=None if gantt is None else str(gantt), access=access)
+
+
+def parse_set(item: str | tuple[str, int]) -> tuple[str, int]:
+    """`"resize*=512"` -> `("resize*", 512)`; UsageError naming the item otherwise."""
+    if isinstance(item, tuple):
+        return item
+    pattern, sep, memory = item.rpartition("=")
+    try:
+        if not sep or not pattern:
+            raise ValueError
+        return pattern, int(memory)
+    except ValueError:
+        raise UsageError(f"--set '{item}': expected PATTERN=MEMORY_MB, e.g. 'resize*=512'"
+                         ) from None

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner.plan import Plan
 from runtime.result import RunResult
+
+if TYPE_CHECKING:
+    from planner.whatif import WhatIf
 
 MAX_ROWS = 40
 """Rows of a task table printed before it is cut (the JSON always has all of them)."""
@@ -35,36 +38,107 @@ def _fmt_s(x: float) -> str:
     return f"{x * 1000:.1f} ms" if x < 1 else f"{x:.2f} s"
 
 
+TOP_DOWNGRADES = 5
+"""Downgrades listed by `planflow compile` (largest savings first; the plan has all of them)."""
+
+CRITICAL_PATH_SHOWN = 12
+"""Critical-path tasks printed before the path is cut."""
+
+
 def plan_summary(plan: Plan, path: Path | None = None) -> None:
+    """What `planflow compile` prints: the plan beside the best-everywhere baseline, the
+    critical path, the largest downgrades and their reasons, and the notes."""
     from rich.table import Table
 
     console = _console()
-    s = plan.summary
+    s, b = plan.summary, plan.baseline
     table = Table(title=f"plan of '{plan.workflow}' ({plan.strategy} on {plan.platform})")
     table.add_column("figure")
-    table.add_column("predicted", justify="right")
-    if plan.baseline:
+    table.add_column("planned", justify="right")
+    if b:
         table.add_column("best everywhere", justify="right")
-    b = plan.baseline
+        table.add_column("change", justify="right")
+    def usd(x: float) -> str:
+        return f"${x:.6f}"
+
+    def three(x: float) -> str:
+        return f"{x:.3f}"
+
     rows = [
-        ("tasks", str(len(plan.tasks)), str(len(plan.tasks))),
-        ("makespan", _fmt_s(s.makespan_s), _fmt_s(b.makespan_s) if b else ""),
-        ("cost", f"${s.cost_usd:.6f}", f"${b.cost_usd:.6f}" if b else ""),
-        ("GB-s", f"{s.gb_s:.3f}", f"{b.gb_s:.3f}" if b else ""),
-        ("workers", str(s.workers), str(b.workers) if b else ""),
-        ("cold starts", str(s.cold_starts), str(b.cold_starts) if b else ""),
+        ("tasks", str(len(plan.tasks)), str(len(plan.tasks)), ""),
+        ("makespan", _fmt_s(s.makespan_s), *_pair(b.makespan_s if b else None, s.makespan_s,
+                                                  _fmt_s)),
+        ("cost", usd(s.cost_usd), *_pair(b.cost_usd if b else None, s.cost_usd, usd)),
+        ("GB-s", three(s.gb_s), *_pair(b.gb_s if b else None, s.gb_s, three)),
+        ("workers", str(s.workers), *_pair(b.workers if b else None, s.workers, str)),
+        ("cold starts", str(s.cold_starts), *_pair(b.cold_starts if b else None, s.cold_starts,
+                                                   str)),
     ]
     for row in rows:
         table.add_row(*(row if b else row[:2]))
     console.print(table)
     if s.critical_path:
-        path_txt = " -> ".join(s.critical_path[:12]) + (" -> ..." if len(s.critical_path) > 12
-                                                        else "")
-        console.print(f"critical path: {path_txt}")
+        console.print(f"critical path ({len(s.critical_path)} tasks): "
+                      + _path_text(s.critical_path))
+    if plan.downgrades:
+        console.print(f"largest downgrades ({len(plan.downgrades)} workers in all):")
+        for d in plan.downgrades[:TOP_DOWNGRADES]:
+            tasks = ", ".join(d.tasks[:3]) + (f" +{len(d.tasks) - 3}" if len(d.tasks) > 3 else "")
+            console.print(f"  {d.worker} ({tasks}): {d.reason}")
     for note in plan.notes:
         console.print(f"note: {note}")
     if path is not None:
         console.print(f"wrote {path}")
+
+
+def _pair(base: float | int | None, value: float | int, fmt: Any) -> tuple[str, str]:
+    """(baseline cell, change cell): the change as a relative figure where it makes sense."""
+    if base is None:
+        return "", ""
+    if base == value:
+        return fmt(base), "="
+    if isinstance(base, float) and base:
+        return fmt(base), f"{(value - base) / base:+.1%}"
+    return fmt(base), f"{value - base:+}"
+
+
+def _path_text(path: tuple[str, ...] | list[str]) -> str:
+    shown = list(path[:CRITICAL_PATH_SHOWN])
+    return " -> ".join(shown) + (" -> ..." if len(path) > CRITICAL_PATH_SHOWN else "")
+
+
+def what_if(report: WhatIf) -> None:
+    """What `planflow simulate` prints: the plan as compiled beside the scenario, and their
+    differences (the same numbers `--json` prints)."""
+    from rich.table import Table
+
+    console = _console()
+    c, s, diff = report.compiled, report.scenario, report.difference()
+    table = Table(title=f"what-if for '{report.workflow}' ({report.strategy} plan, "
+                        f"simulated on {report.platform})")
+    for col in ("figure", "as compiled", "scenario", "difference"):
+        table.add_column(col, justify="left" if col == "figure" else "right")
+    table.add_row("makespan", _fmt_s(c.makespan_s), _fmt_s(s.makespan_s),
+                  f"{diff['makespan_s']:+.3f} s")
+    table.add_row("cost", f"${c.cost_usd:.6f}", f"${s.cost_usd:.6f}", f"${diff['cost_usd']:+.6f}")
+    table.add_row("GB-s", f"{c.gb_s:.3f}", f"{s.gb_s:.3f}", f"{diff['gb_s']:+.3f}")
+    table.add_row("workers", str(c.workers), str(s.workers), f"{int(diff['workers']):+d}")
+    table.add_row("cold starts", str(c.cold_starts), str(s.cold_starts),
+                  f"{int(diff['cold_starts']):+d}")
+    if c.samples and s.samples:
+        for q in ("p50", "p90", "p99"):
+            cm, sm = c.samples["makespan_s"][q], s.samples["makespan_s"][q]
+            table.add_row(f"makespan {q}", _fmt_s(cm), _fmt_s(sm), f"{sm - cm:+.3f} s")
+        for q in ("p50", "p90", "p99"):
+            cc, sc = c.samples["cost_usd"][q], s.samples["cost_usd"][q]
+            table.add_row(f"cost {q}", f"${cc:.6f}", f"${sc:.6f}", f"${sc - cc:+.6f}")
+    console.print(table)
+    console.print("changes: " + ("; ".join(report.changes) or "none (the plan as compiled)"))
+    console.print("critical path as compiled: " + _path_text(c.critical_path))
+    if s.critical_path != c.critical_path:
+        console.print("critical path in the scenario: " + _path_text(s.critical_path))
+    if report.gantt:
+        console.print(f"wrote {report.gantt}")
 
 
 def plan_document(doc: dict[str, Any]) -> None:

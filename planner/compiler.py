@@ -1,48 +1,232 @@
-"""The compile pipeline: TaskGraph -> Plan, for one strategy.
+"""The compile pipeline: TaskGraph -> Plan. The passes, in order:
 
-Foundation version: only the `wukong` strategy (one configuration everywhere, one worker per
-task, no planning). The planner issue replaces this with prediction, simulation and the
-critical-path passes.
+1. predict    durations of every task at every configuration, feasibility, output and edge
+              bytes (`planner.predict`, through metadata's MetadataAccess).
+2. place      workers: planned clustering (`placement.cluster`), one worker per task with
+              `--no-clustering`, or WUKONG's rule for `wukong` (`planner.placement`).
+3. optimize   delayed I/O and pre-load flags (`planner.optimize`; `--no-delayed-io`,
+              `--no-preload`).
+4. baseline   the best feasible configuration on every worker, pre-warm timed from its own
+              timeline (`--no-prewarm`), simulated: its makespan is the target; the bound is
+              target x (1 + `--slowdown`), or `--deadline-s`.
+5. configure  per strategy: `critical-path` takes the critical path and slack of the baseline
+              simulation and runs the downgrade loop (`planner.downgrade`); `uniform`, `wukong`
+              and `octoflows` are the baselines of `planner.baselines`.
+6. pre-warm   re-timed from the configured timeline (later requests, less idle billing); kept
+              only if the plan stays within the bound and gets no costlier.
+7. simulate   the final plan, and explain it (`planner.explain`): per task its configuration,
+              worker, predicted times, critical flag, slack, optimizations and reasons.
+
+Configuration and placement: a worker has one configuration, and the downgrade loop chooses it
+per worker. Placement therefore comes first: every simulation, the target's included, needs
+workers, and choosing per task then clustering afterwards would either split chains where
+configurations differ (an extra start-up and transfer each time, which can break the verified
+makespan) or run a chain at the largest of its tasks' configurations (slack spent on tasks that
+are not cheaper after all). A worker's tasks are downgraded together, and a worker with a
+critical-path task moves only to configurations where that task does not get slower (or within
+`--slowdown`/`--deadline-s`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from planner.errors import UsageError
+import numpy as np
+
+from planner import baselines, optimize, placement
+from planner.assignment import Assignment, simulate_assignment
+from planner.downgrade import Outcome, downgrade, within
+from planner.errors import PlanningError, UsageError
 from planner.graph import TaskGraph
-from planner.plan import Plan, PlanSummary, TaskPlan, WorkerPlan
+from planner.options import (
+    DEFAULT_PLATFORM,
+    DEFAULT_ROUNDS,
+    DEFAULT_STRATEGY,
+    STRATEGIES,
+    CompileOptions,
+)
+from planner.plan import Plan
+from planner.predict import Predictions, predict
 
-STRATEGIES = ("wukong",)
-DEFAULT_STRATEGY = "wukong"
-DEFAULT_MEMORY_MB = 1769
-MB_PER_CPU = 1769
+if TYPE_CHECKING:
+    from simulator import Platform, SimResult
+
+__all__ = ["DEFAULT_PLATFORM", "DEFAULT_ROUNDS", "DEFAULT_STRATEGY", "STRATEGIES",
+           "CompileOptions", "compile_graph"]
+
+PREWARM_PASSES = 2
+"""Times the baseline's pre-warm is re-timed from its own simulation (requests move earlier as
+earlier workers are pre-warmed too)."""
 
 
 @dataclass(frozen=True)
-class CompileOptions:
-    strategy: str = DEFAULT_STRATEGY
-    platform: str = "local"
-    memory_mb: int | None = None
+class Stage:
+    """The figures one compile carries between passes."""
 
-    def as_dict(self) -> Mapping[str, Any]:
-        return asdict(self)
+    graph: TaskGraph
+    pred: Predictions
+    platform: Platform
+    options: CompileOptions
 
 
-def compile_graph(graph: TaskGraph, options: CompileOptions | None = None) -> Plan:
+def compile_graph(graph: TaskGraph, options: CompileOptions | None = None, *,
+                  access: Any = None, platform: Platform | None = None) -> Plan:
+    """Compile `graph` (the passes in the module docstring). `access` is a metadata
+    `MetadataAccess` with history; `platform` overrides `options.platform`."""
+    from planner import explain
+
     options = options or CompileOptions()
-    if options.strategy not in STRATEGIES:
-        raise UsageError(f"unknown strategy '{options.strategy}'; choose one of {STRATEGIES}")
-    memory = options.memory_mb or DEFAULT_MEMORY_MB
-    cpus = min(memory / MB_PER_CPU, 6.0)
-    tasks = {}
-    workers = []
-    for i, node in enumerate(graph.nodes):
-        wid = f"w{i}"
-        tasks[node.id] = TaskPlan(node.id, memory, cpus, wid)
-        workers.append(WorkerPlan(wid, memory, cpus, (node.id,)))
-    summary = PlanSummary(0.0, 0.0, 0.0, len(workers), len(workers), ())
-    return Plan(graph, options.strategy, options.platform, tasks, tuple(workers), summary,
-                options=options.as_dict())
+    started = time.perf_counter()
+    platform = platform or load(options.platform)
+    stage = Stage(graph, predict(graph, platform, quantile=options.quantile, access=access),
+                  platform, options)
+    asg = optimize_static(stage, place(stage))
+    base_asg, base_res = best_everywhere(stage, asg)
+    bound = bound_of(stage, base_res)
+    outcome = configure(stage, base_asg, base_res, bound)
+    final = retime_prewarm(stage, outcome, bound)
+    return explain.build_plan(stage, base_asg, base_res, final, bound,
+                              time.perf_counter() - started)
+
+
+def load(name_or_file: str) -> Platform:
+    """A platform by name or TOML file; its errors become UsageError."""
+    from simulator import PlatformError, load_platform
+
+    try:
+        return load_platform(name_or_file)
+    except PlatformError as err:
+        raise UsageError(f"--platform {name_or_file}: {err}") from err
+
+
+def place(stage: Stage) -> Assignment:
+    """Pass 2: workers at the best configurations."""
+    pred, opts, plat = stage.pred, stage.options, stage.platform
+    best = best_task_configs(pred)
+    lag = placement.edge_lag(pred, plat.storage_latency_s, plat.storage_bandwidth_bps)
+    if opts.strategy == "wukong":
+        worker = placement.wukong(pred, best, lag)
+    elif opts.clustering:
+        worker = placement.cluster(pred, best, lag)
+    else:
+        worker = placement.singletons(pred.n_tasks)
+    w = int(worker.max()) + 1
+    asg = Assignment.create(worker, np.zeros(w, np.int64))
+    return optimize.clustering_reasons(pred, asg)
+
+
+def optimize_static(stage: Stage, asg: Assignment) -> Assignment:
+    """Pass 3: delayed I/O and pre-load (WUKONG had delayed I/O, neither pre-load nor pre-warm)."""
+    if stage.options.delayed_io:
+        asg = optimize.delayed_io(stage.pred, asg)
+    if stage.options.preload and stage.options.strategy != "wukong":
+        asg = optimize.preload(stage.pred, asg)
+    return asg
+
+
+def best_task_configs(pred: Predictions) -> np.ndarray:
+    """int[n]: per task the feasible configuration with the most CPUs (least memory among
+    equals)."""
+    cpus = np.where(pred.feasible, pred.cpus[None, :], -np.inf)
+    most = cpus.max(axis=1, keepdims=True)
+    return np.asarray(np.argmax(cpus >= most, axis=1), np.int64)
+
+
+def best_worker_configs(pred: Predictions, asg: Assignment) -> np.ndarray:
+    """int[w]: per worker the configuration with the most CPUs among those all its tasks fit."""
+    need = baselines.worker_need(pred, asg)
+    cpus = np.where(pred.memory_mb[None, :] >= need[:, None], pred.cpus[None, :], -np.inf)
+    most = cpus.max(axis=1, keepdims=True)
+    return np.asarray(np.argmax(cpus >= most, axis=1), np.int64)
+
+
+def best_everywhere(stage: Stage, asg: Assignment) -> tuple[Assignment, SimResult]:
+    """Pass 4: the baseline plan (wukong: the largest configuration, or --memory-mb)."""
+    pred, opts = stage.pred, stage.options
+    if opts.strategy == "wukong":
+        config = (baselines.fixed_config(pred, asg, opts.memory_mb, "wukong") if opts.memory_mb
+                  else baselines.largest_config(pred, asg))
+    else:
+        config = best_worker_configs(pred, asg)
+    asg = asg.with_config(config)
+    result = simulate_assignment(pred, asg, stage.platform)
+    if not opts.prewarm or opts.strategy == "wukong":
+        return asg, result
+    for _ in range(PREWARM_PASSES):
+        trial = optimize.prewarm(pred, asg, result, cold_starts(stage, asg))
+        res = simulate_assignment(pred, trial, stage.platform)
+        if (res.makespan_s, res.cost_usd) >= (result.makespan_s, result.cost_usd):
+            break
+        asg, result = trial, res
+    return asg, result
+
+
+def cold_starts(stage: Stage, asg: Assignment) -> np.ndarray:
+    """float[w]: the cold start of every worker's configuration."""
+    return np.asarray(stage.platform.cold_start_array[asg.config])
+
+
+def bound_of(stage: Stage, baseline: SimResult) -> float:
+    """The makespan the plan must not exceed."""
+    opts = stage.options
+    if opts.deadline_s is None:
+        return float(baseline.makespan_s * (1.0 + opts.slowdown))
+    if not within(baseline.makespan_s, opts.deadline_s):
+        raise PlanningError(
+            f"--deadline-s {opts.deadline_s:g}: the fastest predicted makespan (best "
+            f"configuration everywhere) is {baseline.makespan_s:.3f} s; allow at least that")
+    return float(opts.deadline_s)
+
+
+def configure(stage: Stage, asg: Assignment, result: SimResult, bound: float) -> Outcome:
+    """Pass 5: the strategy's configurations."""
+    pred, opts, plat = stage.pred, stage.options, stage.platform
+    if opts.strategy == "critical-path":
+        return critical_path(stage, asg, result, bound)
+    if opts.strategy == "octoflows":
+        return baselines.octoflows(pred, asg, plat, result)
+    if opts.strategy == "uniform":
+        if opts.memory_mb is None:
+            return baselines.uniform(pred, asg, plat, bound)
+        fixed = asg.with_config(baselines.fixed_config(pred, asg, opts.memory_mb, "uniform"))
+        return Outcome(fixed, simulate_assignment(pred, fixed, plat), simulations=1)
+    return Outcome(asg, result)
+
+
+def critical_path(stage: Stage, asg: Assignment, result: SimResult, bound: float) -> Outcome:
+    """The downgrade loop from two starts, the cheaper result wins (ties: the first):
+    the best-everywhere plan, and the cheapest one-configuration plan within the bound.
+
+    The second start matters where warm containers do: workers of one configuration reuse each
+    other's containers, so moving workers one batch at a time can cost warm starts that a
+    coordinated move to one configuration keeps."""
+    pred, plat, rounds = stage.pred, stage.platform, stage.options.rounds
+    first = downgrade(pred, asg, plat, result, bound, rounds)
+    if rounds == 0:
+        return first
+    same = baselines.uniform(pred, asg, plat, bound)
+    spent = first.simulations + same.simulations
+    if np.array_equal(same.assignment.config, asg.config):
+        first.simulations = spent
+        return first
+    second = downgrade(pred, same.assignment, plat, same.result, bound, rounds)
+    best = second if second.result.cost_usd < first.result.cost_usd else first
+    best.simulations = spent + second.simulations
+    best.rounds = first.rounds + second.rounds
+    return best
+
+
+def retime_prewarm(stage: Stage, outcome: Outcome, bound: float) -> Outcome:
+    """Pass 6: pre-warm re-timed from the configured timeline, if that is no worse."""
+    asg = outcome.assignment
+    if not stage.options.prewarm or stage.options.strategy == "wukong":
+        return outcome
+    trial = optimize.prewarm(stage.pred, asg, outcome.result, cold_starts(stage, asg))
+    res = simulate_assignment(stage.pred, trial, stage.platform)
+    outcome.simulations += 1
+    limit = max(bound, outcome.result.makespan_s)
+    if within(res.makespan_s, limit) and res.cost_usd <= outcome.result.cost_usd:
+        outcome.assignment, outcome.result = trial, res
+    return outcome

@@ -83,6 +83,19 @@ class PlanSummary:
 
 
 @dataclass(frozen=True)
+class Downgrade:
+    """One worker the planner moved to a cheaper configuration, with the figures behind it."""
+
+    worker: str
+    tasks: tuple[str, ...]
+    from_mb: int
+    to_mb: int
+    slack_s: float | None  # the budget that allowed it; None when no duration grew
+    saved_gb_s: float  # GB-s of the worker in the best-everywhere plan minus in this plan
+    reason: str
+
+
+@dataclass(frozen=True)
 class Plan:
     """A compiled workflow. `tasks` follows the graph's topological order."""
 
@@ -97,6 +110,9 @@ class Plan:
     notes: tuple[str, ...] = ()
     created_at: float = field(default_factory=time.time)
     schema_version: int = PLAN_SCHEMA_VERSION
+    downgrades: tuple[Downgrade, ...] = ()
+    prediction_sources: Mapping[str, int] = field(default_factory=dict)
+    planning: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def workflow(self) -> str:
@@ -127,6 +143,9 @@ class Plan:
             "baseline": _summary_json(self.baseline) if self.baseline else None,
             "options": {k: _jsonable(v) for k, v in self.options.items()},
             "notes": list(self.notes),
+            "prediction_sources": dict(self.prediction_sources),
+            "planning": {k: _jsonable(v) for k, v in self.planning.items()},
+            "downgrades": [_downgrade_json(d) for d in self.downgrades],
             "sink": graph.sink,
             "dropped": list(graph.dropped),
             "workers": [_worker_json(w) for w in self.workers],
@@ -185,11 +204,14 @@ def load_plan(path: str | Path) -> Plan:
         base = doc.get("baseline")
         baseline = PlanSummary(**{**base, "critical_path": tuple(base["critical_path"])}) \
             if base else None
+        downgrades = tuple(Downgrade(**{**d, "tasks": tuple(d["tasks"])})
+                           for d in doc.get("downgrades", ()))
     except (KeyError, TypeError) as err:
         raise PlanFileError(f"{path}: plan.json is missing or has a bad field ({err})") from err
     return Plan(graph, doc["strategy"], doc["platform"], tasks, workers, summary, baseline,
                 doc.get("options", {}), tuple(doc.get("notes", ())), doc.get("created_at", 0.0),
-                doc["schema_version"])
+                doc["schema_version"], downgrades, dict(doc.get("prediction_sources", {})),
+                dict(doc.get("planning", {})))
 
 
 def _open_zip(path: str | Path) -> zipfile.ZipFile:
@@ -250,6 +272,12 @@ def _worker_json(w: WorkerPlan) -> dict[str, Any]:
 
 def _worker_from_json(d: Mapping[str, Any]) -> WorkerPlan:
     return WorkerPlan(**{**d, "tasks": tuple(d["tasks"])})
+
+
+def _downgrade_json(d: Downgrade) -> dict[str, Any]:
+    out = asdict(d)
+    out["tasks"] = list(d.tasks)
+    return out
 
 
 def _summary_json(s: PlanSummary) -> dict[str, Any]:
