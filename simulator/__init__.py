@@ -54,22 +54,32 @@ Event ordering. The engine advances each worker's task sequence as far as known 
 (those times depend only on values already final) and uses one heap for the events that interact
 across workers: worker stops (priority 0: free slots and containers first), worker requests
 (priority 1) and pre-load link requests (priority 2). Heap entries are (time, priority, key1,
-key2) with keys = worker index, or (task index, edge position / -1 for storage); no two entries
-compare equal, so the order never depends on insertion order. The event log is sorted by time,
-then by the order the engine derived the events, which is causal.
+key2) with keys = (worker index, 0 data / 1 pre-warm), or (task index, edge position / -1 for
+storage); no two entries compare equal, so the order never depends on insertion order.
+
+Event log (`simulate(record_events=True)`): `(t, "worker k", what)` with what in request,
+prewarm, cold start, warm start, ready, stop; `(t, "task u", what)` with what in ready, start,
+finish, uploaded (only if it uploads), and on pre-loading workers "fetch task p" / "got task p"
+(or "fetch storage" / "got storage") at a download's request and end. Sorted by time, then by the
+order the engine derived the events, which is causal.
 
 Critical path and slack. Every value above is a max of (earlier value + fixed delay): task
 start, worker ready, download end. These constraints form the *timeline graph* (`Timeline`):
 nodes are tasks (at their start), workers (at ready) and pre-load downloads (at their end),
 with edges for data, plan order, start-up, concurrency slots and the download link. The critical
-path is found by walking tight edges back from the sink (linear time); its length equals the
-makespan. Slack is latest start minus start from a backward pass over the same graph, holding the
-simulated decisions (cold/warm, queue order) fixed.
+path is found by walking tight edges back from the sink (linear time; on ties a data edge wins
+over plan order); its length equals the makespan. `critical_path` lists its tasks: it starts at a
+root unless a pre-warmed worker's start-up, or a pre-load requested at a worker's ready time, is
+what the first task on it waited for. Slack is latest start minus start from a backward pass
+over the same graph, holding the simulated decisions (cold/warm, queue order, pre-warm) fixed.
 
-Caveat: warm-container choice and the concurrency queue are greedy, so, as in any list
-scheduler (Graham's anomalies), making something slower can occasionally make the makespan
-shorter when those decisions flip. Without a binding concurrency limit and warm reuse the model is
-monotone.
+Caveat: the warm-container choice, the concurrency queue and a pre-loading worker's link are
+greedy/FIFO, so, as in any list scheduler (Graham's anomalies), making something slower can
+occasionally make the makespan shorter when those decisions flip. Without them (no pre-load, no
+container reuse, no binding limit) the model is monotone, and without pre-warm (whose request
+time is a min) it is a max-plus system in which slack is exact.
+A concurrency limit can deadlock a plan (a running worker waits for a worker that cannot start);
+`simulate` raises SimulatorError then.
 """
 
 from simulator.errors import PlatformError, SimulatorError

@@ -27,6 +27,8 @@ from __future__ import annotations
 import heapq
 from collections import deque
 
+import numpy as np
+
 from simulator.errors import SimulatorError
 from simulator.prepare import Prepared
 
@@ -60,10 +62,40 @@ class Engine:
         worker_config: list[int],
         record_events: bool,
     ) -> None:
-        n, w = prep.n, prep.w
-        self.n, self.w = n, w
+        self._load_constants(prep, duration_s, worker_config)
+        self.limit = concurrency_limit
+        self.keep_warm = keep_warm_s
+        self.record = record_events
+        self._init_tasks(prep)
+        self._init_workers(prep.w)
+        self.running = 0
+        self.queue: deque[int] = deque()
+        self.pools: dict[int, deque[float]] = {}
+        self.work: deque[int] = deque()
+        self.order: list[int] = []
+        self.link_time: list[float] = []
+        self.link_task: list[int] = []
+        self.link_producer: list[int] = []
+        self.dyn_src: list[int] = []
+        self.dyn_dst: list[int] = []
+        self.dyn_w: list[float] = []
+        self.events: list[Event] = []
+        self.heap: list[tuple[float, int, int, int]] = []
+        for k in range(self.w):
+            if self.unavail[self.wtasks[self.wptr[k]]] == 0:
+                self.heap.append((0.0, PRIO_REQUEST, k, REQUEST_DATA))
+            if prewarm_at_s[k] == prewarm_at_s[k]:  # not NaN
+                self.heap.append((prewarm_at_s[k], PRIO_REQUEST, k, REQUEST_PREWARM))
+        heapq.heapify(self.heap)
+
+    def _load_constants(
+        self, prep: Prepared, duration_s: list[float], worker_config: list[int]
+    ) -> None:
+        """Constant state as plain lists (the scalar loop indexes lists faster than arrays)."""
+        self.n, self.w = prep.n, prep.w
         self.latency = prep.latency_s
         self.duration = duration_s
+        self.config = worker_config
         self.rin_ptr = prep.rin_ptr.tolist()
         self.rin_src = prep.rin_src.tolist()
         self.rin_xfer = prep.rin_xfer_s.tolist()
@@ -78,30 +110,26 @@ class Engine:
         self.wtasks = prep.wtasks.tolist()
         self.wptr = prep.wptr.tolist()
         self.prev_task = prep.prev_task.tolist()
+        self.worker_of = prep.worker.tolist()
+        self.worker_preload = prep.worker_preload.tolist()
         self.cold_s = prep.cold_s.tolist()
         self.warm_s = prep.warm_s.tolist()
-        self.config = worker_config
-        self.limit = concurrency_limit
-        self.keep_warm = keep_warm_s
-        self.worker_of = [0] * n
-        for k in range(w):
-            for i in range(self.wptr[k], self.wptr[k + 1]):
-                self.worker_of[self.wtasks[i]] = k
-        remote_in = [self.rin_ptr[u + 1] - self.rin_ptr[u] for u in range(n)]
-        self.task_preload = prep.task_preload.tolist()
-        self.worker_preload = [self.task_preload[self.wtasks[self.wptr[k]]] for k in range(w)]
-        # per task
-        self.unavail = remote_in
-        self.undownloaded = list(remote_in)
+
+    def _init_tasks(self, prep: Prepared) -> None:
+        n = prep.n
+        remote_in = np.diff(prep.rin_ptr)
+        self.unavail = remote_in.tolist()
+        self.undownloaded = remote_in.tolist()
         self.avail_max = [0.0] * n
         self.download_max = [0.0] * n
-        self.storage_state = [1 if self.task_preload[u] and self.storage_xfer[u] > 0 else 0
-                              for u in range(n)]
+        needs_read = prep.task_preload & (prep.storage_xfer_s > 0)
+        self.storage_state = needs_read.astype(np.int64).tolist()  # 1 = read not yet requested
         self.ready = [0.0] * n
         self.start = [0.0] * n
         self.finish = [0.0] * n
         self.done = [0.0] * n
-        # per worker
+
+    def _init_workers(self, w: int) -> None:
         self.state = [NEW] * w
         self.cursor = self.wptr[:w]
         self.request_at = [0.0] * w
@@ -113,27 +141,6 @@ class Engine:
         self.link_free = [0.0] * w
         self.last_link = [-1] * w
         self.pending: list[list[tuple[float, int, int]]] = [[] for _ in range(w)]
-        # global
-        self.running = 0
-        self.queue: deque[int] = deque()
-        self.pools: dict[int, deque[float]] = {}
-        self.heap: list[tuple[float, int, int, int]] = []
-        self.work: deque[int] = deque()
-        self.order: list[int] = []
-        self.link_time: list[float] = []
-        self.link_task: list[int] = []
-        self.link_producer: list[int] = []
-        self.dyn_src: list[int] = []
-        self.dyn_dst: list[int] = []
-        self.dyn_w: list[float] = []
-        self.record = record_events
-        self.events: list[Event] = []
-        for k in range(w):
-            if remote_in[self.wtasks[self.wptr[k]]] == 0:
-                self.heap.append((0.0, PRIO_REQUEST, k, REQUEST_DATA))
-            if prewarm_at_s[k] == prewarm_at_s[k]:  # not NaN
-                self.heap.append((prewarm_at_s[k], PRIO_REQUEST, k, REQUEST_PREWARM))
-        heapq.heapify(self.heap)
 
     # -- main loop ------------------------------------------------------------------------
     def run(self) -> None:

@@ -40,6 +40,8 @@ class Prepared:
     upload_s: np.ndarray  # float[n] L + output/BW if uploaded, else 0
     length_s: np.ndarray  # float[n] duration + upload: time from start to done
     task_preload: np.ndarray  # bool[n] the task's worker pre-loads
+    worker: np.ndarray  # int[n] worker of each task
+    worker_preload: np.ndarray  # bool[w] the worker pre-loads
     wptr: np.ndarray  # int[w+1] worker k runs wtasks[wptr[k]:wptr[k+1]]
     wtasks: np.ndarray  # int[n] tasks grouped by worker, plan order inside a worker
     prev_task: np.ndarray  # int[n] previous task on the same worker, -1 for a first task
@@ -94,6 +96,8 @@ def prepare(inp: SimInput, platform: Platform) -> Prepared:
         upload_s=upload_s,
         length_s=inp.duration_s + upload_s,
         task_preload=inp.worker_preload[inp.worker],
+        worker=inp.worker,
+        worker_preload=inp.worker_preload,
         wptr=wptr,
         wtasks=wtasks,
         prev_task=prev_task,
