@@ -35,7 +35,14 @@ import redis.asyncio as aioredis
 
 from runtime.keys import RunKeys
 from runtime.program import TaskStep
-from runtime.scripts import BatchUpdate, batch_call, call_async, is_noscript, started_workers
+from runtime.scripts import (
+    SCRIPTS,
+    BatchUpdate,
+    batch_call,
+    call_async,
+    is_noscript,
+    started_workers,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -64,7 +71,10 @@ class IoLoop:
 
     @staticmethod
     async def _connect(url: str) -> aioredis.Redis:
-        return aioredis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S)
+        client = aioredis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S)
+        for script in SCRIPTS:  # so EVALSHA finds them (NOSCRIPT is still handled)
+            await client.script_load(script.source)
+        return client
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -226,7 +236,10 @@ class Uploader:
             if c.payload is not None and not c.step.is_sink:
                 pipe.set(keys.output(c.step.task_id), c.payload, ex=ttl)
         script_at = len(pipe.command_stack)
-        pipe.evalsha(call.script.sha, len(call.keys), *call.keys_and_args)
+        if sink is None:
+            pipe.evalsha(call.script.sha, len(call.keys), *call.keys_and_args)
+        else:  # inside MULTI a NOSCRIPT could not be retried before `ok`: send the source
+            pipe.eval(call.script.source, len(call.keys), *call.keys_and_args)
         if sink is not None:
             self._add_sink(pipe, sink)
         t0 = time.perf_counter()

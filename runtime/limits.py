@@ -105,13 +105,16 @@ class ResourceLimiter:
         self._warn("memory-none", "memory limits are not enforced (no cgroup, no RLIMIT_AS)")
         return Enforcement(cpu, "none")
 
-    def memory_events(self, pid: int) -> int:
-        """How often the process's memory group hit its limit (0 if unknown)."""
+    def oom_kills(self, pid: int) -> int:
+        """How many processes of `pid`'s memory group the OOM killer ended (0 if unknown)."""
         for group in self._groups.get(pid, []):
-            path = group / "memory.failcnt"
+            path = group / "memory.oom_control"
             if path.exists():
                 with contextlib.suppress(OSError, ValueError):
-                    return int(path.read_text().strip() or 0)
+                    for line in path.read_text().splitlines():
+                        name, _, value = line.partition(" ")
+                        if name == "oom_kill":
+                            return int(value)
         return 0
 
     def release(self, pid: int) -> None:

@@ -283,7 +283,7 @@ class PoolServer:
         else:
             how = f"exited with status {os.WEXITSTATUS(status)}"
         message = f"worker {spec.worker_id} (pid {proc.pid}) {how}"
-        if self.limiter.memory_events(proc.pid):
+        if self.limiter.oom_kills(proc.pid):
             message += f" after reaching its memory limit of {spec.memory_mb} MB"
         record = json.dumps({
             "task_id": task_id or f"<worker {spec.worker_id}>", "function": function or "?",

@@ -99,6 +99,7 @@ class Script:
 
 BATCH = Script(BATCH_LUA)
 ERROR = Script(ERROR_LUA)
+SCRIPTS = (BATCH, ERROR)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,168 @@
+"""The local launcher: worker processes from a warm pool, limits enforced, failures of tasks and
+of processes reaching the client, deadlines and Ctrl-C stopping workers and cleaning up."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import redis
+
+from metadata.store import MetricsStore
+from planner.plan import Plan
+from runtime.client import RunProgress, run_plan
+from runtime.errors import RunError, TaskFailed
+from runtime.inline import run_inline
+from runtime.launcher import Launcher
+from runtime.local import LocalLauncher
+from runtime.result import RunResult
+from tests.runtime import plans, workflows
+from tests.runtime.conftest import pool_processes, run_keys
+
+
+def run(plan: Plan, url: str, launcher: LocalLauncher, **kw: Any) -> RunResult:
+    return run_plan(plan, redis_url=url, namespace=launcher.keys.namespace, launcher=launcher,
+                    timeout_s=kw.pop("timeout_s", 60.0), **kw)
+
+
+def test_fan_out_across_processes_equals_inline(redis_url: str,
+                                                local_launcher: LocalLauncher) -> None:
+    plan = plans.round_robin(plans.graph(workflows.fan, width=12), 3)
+    assert run(plan, redis_url, local_launcher).result == run_inline(plan).result == 78
+
+
+def test_a_failing_task_in_a_process_raises_task_failed(redis_url: str,
+                                                        local_launcher: LocalLauncher,
+                                                        client: redis.Redis) -> None:
+    plan = plans.per_task(plans.graph(workflows.failing))
+    with pytest.raises(TaskFailed, match=r"task 'fail-0' \(fail\) failed: ValueError"):
+        run(plan, redis_url, local_launcher, timeout_s=30.0)
+    assert run_keys(client, local_launcher.keys.namespace) == []
+
+
+def test_a_killed_worker_process_fails_the_run_naming_its_task(redis_url: str,
+                                                               local_launcher: LocalLauncher,
+                                                               client: redis.Redis) -> None:
+    plan = plans.one_worker(plans.graph(workflows.dying))
+    with pytest.raises(TaskFailed) as info:
+        run(plan, redis_url, local_launcher, timeout_s=30.0)
+    assert (info.value.task_id, info.value.function, info.value.exc_type) == \
+        ("die-0", "die", "WorkerDied")
+    assert "SIGKILL" in info.value.message
+    assert run_keys(client, local_launcher.keys.namespace) == []
+
+
+def test_exceeding_the_memory_limit_kills_the_worker_and_says_so(
+        redis_url: str, local_launcher: LocalLauncher) -> None:
+    plan = plans.one_worker(plans.graph(workflows.memory_hog, mb=600), memory_mb=256)
+    with pytest.raises(TaskFailed) as info:
+        run(plan, redis_url, local_launcher, timeout_s=60.0)
+    if info.value.exc_type == "MemoryError":  # RLIMIT_AS fallback: no memory cgroup here
+        return
+    assert info.value.task_id == "hog-0"
+    assert "memory limit of 256 MB" in info.value.message
+
+
+def test_the_deadline_stops_workers_and_names_pending_tasks(redis_url: str,
+                                                            local_launcher: LocalLauncher,
+                                                            client: redis.Redis,
+                                                            tmp_path: Path) -> None:
+    pidfile = tmp_path / "sleeper.pid"
+    plan = plans.per_task(plans.graph(workflows.slow, seconds=60.0, pidfile=pidfile))
+    with pytest.raises(RunError, match=r"did not finish within 1 s; 2 tasks pending: "
+                                       r"sleeper-0, inc-1"):
+        run(plan, redis_url, local_launcher, timeout_s=1.0)
+    assert run_keys(client, local_launcher.keys.namespace) == []
+    assert not psutil.pid_exists(int(pidfile.read_text()))  # stopped, not left sleeping
+
+
+def test_ctrl_c_stops_workers_cleans_up_and_re_raises(redis_url: str,
+                                                      local_launcher: LocalLauncher,
+                                                      client: redis.Redis) -> None:
+    def interrupt(progress: RunProgress) -> None:
+        raise KeyboardInterrupt
+
+    plan = plans.per_task(plans.graph(workflows.slow, seconds=60.0))
+    with pytest.raises(KeyboardInterrupt):
+        run(plan, redis_url, local_launcher, progress=interrupt)
+    assert run_keys(client, local_launcher.keys.namespace) == []
+
+
+def test_a_second_run_starts_warm(redis_url: str, local_launcher: LocalLauncher) -> None:
+    plan = plans.one_worker(plans.graph(workflows.chain, n=5))
+    run(plan, redis_url, local_launcher)
+    second = run(plan, redis_url, local_launcher)
+    with MetricsStore(redis_url, local_launcher.keys.namespace) as store:
+        records = _wait_for(lambda: store.worker_records(second.dag_id))
+    assert [r.cold for r in records] == [False]
+
+
+@pytest.mark.slow
+def test_cpu_quota_slows_cpu_bound_work(redis_url: str, local_launcher: LocalLauncher) -> None:
+    """The same CPU-bound task at 256 MB (0.145 vCPU) vs 1769 MB (1 vCPU): with the quota
+    enforced it must take several times longer (ideal ratio 6.9); we require more than 3x."""
+    if not local_launcher_cpu_enforced():
+        pytest.skip("no writable cgroup v1 cpu controller on this machine")
+    g = plans.graph(workflows.cpu, n=3_000_000)
+    durations = {}
+    for memory_mb in (1769, 256):
+        result = run(plans.one_worker(g, memory_mb=memory_mb), redis_url, local_launcher)
+        timing = result.tasks["spin-0"]
+        durations[memory_mb] = timing.finish_s - timing.start_s
+    assert durations[256] / durations[1769] > 3.0, durations
+
+
+def test_a_pool_shut_down_leaves_no_process(redis_url: str) -> None:
+    namespace = f"testown{uuid.uuid4().hex[:8]}"
+    launcher = LocalLauncher(redis_url, namespace, keep_warm_s=60, shutdown_on_close=True)
+    try:
+        plan = plans.round_robin(plans.graph(workflows.fan, width=4), 2)
+        assert run(plan, redis_url, launcher).result == 10
+        assert pool_processes(namespace)
+    finally:
+        launcher.close()
+    assert pool_processes(namespace) == []
+
+
+class TestLauncherContract:
+    """What every launcher must do, run against each implementation."""
+
+    @pytest.fixture(params=["thread", "local"])
+    def launcher(self, request: pytest.FixtureRequest, redis_url: str) -> Launcher:
+        if request.param == "local":
+            launcher: Launcher = request.getfixturevalue("local_launcher")
+        else:
+            launcher = request.getfixturevalue("thread_launcher")
+        return launcher
+
+    def test_runs_a_plan(self, launcher: Launcher, redis_url: str, namespace: str) -> None:
+        ns = getattr(getattr(launcher, "keys", None), "namespace", namespace)
+        plan = plans.round_robin(plans.graph(workflows.diamond, seconds=0.05), 3)
+        result = run_plan(plan, redis_url=redis_url, namespace=ns, launcher=launcher)
+        assert result.result == 4
+
+    def test_stop_of_an_unknown_run_is_harmless(self, launcher: Launcher) -> None:
+        launcher.stop("dag-1700000000000-none-0000")
+
+    def test_prewarm_is_a_hint(self, launcher: Launcher) -> None:
+        launcher.prewarm({(1769, 1.0): 2}, ["json"])
+
+
+def local_launcher_cpu_enforced() -> bool:
+    from runtime.limits import ResourceLimiter
+
+    return ResourceLimiter("probe").cpu_available
+
+
+def _wait_for(fetch: Any, attempts: int = 200) -> Any:
+    """Poll until `fetch()` is non-empty (records are written after the result is out)."""
+    for _ in range(attempts):
+        found = fetch()
+        if found:
+            return found
+        time.sleep(0.02)
+    return fetch()

@@ -1,0 +1,170 @@
+"""Workflows of the runtime tests; each docstring draws its DAG.
+
+Task functions are pickled by value (the module attribute is the @task wrapper), so shared state
+lives in the `counters` module, which is pickled by reference.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from planflow import task, workflow
+from tests.runtime import counters
+
+
+@task
+def inc(x: int) -> int:
+    return x + 1
+
+
+@task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@task
+def counted(name: str, *xs: int) -> int:
+    with counters.LOCK:
+        counters.CALLS[name] += 1
+    return sum(xs)
+
+
+@task
+def pause(x: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return x
+
+
+@task
+def spin(n: int) -> int:
+    """CPU-bound: a pure-Python loop of n iterations."""
+    acc = 0
+    for i in range(n):
+        acc += i
+    return acc
+
+
+@task
+def fail(x: int) -> int:
+    raise ValueError(f"cannot handle {x}")
+
+
+@task
+def die(x: int) -> int:
+    os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+@task
+def split(x: int) -> dict[str, object]:
+    return {"pair": (x, x + 1), "items": [x, {"deep": x * 2}]}
+
+
+@task
+def combine(parts: dict[str, object], extra: tuple[int, ...], label: str = "") -> str:
+    return f"{label}{parts}|{extra}"
+
+
+@workflow
+def chain(n: int = 10):
+    """inc-0 -> inc-1 -> ... -> inc-(n-1)"""
+    x = inc(0)
+    for _ in range(n - 1):
+        x = inc(x)
+    return x
+
+
+@workflow
+def fan(width: int = 8):
+    """
+            inc-0
+         /   |   \\
+     add-0 add-1 ... add-(width-1)
+         \\   |   /
+            total-0
+    """
+    root = inc(0)
+    return total([add(root, i) for i in range(width)])
+
+
+@workflow
+def diamond(seconds: float = 0.2):
+    """
+         inc-0
+         /    \\
+    counted-0  pause-0 (slow)
+         \\    /
+        counted-1
+    """
+    a = inc(1)
+    return counted("child", counted("left", a), pause(a, seconds))
+
+
+@workflow
+def nested():
+    """split-0 and inc-0 feed combine-0 through nested dicts, tuples and keyword arguments."""
+    s = split(3)
+    i = inc(4)
+    return combine({"s": s, "more": [i, {"again": s}]}, (i, i), label=inc(0))
+
+
+@workflow
+def outputs():
+    """Several outputs in a structure: a synthetic `_outputs-0` sink collects them."""
+    a = inc(1)
+    return {"a": a, "b": [add(a, 2), inc(a)], "c": (total([a, a]),)}
+
+
+@workflow
+def failing(width: int = 3):
+    """inc-0 -> fail-0 -> total-0 <- add-* (fail-0 raises; total-0 must never run)"""
+    root = inc(0)
+    return total([fail(root), *(add(root, i) for i in range(width))])
+
+
+@workflow
+def dying():
+    """inc-0 -> die-0 (the worker process kills itself) -> inc-1"""
+    return inc(die(inc(0)))
+
+
+@task
+def sleeper(x: int, seconds: float, pidfile: str) -> int:
+    """Sleeps; first writes its process id to `pidfile` (if given)."""
+    if pidfile:
+        with open(pidfile, "w") as f:
+            f.write(str(os.getpid()))
+    time.sleep(seconds)
+    return x
+
+
+@workflow
+def slow(seconds: float = 30.0, pidfile: str = ""):
+    """inc-0 -> sleeper-0 (long) -> inc-1"""
+    return inc(sleeper(inc(0), seconds, pidfile))
+
+
+@workflow
+def cpu(n: int = 2_000_000):
+    """spin-0"""
+    return spin(n)
+
+
+@task
+def hog(mb: int) -> int:
+    """Allocates (and touches) `mb` MiB."""
+    block = b"\x01" * (mb << 20)
+    return len(block)
+
+
+@workflow
+def memory_hog(mb: int = 400):
+    """inc-0 -> hog-0 (allocates mb MiB)"""
+    return hog(inc(mb - 1))
