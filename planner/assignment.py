@@ -115,6 +115,19 @@ def simulate_assignment(pred: Predictions, asg: Assignment, platform: Platform,
         raise PlanningError(f"the plan cannot be simulated: {err}") from err
 
 
+def try_simulate(pred: Predictions, asg: Assignment, platform: Platform,
+                 *, with_slack: bool = True) -> SimResult | None:
+    """Simulate a variant of an assignment that simulated before; None if the concurrency
+    limit deadlocks it (the only error a valid input can raise: a running worker waits for
+    inputs from workers that cannot start)."""
+    from simulator import SimulatorError, simulate
+
+    try:
+        return simulate(sim_input(pred, asg), platform, with_slack=with_slack)
+    except SimulatorError:
+        return None
+
+
 def summarize(result: SimResult, task_ids: tuple[str, ...]) -> PlanSummary:
     """The plan-level figures of one simulation."""
     return PlanSummary(

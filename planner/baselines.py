@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from planner.assignment import Assignment, simulate_assignment
+from planner.assignment import Assignment, simulate_assignment, try_simulate
 from planner.downgrade import Outcome, within
 from planner.errors import PlanningError
 from planner.predict import Predictions
@@ -64,9 +64,9 @@ def uniform(pred: Predictions, asg: Assignment, platform: Platform, bound_s: flo
         if pred.memory_mb[c] < need:
             continue
         trial = asg.with_config(np.full(asg.n_workers, c, np.int64))
-        res = simulate_assignment(pred, trial, platform)
+        res = try_simulate(pred, trial, platform)
         sims += 1
-        if within(res.makespan_s, bound_s) and (best is None
+        if res is not None and within(res.makespan_s, bound_s) and (best is None
                                                 or res.cost_usd < best.result.cost_usd):
             best = Outcome(trial, res)
     if best is None:
@@ -97,9 +97,9 @@ def octoflows(pred: Predictions, asg: Assignment, platform: Platform, result: Si
             trial_config = config.copy()
             trial_config[k] = c
             trial = asg.with_config(trial_config)
-            res = simulate_assignment(pred, trial, platform, with_slack=False)
+            res = try_simulate(pred, trial, platform, with_slack=False)
             out.simulations += 1
-            if res.makespan_s != target:
+            if res is None or res.makespan_s != target:
                 break
             config, out.result = trial_config, res
             c -= 1

@@ -3,12 +3,14 @@
 1. predict    durations of every task at every configuration, feasibility, output and edge
               bytes (`planner.predict`, through metadata's MetadataAccess).
 2. place      workers: planned clustering (`placement.cluster`), one worker per task with
-              `--no-clustering`, or WUKONG's rule for `wukong` (`planner.placement`).
+              `--no-clustering`, or WUKONG's rule for `wukong` (`planner.placement`); under a
+              binding concurrency limit also variants that cannot deadlock (`planner.target`).
 3. optimize   delayed I/O and pre-load flags (`planner.optimize`; `--no-delayed-io`,
               `--no-preload`).
 4. baseline   the best feasible configuration on every worker, pre-warm timed from its own
-              timeline (`--no-prewarm`), simulated: its makespan is the target; the bound is
-              target x (1 + `--slowdown`), or `--deadline-s`.
+              timeline (`--no-prewarm`), simulated; the fastest placement is kept and its
+              makespan is the target; the bound is target x (1 + `--slowdown`), or
+              `--deadline-s`.
 5. configure  per strategy: `critical-path` takes the critical path and slack of the baseline
               simulation and runs the downgrade loop (`planner.downgrade`); `uniform`, `wukong`
               and `octoflows` are the baselines of `planner.baselines`.
@@ -35,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from planner import baselines, optimize, placement
-from planner.assignment import Assignment, simulate_assignment
+from planner import baselines, optimize
+from planner.assignment import Assignment, simulate_assignment, try_simulate
 from planner.downgrade import Outcome, downgrade, within
 from planner.errors import PlanningError, UsageError
 from planner.graph import TaskGraph
@@ -49,17 +51,13 @@ from planner.options import (
 )
 from planner.plan import Plan
 from planner.predict import Predictions, predict
+from planner.target import best_everywhere, cold_starts
 
 if TYPE_CHECKING:
     from simulator import Platform, SimResult
 
 __all__ = ["DEFAULT_PLATFORM", "DEFAULT_ROUNDS", "DEFAULT_STRATEGY", "STRATEGIES",
            "CompileOptions", "compile_graph"]
-
-PREWARM_PASSES = 2
-"""Times the baseline's pre-warm is re-timed from its own simulation (requests move earlier as
-earlier workers are pre-warmed too)."""
-
 
 @dataclass(frozen=True)
 class Stage:
@@ -82,13 +80,11 @@ def compile_graph(graph: TaskGraph, options: CompileOptions | None = None, *,
     platform = platform or load(options.platform)
     stage = Stage(graph, predict(graph, platform, quantile=options.quantile, access=access),
                   platform, options)
-    asg = optimize_static(stage, place(stage))
-    base_asg, base_res = best_everywhere(stage, asg)
-    bound = bound_of(stage, base_res)
-    outcome = configure(stage, base_asg, base_res, bound)
+    target = best_everywhere(stage)
+    bound = bound_of(stage, target.result)
+    outcome = configure(stage, target.assignment, target.result, bound)
     final = retime_prewarm(stage, outcome, bound)
-    return explain.build_plan(stage, base_asg, base_res, final, bound,
-                              time.perf_counter() - started)
+    return explain.build_plan(stage, target, final, bound, time.perf_counter() - started)
 
 
 def load(name_or_file: str) -> Platform:
@@ -99,73 +95,6 @@ def load(name_or_file: str) -> Platform:
         return load_platform(name_or_file)
     except PlatformError as err:
         raise UsageError(f"--platform {name_or_file}: {err}") from err
-
-
-def place(stage: Stage) -> Assignment:
-    """Pass 2: workers at the best configurations."""
-    pred, opts, plat = stage.pred, stage.options, stage.platform
-    best = best_task_configs(pred)
-    lag = placement.edge_lag(pred, plat.storage_latency_s, plat.storage_bandwidth_bps)
-    if opts.strategy == "wukong":
-        worker = placement.wukong(pred, best, lag)
-    elif opts.clustering:
-        worker = placement.cluster(pred, best, lag)
-    else:
-        worker = placement.singletons(pred.n_tasks)
-    w = int(worker.max()) + 1
-    asg = Assignment.create(worker, np.zeros(w, np.int64))
-    return optimize.clustering_reasons(pred, asg)
-
-
-def optimize_static(stage: Stage, asg: Assignment) -> Assignment:
-    """Pass 3: delayed I/O and pre-load (WUKONG had delayed I/O, neither pre-load nor pre-warm)."""
-    if stage.options.delayed_io:
-        asg = optimize.delayed_io(stage.pred, asg)
-    if stage.options.preload and stage.options.strategy != "wukong":
-        asg = optimize.preload(stage.pred, asg)
-    return asg
-
-
-def best_task_configs(pred: Predictions) -> np.ndarray:
-    """int[n]: per task the feasible configuration with the most CPUs (least memory among
-    equals)."""
-    cpus = np.where(pred.feasible, pred.cpus[None, :], -np.inf)
-    most = cpus.max(axis=1, keepdims=True)
-    return np.asarray(np.argmax(cpus >= most, axis=1), np.int64)
-
-
-def best_worker_configs(pred: Predictions, asg: Assignment) -> np.ndarray:
-    """int[w]: per worker the configuration with the most CPUs among those all its tasks fit."""
-    need = baselines.worker_need(pred, asg)
-    cpus = np.where(pred.memory_mb[None, :] >= need[:, None], pred.cpus[None, :], -np.inf)
-    most = cpus.max(axis=1, keepdims=True)
-    return np.asarray(np.argmax(cpus >= most, axis=1), np.int64)
-
-
-def best_everywhere(stage: Stage, asg: Assignment) -> tuple[Assignment, SimResult]:
-    """Pass 4: the baseline plan (wukong: the largest configuration, or --memory-mb)."""
-    pred, opts = stage.pred, stage.options
-    if opts.strategy == "wukong":
-        config = (baselines.fixed_config(pred, asg, opts.memory_mb, "wukong") if opts.memory_mb
-                  else baselines.largest_config(pred, asg))
-    else:
-        config = best_worker_configs(pred, asg)
-    asg = asg.with_config(config)
-    result = simulate_assignment(pred, asg, stage.platform)
-    if not opts.prewarm or opts.strategy == "wukong":
-        return asg, result
-    for _ in range(PREWARM_PASSES):
-        trial = optimize.prewarm(pred, asg, result, cold_starts(stage, asg))
-        res = simulate_assignment(pred, trial, stage.platform)
-        if (res.makespan_s, res.cost_usd) >= (result.makespan_s, result.cost_usd):
-            break
-        asg, result = trial, res
-    return asg, result
-
-
-def cold_starts(stage: Stage, asg: Assignment) -> np.ndarray:
-    """float[w]: the cold start of every worker's configuration."""
-    return np.asarray(stage.platform.cold_start_array[asg.config])
 
 
 def bound_of(stage: Stage, baseline: SimResult) -> float:
@@ -224,9 +153,9 @@ def retime_prewarm(stage: Stage, outcome: Outcome, bound: float) -> Outcome:
     if not stage.options.prewarm or stage.options.strategy == "wukong":
         return outcome
     trial = optimize.prewarm(stage.pred, asg, outcome.result, cold_starts(stage, asg))
-    res = simulate_assignment(stage.pred, trial, stage.platform)
+    res = try_simulate(stage.pred, trial, stage.platform)
     outcome.simulations += 1
     limit = max(bound, outcome.result.makespan_s)
-    if within(res.makespan_s, limit) and res.cost_usd <= outcome.result.cost_usd:
+    if res and within(res.makespan_s, limit) and res.cost_usd <= outcome.result.cost_usd:
         outcome.assignment, outcome.result = trial, res
     return outcome

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from planner.assignment import Assignment, simulate_assignment
+from planner.assignment import Assignment, try_simulate
 from planner.options import DEFAULT_ROUNDS
 from planner.predict import Predictions
 
@@ -162,9 +162,11 @@ def _verify(pred: Predictions, platform: Platform, out: Outcome, moves: list[Mov
             for m in batch:
                 config[m.worker] = m.new
             trial = replace(out.assignment.with_config(config), prewarm_at_s=prewarm.copy())
-            res = simulate_assignment(pred, trial, platform)
+            res = try_simulate(pred, trial, platform)
             spent += 1
-            if within(res.makespan_s, bound_s) and res.cost_usd < out.result.cost_usd:
+            if res is None:  # deadlocked under the concurrency limit
+                res = out.result
+            elif within(res.makespan_s, bound_s) and res.cost_usd < out.result.cost_usd:
                 out.assignment, out.result = trial, res
                 out.moves.extend(batch)
                 out.simulations += spent

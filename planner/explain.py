@@ -21,13 +21,15 @@ from planner.plan import Downgrade, Plan, TaskPlan, WorkerPlan
 
 if TYPE_CHECKING:
     from planner.compiler import Stage
+    from planner.target import Target
     from simulator import SimResult
 
 
-def build_plan(stage: Stage, base_asg: Assignment, base_res: SimResult, final: Outcome,
-               bound: float, elapsed_s: float) -> Plan:
-    """The Plan of `final`, compared with the best-everywhere `base_res`."""
+def build_plan(stage: Stage, target: Target, final: Outcome, bound: float, elapsed_s: float
+               ) -> Plan:
+    """The Plan of `final`, compared with the best-everywhere `target`."""
     pred, asg, res = stage.pred, final.assignment, final.result
+    base_asg, base_res = target.assignment, target.result
     downgrades = _downgrades(stage, base_asg, base_res, final)
     why = {t: d.reason for d in downgrades for t in d.tasks}
     ids = pred.task_ids
@@ -55,11 +57,12 @@ def build_plan(stage: Stage, base_asg: Assignment, base_res: SimResult, final: O
                                              strict=True)))
     summary, baseline = summarize(res, ids), summarize(base_res, ids)
     planning = {"compile_s": round(elapsed_s, 6), "target_makespan_s": float(base_res.makespan_s),
-                "bound_s": bound, "rounds": final.rounds, "simulations": final.simulations}
+                "bound_s": bound, "placement": target.name, "placements_tried": target.tried,
+                "rounds": final.rounds, "simulations": final.simulations}
     return Plan(stage.graph, stage.options.strategy, stage.platform.name, tasks, workers,
                 summary, baseline, stage.options.as_dict(),
-                _notes(stage, summary.makespan_s, summary.cost_usd, baseline.cost_usd, bound,
-                       downgrades, final),
+                _notes(stage, target, summary.cost_usd, baseline.cost_usd, bound, downgrades,
+                       final),
                 downgrades=downgrades, prediction_sources=pred.source_counts(),
                 planning=planning)
 
@@ -103,10 +106,14 @@ def _downgrades(stage: Stage, base_asg: Assignment, base_res: SimResult, final: 
     return tuple(out)
 
 
-def _notes(stage: Stage, makespan: float, cost: float, base_cost: float, bound: float,
+def _notes(stage: Stage, target: Target, cost: float, base_cost: float, bound: float,
            downgrades: tuple[Downgrade, ...], final: Outcome) -> tuple[str, ...]:
     opts = stage.options
+    makespan = final.result.makespan_s
     notes = []
+    if len(target.tried) > 1:
+        notes.append(f"placement: {target.name}, the fastest of {', '.join(target.tried)} "
+                     f"under the concurrency limit of {stage.platform.concurrency_limit}")
     if downgrades:
         share = cost / base_cost if base_cost > 0 else 1.0
         notes.append(

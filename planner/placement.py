@@ -12,6 +12,8 @@ picks a set of such continuation edges; the chains they form are the workers.
   the child on the longest path; at a fan-in the consumer runs where its most critical input is,
   which is where the largest input is when transfers dominate. Ties: larger edge bytes, then
   lower consumer index, then lower producer index.
+* `wait_free`: a placement without its continuations into tasks that have several parents,
+  so no worker waits for another one while it holds a concurrency slot.
 * `wukong`: WUKONG's rule. A task becomes ready on the worker of its last-finishing parent
   (earliest-finish estimate; ties: higher parent index); that worker continues with the first
   (lowest index) child it made ready and starts new workers for the others.
@@ -82,6 +84,16 @@ def wukong(pred: Predictions, config: np.ndarray, lag: np.ndarray) -> np.ndarray
             releaser[d] = s
     edges = sorted((p, c) for c, p in releaser.items())  # lowest child first per parent
     return _chains(pred.n_tasks, edges)
+
+
+def wait_free(pred: Predictions, worker: np.ndarray) -> np.ndarray:
+    """`worker` without continuations into tasks with several parents (module docstring)."""
+    n = pred.n_tasks
+    parents = np.bincount(pred.edge_dst, minlength=n)
+    local = worker[pred.edge_src] == worker[pred.edge_dst]
+    keep = local & (parents[pred.edge_dst] == 1)
+    return _chains(n, list(zip(pred.edge_src[keep].tolist(), pred.edge_dst[keep].tolist(),
+                               strict=True)))
 
 
 def _chains(n: int, edges: list[tuple[int, int]]) -> np.ndarray:
