@@ -105,7 +105,9 @@ def simulate(target: Target, params: Mapping[str, Any] | None = None, *,
     from planner.whatif import what_if
 
     plan = as_plan(target, params, **options)
-    return what_if(plan, load_platform(platform or plan.platform), all_memory_mb=all_memory_mb,
+    # the plan's own platform: as given to compile (a name or a TOML path), else its name
+    source = platform or str(plan.options.get("platform") or plan.platform)
+    return what_if(plan, load_platform(source), all_memory_mb=all_memory_mb,
                    set_memory=[parse_set(item) for item in set_memory], samples=samples,
                    seed=seed, gantt=None if gantt is None else str(gantt), access=access)
 
