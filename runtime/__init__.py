@@ -17,7 +17,8 @@ Task states, and the Redis structure that holds each:
 |----------|----------------------------------------------|----------------------------------------|
 | planned  | in its worker's program, nothing happened    | string `w:<worker>` (the program)      |
 | waiting  | some remote parents have not finished        | set `deps:<task>` (finished remote     |
-|          |                                              | parents, SCARD < number of them)       |
+|          |                                              | parents, SCARD < number of them; a     |
+|          |                                              | string when there is only one)         |
 | ready    | every remote parent finished                 | list `notify:<worker>` (its id, until  |
 |          |                                              | the worker pops it)                    |
 | running  | its worker is executing it                   | the worker's memory (pool status slot) |
@@ -45,10 +46,10 @@ A run, step by step:
    prefetched (MGET via redis.asyncio) as soon as it is known to be ready.
 4. Finished tasks are group-committed (`runtime.dataplane`): outputs that a remote consumer
    needs (SET), then one BATCH script that adds to `progress`/`timings` and, per remote child,
-   SADDs the parent to `deps:<child>`; the SADD that completes the set RPUSHes the child to its
-   worker's `notify` list and claims that worker's start with HSETNX; the caller starts the
-   workers claimed. SADD makes this idempotent: a task that runs twice counts once, so its child
-   neither runs twice nor starts its worker twice.
+   SADDs the batch's finished parents to `deps:<child>` (SET NX for a single parent); the write
+   that completes it RPUSHes the child to its worker's `notify` list and claims that worker's
+   start with HSETNX; the caller starts the workers claimed. SADD/SET NX make this idempotent: a
+   task that runs twice counts once, so its child neither runs twice nor starts its worker twice.
 5. The sink's worker, in one MULTI: stores `result`, UNLINKs every intermediate key, RPUSHes
    `ok` on `done`. The client reads the result and timings and deletes the rest.
 6. A task that raises: its worker writes its error record to `errors` and `error` on `done`

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from runtime.context import WorkerContext
 from runtime.events import Event, TaskStarted, WorkerFinished
 from runtime.launcher import WorkerSpec
-from runtime.worker import Worker
+from runtime.worker import WORKER_SWITCH_INTERVAL_S, Worker
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ def fork_child(url: str, sock_pair: tuple[socket.socket, socket.socket],
 
 def serve(url: str, sock: socket.socket, slot: StatusSlot) -> int:
     """The child's loop: run each assigned worker, report `done`, until `exit` or EOF."""
+    sys.setswitchinterval(WORKER_SWITCH_INTERVAL_S)
     ctx: WorkerContext | None = None
     cold = True
     reader = sock.makefile("rb")

@@ -33,13 +33,33 @@ def loads_value(data: bytes) -> Any:
     return pickle.loads(data)
 
 
-def dumps_blob(obj: Any) -> bytes:
-    """A compressed cloudpickle of a plan part (code is pickled by value where registered)."""
-    return zlib.compress(cloudpickle.dumps(obj, protocol=PICKLE_PROTOCOL), BLOB_COMPRESSION_LEVEL)
+def dumps_blob(obj: Any, *, plain: bool = False) -> bytes:
+    """A compressed pickle of a plan part: cloudpickle (code by value where registered), or the
+    standard pickler when the caller knows `obj` holds only plain data (`is_plain`) and
+    importable types - several times faster on large plans."""
+    data = pickle.dumps(obj, protocol=PICKLE_PROTOCOL) if plain \
+        else cloudpickle.dumps(obj, protocol=PICKLE_PROTOCOL)
+    return zlib.compress(data, BLOB_COMPRESSION_LEVEL)
 
 
 def loads_blob(data: bytes) -> Any:
     return pickle.loads(zlib.decompress(data))
+
+
+def is_plain(value: Any, atoms: tuple[type, ...] = ()) -> bool:
+    """True for None, bools, numbers, strings, bytes, instances of `atoms` (exact types), and
+    lists, tuples and dicts (string keys) of those: what the standard pickler ships safely."""
+    kind = type(value)
+    if kind in _ATOMS or kind in atoms:
+        return True
+    if kind is list or kind is tuple:
+        return all(is_plain(v, atoms) for v in value)
+    if kind is dict:
+        return all(type(k) is str and is_plain(v, atoms) for k, v in value.items())
+    return False
+
+
+_ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes})
 
 
 def estimate_size(value: Any) -> int:

@@ -21,7 +21,7 @@ from runtime.codec import loads_blob
 from runtime.dataplane import IoLoop
 from runtime.keys import RunKeys
 from runtime.launcher import Launcher
-from runtime.program import SharedPart, WorkerProgram
+from runtime.program import SharedPart, WorkerProgram, decode_program
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class WorkerContext:
         raws = [r for r in found if isinstance(r, bytes)]
         if len(raws) != len(found):
             return None
-        program = loads_blob(raws[0])
+        program = decode_program(raws[0])
         if shared is None:
             shared = loads_blob(raws[1])
             with self._lock:

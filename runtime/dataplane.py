@@ -2,11 +2,12 @@
 
 The worker's main thread runs tasks; everything that can overlap with them happens here:
 
-- **fetches** of remote inputs, as MGETs (no per-read EXISTS: a missing key reads as None),
-  split into chunks fetched concurrently; the worker prefetches the inputs of every task it
-  learns is ready, so transfers overlap with the tasks before it;
+- **fetches** of remote inputs, as HMGETs on the producing workers' output hashes (no per-read
+  EXISTS: a missing field reads as None), split into chunks fetched concurrently; the worker
+  prefetches the inputs of every task it learns is ready, so transfers overlap with the tasks
+  before it;
 - **uploads** by group commit: a finished task is queued (`Uploader.put`) and the main thread
-  moves on; the loop sends everything queued so far as one pipeline - outputs (SET), then one
+  moves on; the loop sends everything queued so far as one pipeline - outputs (one HSET), one
   BATCH script (progress, timings, readiness of all the batch's remote children) - and starts
   the workers the script claimed. Fast tasks share a round trip; a slow task's update leaves as
   soon as it is queued. Tasks whose output nobody remote needs are queued as non-urgent: they
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FETCH_CHUNK_KEYS = 64
-"""Keys per MGET; larger fetches are split into chunks sent concurrently."""
+"""Fields per HMGET; larger fetches are split into chunks sent concurrently."""
 
 PROGRESS_FLUSH_S = 0.25
 """Longest time a finished task's progress/timing waits when nothing else is sent."""
@@ -93,14 +94,24 @@ class IoLoop:
     def loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
 
-    def fetch(self, keys: Sequence[str]) -> Future[list[bytes | None]]:
-        """Values of `keys` (None where missing), fetched concurrently in chunks."""
-        return self.submit(self._fetch(list(keys)))
+    def fetch(self, fields: Sequence[tuple[str, str]]) -> Future[list[bytes | None]]:
+        """Values of (hash key, field) pairs, in order (None where missing): one HMGET per
+        hash and chunk, all sent concurrently."""
+        return self.submit(self._fetch(list(fields)))
 
-    async def _fetch(self, keys: list[str]) -> list[bytes | None]:
-        chunks = [keys[i:i + FETCH_CHUNK_KEYS] for i in range(0, len(keys), FETCH_CHUNK_KEYS)]
-        parts = await asyncio.gather(*(self.client.mget(c) for c in chunks))
-        return [v for part in parts for v in part]  # type: ignore[misc]
+    async def _fetch(self, fields: list[tuple[str, str]]) -> list[bytes | None]:
+        by_key: dict[str, list[int]] = {}
+        for i, (key, _) in enumerate(fields):
+            by_key.setdefault(key, []).append(i)
+        reads = [(key, idx[j:j + FETCH_CHUNK_KEYS]) for key, idx in by_key.items()
+                 for j in range(0, len(idx), FETCH_CHUNK_KEYS)]
+        parts = await asyncio.gather(*(self.client.hmget(key, [fields[i][1] for i in idx])
+                                       for key, idx in reads))
+        out: list[bytes | None] = [None] * len(fields)
+        for (_, idx), values in zip(reads, parts, strict=True):
+            for i, value in zip(idx, values, strict=True):
+                out[i] = value.encode() if isinstance(value, str) else value
+        return out
 
     def close(self) -> None:
         if not self._loop.is_running():
@@ -153,6 +164,7 @@ class Uploader:
         self._scheduled = False
         self._task: asyncio.Task[None] | None = None
         self._announce = True  # the first batch says this worker is running
+        self._outputs_expire = False  # the outputs hash gets its TTL with its first field
         self.error: BaseException | None = None
         self.gone = False
         """Set when Redis said the run no longer exists (finished elsewhere or cancelled)."""
@@ -232,9 +244,13 @@ class Uploader:
             len(items), running, json.dumps(rows, separators=(",", ":")) if rows else "")
         call = batch_call(keys, update, ttl)
         pipe = self._io.client.pipeline(transaction=sink is not None)
-        for c in items:  # outputs first: a child made ready below must find its inputs
-            if c.payload is not None and not c.step.is_sink:
-                pipe.set(keys.output(c.step.task_id), c.payload, ex=ttl)
+        outputs = {c.step.task_id: c.payload for c in items
+                   if c.payload is not None and not c.step.is_sink}
+        if outputs:  # outputs first: a child made ready below must find its inputs
+            pipe.hset(keys.outputs(self._worker_id), mapping=outputs)  # type: ignore[arg-type]
+            if not self._outputs_expire:
+                pipe.expire(keys.outputs(self._worker_id), ttl)
+                self._outputs_expire = True
         script_at = len(pipe.command_stack)
         if sink is None:
             pipe.evalsha(call.script.sha, len(call.keys), *call.keys_and_args)

@@ -10,9 +10,11 @@ under `<namespace>:pool:...` and outlive runs. Metrics keys (`<namespace>:metric
 | `shared`                   | string | client               | functions, run settings (zlib)    |
 | `w:<worker>`               | string | client               | one worker's program (zlib)       |
 | `started`                  | hash   | client, BATCH script | worker id -> 1, claimed by HSETNX |
-| `deps:<task>`              | set    | BATCH script         | finished remote parents           |
+| `deps:<task>`              | set    | BATCH script         | finished remote parents (string   |
+|                            |        |                      | if the task has just one)         |
 | `notify:<worker>`          | list   | BATCH script         | the worker's tasks made ready     |
-| `out:<task>`               | string | worker               | output, if a consumer is remote   |
+| `out:<worker>`             | hash   | worker               | task -> output, for the worker's  |
+|                            |        |                      | tasks with a remote consumer      |
 | `progress`                 | hash   | client, BATCH script | total, done, running              |
 | `timings`                  | list   | BATCH script         | JSON [task, worker, start, end]   |
 | `errors`                   | hash   | workers, pool        | task id -> error record JSON      |
@@ -57,16 +59,20 @@ class RunKeys:
         return f"{self.prefix}:started"
 
     def deps(self, task_id: str) -> str:
-        """Set: the task's remote parents that have finished."""
+        """Set: the task's remote parents that have finished (a string holding the parent when
+        the task has a single remote parent). `deps("")` is the prefix the BATCH script appends
+        task ids to."""
         return f"{self.prefix}:deps:{task_id}"
 
     def notify(self, worker_id: str) -> str:
         """List: the worker's tasks whose remote parents have all finished."""
         return f"{self.prefix}:notify:{worker_id}"
 
-    def output(self, task_id: str) -> str:
-        """String: a task's pickled output, stored only when a consumer runs elsewhere."""
-        return f"{self.prefix}:out:{task_id}"
+    def outputs(self, worker_id: str) -> str:
+        """Hash: task id -> pickled output, for the worker's tasks whose consumer runs elsewhere
+        (one key per worker: a batch of outputs is one HSET, a consumer's reads one HMGET per
+        producing worker)."""
+        return f"{self.prefix}:out:{worker_id}"
 
     def progress(self) -> str:
         """Hash: `total`, `done` and `running` counters."""
@@ -88,13 +94,13 @@ class RunKeys:
         """String: the sink's pickled output."""
         return f"{self.prefix}:result"
 
-    def intermediate(self, stored: Iterable[str], with_deps: Iterable[str],
+    def intermediate(self, storing: Iterable[str], with_deps: Iterable[str],
                      workers: Iterable[str]) -> list[str]:
         """Keys the sink deletes on completion: outputs, dependency sets, notification lists,
-        worker programs. `stored`: tasks whose output is stored; `with_deps`: tasks with remote
+        worker programs. `storing`: workers that store outputs; `with_deps`: tasks with remote
         parents; `workers`: every worker of the plan."""
         workers = list(workers)
-        return [*(self.output(t) for t in stored), *(self.deps(t) for t in with_deps),
+        return [*(self.outputs(w) for w in storing), *(self.deps(t) for t in with_deps),
                 *(self.notify(w) for w in workers), *(self.worker_program(w) for w in workers)]
 
     def final(self) -> list[str]:

@@ -43,6 +43,9 @@ REPLY_TIMEOUT_S = 30.0
 REPLY_SLICE_S = 0.5
 """BLPOP slice while waiting for a reply (the pool process is checked between slices)."""
 
+POOL_RECHECK_S = 1.0
+"""A pool found alive (not started by this launcher) is trusted this long without a re-check."""
+
 LOG_DIR_NAME = "logs"
 """Pool servers log under `<PLANFLOW_HOME>/logs/`."""
 
@@ -107,13 +110,19 @@ class LocalLauncher(PoolClient):
         self.shutdown_on_close = shutdown_on_close
         self.pool_id: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._checked_at = 0.0
 
     def ensure_pool(self) -> str:
         """The id of a live pool server, starting one if there is none."""
-        if self.pool_id is not None and (self._proc is None or self._proc.poll() is None):
-            return self.pool_id
+        now = time.monotonic()
+        if self.pool_id is not None:
+            if self._proc is not None and self._proc.poll() is None:
+                return self.pool_id  # ours, and running
+            if self._proc is None and now - self._checked_at < POOL_RECHECK_S:
+                return self.pool_id
         live = self.live_pools()
         self.pool_id = live[0] if live else self._spawn_pool()
+        self._checked_at = now
         return self.pool_id
 
     def prewarm(self, configs: Mapping[tuple[int, float], int], modules: Sequence[str]) -> None:

@@ -1,15 +1,17 @@
 """The multi-key transitions of the protocol, each one Lua script (atomic, one round trip).
 
 **Batch update** (`BATCH`): a batch of finished tasks of one worker adds to the run's progress
-counters and timings, and tells the tasks' remote children. For each
-(parent, child) pair it adds the parent to the child's `deps` set; SADD returns 0 for a parent
-already counted, so a re-run (retried) task never counts twice. The pair that brings the set's
-size to the child's number of remote parents makes the child ready: the child's id is pushed to
-its worker's `notify` list, and the worker's start is claimed with HSETNX on `started` - exactly
-once per worker, whoever gets there first (the client claims root workers the same way). The
-script returns `{1, workers whose start it claimed...}`; the caller starts them. When the run's
-`progress` key is gone (finished, cancelled or expired) it writes nothing and returns `{0}`, so a
-straggler never recreates the keys of a run that was cleaned up.
+counters and timings, and tells the tasks' remote children. Per child it records the batch's
+finished parents in the child's `deps` key: a set (one variadic SADD, then SCARD) when the child
+waits for several remote parents, a string written with SET NX when it waits for one. Both
+ignore a parent already recorded, so a re-run (retried) task never counts twice. The write that
+completes a child (the set reaches the child's number of remote parents, or the SET NX
+succeeds) makes it ready: its id is pushed to its worker's `notify` list, and the worker's start
+is claimed with HSETNX on `started` - exactly once per worker, whoever gets there first (the
+client claims root workers the same way). The script returns `{1, workers whose start it
+claimed...}`; the caller starts them. When the run's `progress` key is gone (finished,
+cancelled or expired) it writes nothing and returns `{0}`, so a straggler never recreates the
+keys of a run that was cleaned up.
 
 **Error record** (`ERROR`): writes a task's error record and the `error` completion signal in
 one step, and only while the run exists (its `shared` key), so a late failure never recreates
@@ -23,6 +25,7 @@ because both scripts are idempotent).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,41 +38,48 @@ from runtime.program import RemoteChild
 
 BATCH_LUA = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return {0} end
-local ttl = ARGV[1]
-local nc, nw, ne = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if ARGV[5] ~= '0' then redis.call('HINCRBY', KEYS[2], 'done', ARGV[5]) end
-if ARGV[6] ~= '0' then redis.call('HINCRBY', KEYS[2], 'running', ARGV[6]) end
-if ARGV[7] ~= '' and redis.call('RPUSH', KEYS[3], ARGV[7]) == 1 then
+local ttl, prefix = ARGV[1], ARGV[2]
+if ARGV[3] ~= '0' then redis.call('HINCRBY', KEYS[2], 'done', ARGV[3]) end
+if ARGV[4] ~= '0' then redis.call('HINCRBY', KEYS[2], 'running', ARGV[4]) end
+if ARGV[5] ~= '' and redis.call('RPUSH', KEYS[3], ARGV[5]) == 1 then
   redis.call('EXPIRE', KEYS[3], ttl)
 end
-local cbase = 7 + nw
-local a = 8 + nw + nc
 local ready = {}
-for _ = 1, ne do
-  local parent, ci = ARGV[a], tonumber(ARGV[a + 1])
-  local need, wi = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  a = a + 4
-  local deps = KEYS[3 + ci]
-  if redis.call('SADD', deps, parent) == 1 then
-    local n = redis.call('SCARD', deps)
-    if n == 1 then redis.call('EXPIRE', deps, ttl) end
-    if n == need then
+if ARGV[6] ~= '' then
+  for _, e in ipairs(cjson.decode(ARGV[6])) do
+    local child, need, wi, parents = e[1], e[2], e[3], e[4]
+    local deps = prefix .. child
+    local now_ready = false
+    if need == 1 then
+      now_ready = redis.call('SET', deps, parents[1], 'NX', 'EX', ttl) ~= false
+    else
+      local added = 0
+      for i = 1, #parents, 1000 do
+        added = added + redis.call('SADD', deps, unpack(parents, i, math.min(i + 999, #parents)))
+      end
+      if added > 0 then
+        local n = redis.call('SCARD', deps)
+        if n == added then redis.call('EXPIRE', deps, ttl) end
+        now_ready = n == need
+      end
+    end
+    if now_ready then
       local list = ready[wi]
       if list == nil then list = {}; ready[wi] = list end
-      list[#list + 1] = ARGV[cbase + ci]
+      list[#list + 1] = child
     end
   end
 end
 local out = {1}
-for wi = 1, nw do
+for wi = 1, #KEYS - 3 do
   local list = ready[wi]
   if list ~= nil then
-    local key = KEYS[3 + nc + wi]
+    local key = KEYS[3 + wi]
     for i = 1, #list, 1000 do
       redis.call('RPUSH', key, unpack(list, i, math.min(i + 999, #list)))
     end
     redis.call('EXPIRE', key, ttl)
-    local wid = ARGV[7 + wi]
+    local wid = ARGV[6 + wi]
     if redis.call('HSETNX', KEYS[1], wid, '1') == 1 then out[#out + 1] = wid end
   end
 end
@@ -127,20 +137,24 @@ class BatchUpdate:
 
 
 def batch_call(keys: RunKeys, update: BatchUpdate, ttl_s: int) -> ScriptCall:
-    """The BATCH call of one batch."""
-    child_index: dict[str, int] = {}
+    """The BATCH call of one batch: per remote child, the parents of this batch that finished.
+
+    The children travel as one JSON argument (decoded by the script's cjson) and their `deps`
+    keys are built in the script from the prefix `RunKeys.deps("")` gives: a fan-out of 1,000
+    children is then a handful of arguments, not 5,000 for the client library to encode."""
+    children: dict[str, tuple[RemoteChild, list[str]]] = {}
     worker_index: dict[str, int] = {}
-    entries: list[str] = []
-    for parent, children in update.finished:
-        for child in children:
-            ci = child_index.setdefault(child.task_id, len(child_index) + 1)
-            wi = worker_index.setdefault(child.worker_id, len(worker_index) + 1)
-            entries += [parent, str(ci), str(child.needed), str(wi)]
+    for parent, remote in update.finished:
+        for child in remote:
+            children.setdefault(child.task_id, (child, []))[1].append(parent)
+            worker_index.setdefault(child.worker_id, len(worker_index) + 1)
+    entries = [[c.task_id, c.needed, worker_index[c.worker_id], parents]
+               for c, parents in children.values()]
     call_keys = [keys.started(), keys.progress(), keys.timings(),
-                 *(keys.deps(c) for c in child_index), *(keys.notify(w) for w in worker_index)]
-    counts = (ttl_s, len(child_index), len(worker_index), len(entries) // 4, update.done,
-              update.running)
-    args = [*map(str, counts), update.timings_json, *worker_index, *child_index, *entries]
+                 *(keys.notify(w) for w in worker_index)]
+    args = [str(ttl_s), keys.deps(""), str(update.done), str(update.running),
+            update.timings_json, json.dumps(entries, separators=(",", ":")) if entries else "",
+            *worker_index]
     return ScriptCall(BATCH, call_keys, args)
 
 

@@ -101,8 +101,8 @@ class RunSession:
         configs: dict[tuple[int, float], int] = {}
         for w in self.plan.workers:
             configs[(w.memory_mb, w.cpus)] = configs.get((w.memory_mb, w.cpus), 0) + 1
-        fns = [self.plan.graph.code[n.id].fn for n in self.plan.graph.nodes]
-        self.launcher.prewarm(configs, modules_of(fns))
+        fns = {id(c.fn): c.fn for c in self.plan.graph.code.values()}
+        self.launcher.prewarm(configs, modules_of(fns.values()))
 
     def _upload(self) -> None:
         ttl, keys, prog = self.settings.ttl_s, self.keys, self.program

@@ -26,7 +26,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -53,6 +53,11 @@ WAIT_CHECK_S = 1.0
 
 NOTIFY_DRAIN_MAX = 1000
 """Ready-task ids taken from the notify list per round trip."""
+
+WORKER_SWITCH_INTERVAL_S = 0.0005
+"""GIL switch interval of worker processes (CPython's default is 5 ms): the data-plane thread
+needs the GIL a few times per batch, and must not wait 5 ms each time while the main thread
+runs pure-Python tasks."""
 
 STOP_SENTINEL = "\x00stop"
 """Pushed on a worker's notify list to wake it and make it stop (cancellation)."""
@@ -86,6 +91,7 @@ class Worker:
         self._ready: set[str] = set()
         self._inflight: dict[str, tuple[Future[list[bytes | None]], int]] = {}
         self._steps: dict[str, TaskStep] = {}
+        self._input_owner: Mapping[str, str] = {}
         self._deadline = float("inf")
         self.tasks_run = 0
 
@@ -116,6 +122,7 @@ class Worker:
         self._deadline = settings.deadline_at
         self._steps = {s.task_id: s for s in prog.steps}
         self._remaining = dict(prog.input_uses)
+        self._input_owner = prog.input_owner
         fns = download.shared.functions
         uploader = Uploader(self.ctx.io, self.keys, prog.worker_id, settings.ttl_s, prog.cleanup,
                             lambda ids: self._start(prog, settings.launcher, ids),
@@ -208,7 +215,8 @@ class Worker:
         return nbytes
 
     def _prefetch(self, parents: list[str]) -> None:
-        future = self.ctx.io.fetch([self.keys.output(p) for p in parents])
+        owner = self._input_owner
+        future = self.ctx.io.fetch([(self.keys.outputs(owner[p]), p) for p in parents])
         for i, parent in enumerate(parents):
             self._inflight[parent] = (future, i)
 
@@ -315,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"runtime.worker: set {REDIS_URL_ENV}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(message)s")
+    sys.setswitchinterval(WORKER_SWITCH_INTERVAL_S)
     spec = WorkerSpec(args.namespace, args.dag, args.worker, args.memory_mb, args.cpus,
                       args.requested_at or time.time())
     ctx = WorkerContext(url)

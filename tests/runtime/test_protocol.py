@@ -19,7 +19,7 @@ from runtime.embedded import EmbeddedRedis
 from runtime.errors import UnrunnablePlan
 from runtime.ids import new_dag_id
 from runtime.keys import PoolKeys, RunKeys
-from runtime.program import RemoteChild, RunSettings, WorkerProgram, build_program
+from runtime.program import RemoteChild, RunSettings, build_program, decode_program
 from runtime.scripts import BatchUpdate, batch_call, call_sync, error_call, started_workers
 from tests.runtime import plans, workflows
 
@@ -42,7 +42,7 @@ def rclient(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
 def test_every_run_key_shares_the_runs_hash_tag() -> None:
     keys = RunKeys("ns", "dag-1700000000000-f-abcd")
     names = [keys.shared(), keys.worker_program("w"), keys.started(), keys.deps("t"),
-             keys.notify("w"), keys.output("t"), keys.progress(), keys.timings(),
+             keys.notify("w"), keys.outputs("w2"), keys.progress(), keys.timings(),
              keys.errors(), keys.done(), keys.result()]
     assert all(n.startswith("ns:{dag-1700000000000-f-abcd}:") for n in names)
     assert len(set(names)) == len(names)
@@ -55,7 +55,7 @@ def test_each_worker_program_holds_only_its_tasks() -> None:
     plan = plans.placed(g, {"inc-0": "w0", "add-0": "w0", "add-1": "w1", "add-2": "w0",
                             "add-3": "w1", "total-0": "w0"})
     program = build_program(plan, settings_for(new_dag_id("total")))
-    progs: dict[str, WorkerProgram] = {w: loads_blob(b) for w, b in program.worker_blobs.items()}
+    progs = {w: decode_program(b) for w, b in program.worker_blobs.items()}
     for w in plan.workers:
         assert [s.task_id for s in progs[w.worker_id].steps] == list(w.tasks)
     w1 = progs["w1"]
@@ -63,6 +63,16 @@ def test_each_worker_program_holds_only_its_tasks() -> None:
     assert all(s.remote_children == (RemoteChild("total-0", "w0", 2),) for s in w1.steps)
     assert program.root_workers == ("w0",)
     assert progs["w0"].cleanup and not w1.cleanup  # only the sink's worker cleans up
+
+
+def test_programs_round_trip_plain_and_rich_arguments() -> None:
+    g = plans.graph(workflows.rich_constants)
+    program = build_program(plans.per_task(g), settings_for(new_dag_id("describe")))
+    steps = {s.task_id: s for b in program.worker_blobs.values()
+             for s in decode_program(b).steps}
+    assert steps["describe-0"].args == g.code["describe-0"].args
+    assert repr(steps["describe-0"].kwargs) == repr(g.code["describe-0"].kwargs)
+    assert steps["inc-0"].args == (1,)
 
 
 def test_functions_are_shipped_once() -> None:

@@ -37,7 +37,8 @@ def run(plan: Plan, url: str, namespace: str, launcher: ThreadLauncher, **kw: An
 
 @pytest.mark.parametrize("placement", PLACEMENTS)
 @pytest.mark.parametrize("wf", [workflows.chain, workflows.fan, workflows.nested,
-                                workflows.outputs], ids=lambda w: w.name)
+                                workflows.outputs, workflows.rich_constants],
+                         ids=lambda w: w.name)
 def test_result_equals_inline(wf: Any, placement: str, redis_url: str, namespace: str,
                               thread_launcher: ThreadLauncher, client: redis.Redis) -> None:
     plan = PLACEMENTS[placement](plans.graph(wf))

@@ -168,3 +168,16 @@ def hog(mb: int) -> int:
 def memory_hog(mb: int = 400):
     """inc-0 -> hog-0 (allocates mb MiB)"""
     return hog(inc(mb - 1))
+
+
+@task
+def describe(value: object, extra: object = None) -> str:
+    return f"{type(value).__name__}:{value!r}|{extra!r}"
+
+
+@workflow
+def rich_constants():
+    """describe-0 gets a Fraction and a frozenset (not plain data: shipped by cloudpickle)."""
+    from fractions import Fraction
+
+    return describe(Fraction(1, 3), extra={"s": frozenset({2}), "n": inc(1)})
