@@ -8,10 +8,11 @@ is a `Plan`, a `.plan` path, a `@workflow` object, a `module.py[:workflow]` path
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from planflow.stores import configured_url
 from planner.compiler import CompileOptions, compile_graph
 from planner.errors import UsageError
 from planner.graph import TaskGraph
@@ -22,6 +23,7 @@ from runtime.result import RunResult
 
 if TYPE_CHECKING:
     from planner.whatif import WhatIf
+    from runtime.session import RunProgress
 
 Target = Plan | TaskGraph | Workflow | str | Path
 
@@ -78,15 +80,32 @@ def as_plan(target: Target, params: Mapping[str, Any] | None = None, **options: 
     return compile(target, params, **options)
 
 
+RUN_PLATFORM = "local"
+"""Platform a module is compiled for when `run` compiles it: configurations this machine runs."""
+
+
 def run(target: Target, params: Mapping[str, Any] | None = None, *, inline: bool = False,
-        **options: Any) -> RunResult:
-    """Execute a plan (compiling the target first when it is not one)."""
+        redis: str | None = None, namespace: str = "planflow", launcher: str = "local",
+        timeout_s: float = 3600.0, metrics_upload: str = "on-exit",
+        progress: Callable[[RunProgress], None] | None = None, **options: Any) -> RunResult:
+    """Execute a plan (compiling the target for the `local` platform first when it is not one).
+
+    `inline=True` runs in this process (the reference executor, no Redis); otherwise the
+    decentralized executor runs it on `redis` (else `PLANFLOW_REDIS_URL`, else an embedded
+    server whose data persists in `$PLANFLOW_HOME`).
+    """
+    if not isinstance(target, Plan):
+        options.setdefault("platform", RUN_PLATFORM)
     plan = as_plan(target, params, **options)
-    if inline:
+    if inline or launcher == "inline":
         from runtime.inline import run_inline
 
         return run_inline(plan)
-    raise UsageError("only the inline executor exists yet: pass inline=True (CLI: --inline)")
+    from runtime.client import run_plan
+
+    return run_plan(plan, redis_url=configured_url(redis), namespace=namespace,
+                    launcher=launcher, timeout_s=timeout_s, metrics_upload=metrics_upload,
+                    progress=progress)
 
 
 def simulate(target: Target, params: Mapping[str, Any] | None = None, *,

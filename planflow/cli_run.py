@@ -30,16 +30,39 @@ def show_cmd(plan_file: Annotated[Path, typer.Argument(help="A .plan file.")],
 def run_cmd(
     target: Annotated[str, typer.Argument(help="A .plan file, MODULE.py[:WORKFLOW] or .json")],
     param: ParamOpt = None,
-    inline: Annotated[bool, typer.Option(help="Run in this process (reference executor).")] = False,
-    strategy: Annotated[str, typer.Option(help="Strategy when compiling a module.")] = "wukong",
+    redis: Annotated[str | None, typer.Option(
+        help="Redis URL (redis://, rediss://, unix://; may carry a password). Default: "
+             "PLANFLOW_REDIS_URL, else an embedded server for the run.")] = None,
+    namespace: Annotated[str, typer.Option(help="Key namespace of the run and metrics.")]
+    = "planflow",
+    launcher: Annotated[str, typer.Option(
+        help="local (worker processes, enforced resources) | thread | inline.")] = "local",
+    inline: Annotated[bool, typer.Option(
+        "--inline", help="Run in this process (the reference executor, no Redis).")] = False,
+    timeout_s: Annotated[float, typer.Option(
+        "--timeout-s", help="Give up (and clean up) after this many seconds.")] = 3600.0,
+    metrics_upload: Annotated[str, typer.Option(
+        help="When workers write metrics: on-exit | per-task | periodic | batched.")]
+    = "on-exit",
+    strategy: Annotated[str | None, typer.Option(
+        help="Strategy when compiling a module first.")] = None,
+    platform: Annotated[str, typer.Option(
+        help="Platform when compiling a module first.")] = "local",
     as_json: JsonOpt = False,
 ) -> None:
     """Run a plan (a module or WfFormat file is compiled first)."""
     from planflow import api, render
 
     def body() -> None:
-        compile_opts = {} if target.endswith(".plan") else {"strategy": strategy}
-        result = api.run(target, params_of(param), inline=inline, **compile_opts)
+        compile_opts: dict[str, object] = {}
+        if not target.endswith(".plan"):
+            compile_opts["platform"] = platform
+            if strategy:
+                compile_opts["strategy"] = strategy
+        with render.run_progress(enabled=not as_json and not inline) as progress:
+            result = api.run(target, params_of(param), inline=inline, redis=redis,
+                             namespace=namespace, launcher=launcher, timeout_s=timeout_s,
+                             metrics_upload=metrics_upload, progress=progress, **compile_opts)
         if as_json:
             print_json(render.run_json(result))
         else:

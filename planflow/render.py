@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,3 +195,24 @@ def run_summary(result: RunResult) -> None:
     console.print(f"result: {result.result!r}")
     console.print(f"observed makespan {_fmt_s(result.observed_makespan_s)}, "
                   f"predicted {_fmt_s(result.predicted_makespan_s)}")
+
+
+@contextlib.contextmanager
+def run_progress(enabled: bool) -> Iterator[Callable[[Any], None] | None]:
+    """A rich progress bar on stderr (only on a terminal); yields the callback for the run."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("running"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("tasks  {task.fields[workers]} workers"), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task_id = bar.add_task("run", total=None, workers=0)
+
+        def update(p: Any) -> None:
+            bar.update(task_id, completed=p.tasks_done, total=p.tasks_total,
+                       workers=p.workers_running)
+
+        yield update
