@@ -33,6 +33,7 @@ from runtime.embedded import EmbeddedRedis
 from runtime.errors import StoreError
 from runtime.ids import DAG_ID_PATTERN, new_dag_id
 from runtime.launcher import Launcher
+from runtime.pool import DEFAULT_KEEP_WARM_S
 from runtime.program import RunSettings, build_program
 from runtime.result import RunResult
 from runtime.session import RunProgress, RunSession
@@ -71,7 +72,8 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
         return run_inline(plan, dag_id)
     with _redis_for_run(redis_url) as (url, embedded):
         owned = isinstance(launcher, str)
-        launch = make_launcher(launcher, url, namespace, owns_pool=embedded) \
+        launch = make_launcher(launcher, url, namespace, owns_pool=embedded,
+                               keep_warm_s=keep_warm_of(plan.platform)) \
             if isinstance(launcher, str) else launcher
         try:
             now = time.time()
@@ -87,18 +89,32 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
                 launch.close()
 
 
-def make_launcher(name: str, url: str, namespace: str, *, owns_pool: bool = False) -> Launcher:
+def make_launcher(name: str, url: str, namespace: str, *, owns_pool: bool = False,
+                  keep_warm_s: float = DEFAULT_KEEP_WARM_S) -> Launcher:
     """A launcher by name. `owns_pool`: a local pool this launcher starts is shut down on close
     (used when the Redis server itself goes away after the run)."""
     if name == "local":
         from runtime.local import LocalLauncher
 
-        return LocalLauncher(url, namespace, shutdown_on_close=owns_pool)
+        return LocalLauncher(url, namespace, shutdown_on_close=owns_pool,
+                             keep_warm_s=keep_warm_s)
     if name == "thread":
         from runtime.threads import ThreadLauncher
 
         return ThreadLauncher(url)
     raise UsageError(f"unknown launcher '{name}'; choose one of {', '.join(LAUNCHERS)}")
+
+
+def keep_warm_of(platform: str) -> float:
+    """The platform's keep-warm time (how long the local pool keeps idle processes)."""
+    try:
+        from simulator.platform import load_platform
+
+        return float(load_platform(platform).keep_warm_s)
+    except Exception as err:  # an unknown or broken platform must not stop a run
+        log.warning("platform %r: %s; keeping workers warm %.0f s", platform, err,
+                    DEFAULT_KEEP_WARM_S)
+        return DEFAULT_KEEP_WARM_S
 
 
 def _check_arguments(namespace: str, launcher: str | Launcher, timeout_s: float,

@@ -22,6 +22,7 @@ from runtime.dataplane import IoLoop
 from runtime.keys import RunKeys
 from runtime.launcher import Launcher
 from runtime.program import SharedPart, WorkerProgram, decode_program
+from runtime.scripts import BatchUpdate, batch_call, call_sync, is_noscript
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +64,21 @@ class WorkerContext:
             return self._io
 
     def download(self, keys: RunKeys, worker_id: str) -> Download | None:
-        """The worker's plan, or None when the run no longer exists (finished or cancelled)."""
+        """The worker's plan, or None when the run no longer exists (finished or cancelled).
+        The same round trip counts the worker as running (BATCH with running +1)."""
         t0 = time.perf_counter()
         with self._lock:
             shared = self._shared.get(keys.dag_id)
-        if shared is not None:
-            found = [self.redis.get(keys.worker_program(worker_id))]
-        else:
-            found = self.redis.mget([keys.worker_program(worker_id), keys.shared()])
+        names = [keys.worker_program(worker_id)] + ([keys.shared()] if shared is None else [])
+        announce = batch_call(keys, BatchUpdate(running=1), 1)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.mget(names)
+        pipe.evalsha(announce.script.sha, len(announce.keys), *announce.keys_and_args)
+        found, reply = pipe.execute(raise_on_error=False)
+        if is_noscript(reply):
+            call_sync(self.redis, announce)
+        elif isinstance(reply, Exception):
+            raise reply
         raws = [r for r in found if isinstance(r, bytes)]
         if len(raws) != len(found):
             return None

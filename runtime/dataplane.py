@@ -163,15 +163,11 @@ class Uploader:
         self._items: list[Completion] = []
         self._scheduled = False
         self._task: asyncio.Task[None] | None = None
-        self._announce = True  # the first batch says this worker is running
         self._outputs_expire = False  # the outputs hash gets its TTL with its first field
         self.error: BaseException | None = None
         self.gone = False
         """Set when Redis said the run no longer exists (finished elsewhere or cancelled)."""
         self._ticker = io.submit(self._tick())
-        with self._lock:
-            self._scheduled = True
-        io.call_soon(self._kick)
 
     def put(self, item: Completion, urgent: bool) -> None:
         with self._lock:
@@ -222,7 +218,7 @@ class Uploader:
         while True:
             with self._lock:
                 items, self._items = self._items, []
-                if not items and not self._announce:
+                if not items:
                     self._scheduled = False
                     return
             if self.error is not None:
@@ -236,8 +232,7 @@ class Uploader:
     async def _send(self, items: list[Completion]) -> None:
         keys, ttl = self._keys, self.ttl_s
         sink = items[-1] if items and items[-1].step.is_sink else None
-        running = int(self._announce) - int(any(c.last for c in items))
-        self._announce = False
+        running = -int(any(c.last for c in items))  # +1 was sent with the download
         rows = [[c.step.task_id, self._worker_id, c.started_at, c.finished_at] for c in items]
         update = BatchUpdate(
             [(c.step.task_id, c.step.remote_children) for c in items if c.step.remote_children],
