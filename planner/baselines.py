@@ -79,7 +79,7 @@ def uniform(pred: Predictions, asg: Assignment, platform: Platform, bound_s: flo
 def octoflows(pred: Predictions, asg: Assignment, platform: Platform, result: SimResult,
               budget_s: float | None = None) -> Outcome:
     """The reference loop (module docstring). With `budget_s`, stops after that much time and
-    records in `Outcome.rounds` how many workers it did not reach (for benchmarks)."""
+    records in `Outcome.remaining` how many workers it did not reach (for benchmarks)."""
     target = result.makespan_s
     on_path = set(asg.worker[list(result.critical_path)].tolist())
     need = worker_need(pred, asg)
@@ -90,7 +90,7 @@ def octoflows(pred: Predictions, asg: Assignment, platform: Platform, result: Si
         if k in on_path:
             continue
         if time.perf_counter() > deadline:
-            out.rounds = asg.n_workers - k
+            out.remaining = sum(1 for j in range(k, asg.n_workers) if j not in on_path)
             break
         c = int(config[k]) - 1
         while c >= 0 and pred.memory_mb[c] >= need[k]:

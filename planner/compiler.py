@@ -67,24 +67,45 @@ class Stage:
     pred: Predictions
     platform: Platform
     options: CompileOptions
+    time_budget_s: float | None = None
 
 
 def compile_graph(graph: TaskGraph, options: CompileOptions | None = None, *,
-                  access: Any = None, platform: Platform | None = None) -> Plan:
+                  access: Any = None, platform: Platform | None = None,
+                  time_budget_s: float | None = None) -> Plan:
     """Compile `graph` (the passes in the module docstring). `access` is a metadata
-    `MetadataAccess` with history; `platform` overrides `options.platform`."""
+    `MetadataAccess` with history; `platform` overrides `options.platform`;
+    `time_budget_s` stops the octoflows baseline early (benchmarks: it is that slow)."""
     from planner import explain
 
     options = options or CompileOptions()
-    started = time.perf_counter()
+    clock = Clock()
     platform = platform or load(options.platform)
     stage = Stage(graph, predict(graph, platform, quantile=options.quantile, access=access),
-                  platform, options)
+                  platform, options, time_budget_s)
+    clock.lap("predict_s")
     target = best_everywhere(stage)
     bound = bound_of(stage, target.result)
+    clock.lap("baseline_s")
     outcome = configure(stage, target.assignment, target.result, bound)
+    clock.lap("configure_s")
     final = retime_prewarm(stage, outcome, bound)
-    return explain.build_plan(stage, target, final, bound, time.perf_counter() - started)
+    clock.lap("final_s")
+    return explain.build_plan(stage, target, final, bound, clock.laps)
+
+
+class Clock:
+    """Wall-clock seconds per pass, for the plan's `planning` figures."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = self._start = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 6)
+        self.laps["compile_s"] = round(now - self._start, 6)
+        self._last = now
 
 
 def load(name_or_file: str) -> Platform:
@@ -115,7 +136,7 @@ def configure(stage: Stage, asg: Assignment, result: SimResult, bound: float) ->
     if opts.strategy == "critical-path":
         return critical_path(stage, asg, result, bound)
     if opts.strategy == "octoflows":
-        return baselines.octoflows(pred, asg, plat, result)
+        return baselines.octoflows(pred, asg, plat, result, stage.time_budget_s)
     if opts.strategy == "uniform":
         if opts.memory_mb is None:
             return baselines.uniform(pred, asg, plat, bound)

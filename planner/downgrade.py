@@ -85,6 +85,7 @@ class Outcome:
     moves: list[Move] = field(default_factory=list)
     rounds: int = 0
     simulations: int = 0
+    remaining: int = 0  # workers a time-limited loop did not reach (octoflows in benchmarks)
 
 
 def within(makespan_s: float, bound_s: float) -> bool:

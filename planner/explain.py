@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from simulator import SimResult
 
 
-def build_plan(stage: Stage, target: Target, final: Outcome, bound: float, elapsed_s: float
-               ) -> Plan:
+def build_plan(stage: Stage, target: Target, final: Outcome, bound: float,
+               timings: dict[str, float]) -> Plan:
     """The Plan of `final`, compared with the best-everywhere `target`."""
     pred, asg, res = stage.pred, final.assignment, final.result
     base_asg, base_res = target.assignment, target.result
@@ -56,9 +56,10 @@ def build_plan(stage: Stage, target: Target, final: Outcome, bound: float, elaps
         for k, (c, members) in enumerate(zip(asg.config.tolist(), asg.worker_tasks(),
                                              strict=True)))
     summary, baseline = summarize(res, ids), summarize(base_res, ids)
-    planning = {"compile_s": round(elapsed_s, 6), "target_makespan_s": float(base_res.makespan_s),
-                "bound_s": bound, "placement": target.name, "placements_tried": target.tried,
-                "rounds": final.rounds, "simulations": final.simulations}
+    planning = {**timings, "target_makespan_s": float(base_res.makespan_s), "bound_s": bound,
+                "placement": target.name, "placements_tried": target.tried,
+                "rounds": final.rounds, "simulations": final.simulations,
+                "unfinished_workers": final.remaining}
     return Plan(stage.graph, stage.options.strategy, stage.platform.name, tasks, workers,
                 summary, baseline, stage.options.as_dict(),
                 _notes(stage, target, summary.cost_usd, baseline.cost_usd, bound, downgrades,

@@ -123,7 +123,8 @@ def _evaluate(stage: Stage, cand: Candidate) -> tuple[Assignment, SimResult] | N
     for _ in range(PREWARM_PASSES):
         trial = optimize.prewarm(pred, asg, result, cold_starts(stage, asg))
         res = try_simulate(pred, trial, stage.platform)
-        if res is None or (res.makespan_s, res.cost_usd) >= (result.makespan_s, result.cost_usd):
+        # kept unless slower: a worker ready before its inputs arrive has slack to downgrade
+        if res is None or res.makespan_s > result.makespan_s:
             break
         asg, result = trial, res
     return asg, result

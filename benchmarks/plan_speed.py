@@ -1,0 +1,104 @@
+"""Compile speed: every strategy on 1k / 10k / 100k-task DAGs (prediction + planning + final
+simulation), on the `lambda` platform.
+
+    python benchmarks/plan_speed.py                       # 1k, 10k, 100k
+    python benchmarks/plan_speed.py --sizes 1000,10000 --octoflows-budget 30
+
+The DAGs are `benchmarks.dags.layered` (WfCommons-like stages of fan-outs, pipelines and
+fan-ins; deterministic per size). The octoflows baseline re-simulates the whole DAG per worker
+and configuration tried, so it gets a time budget: when it runs out, its total time is
+estimated from the share of off-path workers it reached (marked `~`). Prints a table and writes
+`benchmarks/results/plan_speed.json`. Targets (DESIGN.md): 1,000 tasks < 1 s, 10,000 < 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform as host
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dags import layered  # noqa: E402
+
+from planner.compiler import STRATEGIES, CompileOptions, compile_graph  # noqa: E402
+from planner.plan import Plan  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_SIZES = (1_000, 10_000, 100_000)
+OCTOFLOWS_BUDGET_S = 60.0
+"""Seconds the octoflows baseline may run per DAG before its total is extrapolated."""
+
+TARGETS_S = {1_000: 1.0, 10_000: 10.0}
+"""DESIGN.md's compile-time targets (critical-path)."""
+
+
+def measure(n: int, strategy: str, budget_s: float) -> dict[str, Any]:
+    graph = layered(n)
+    started = time.perf_counter()
+    plan = compile_graph(graph, CompileOptions(strategy=strategy), time_budget_s=budget_s)
+    wall = time.perf_counter() - started
+    row = {"tasks": n, "strategy": strategy, "compile_s": wall, **_figures(plan)}
+    if plan.planning.get("unfinished_workers"):
+        row["estimated_s"] = _extrapolate(plan, wall)
+    return row
+
+
+def _figures(plan: Plan) -> dict[str, Any]:
+    keep = ("predict_s", "baseline_s", "configure_s", "final_s", "simulations", "rounds",
+            "unfinished_workers")
+    base = plan.baseline
+    return {**{k: plan.planning.get(k) for k in keep}, "workers": len(plan.workers),
+            "makespan_s": plan.summary.makespan_s, "gb_s": plan.summary.gb_s,
+            "baseline_gb_s": base.gb_s if base else None}
+
+
+def _extrapolate(plan: Plan, wall: float) -> float:
+    """Total time octoflows would take: its loop time scaled to every off-path worker."""
+    base = plan.baseline
+    on_path = {plan.tasks[t].worker for t in (base.critical_path if base else ())}
+    off_path = len(plan.workers) - len(on_path)
+    left = int(plan.planning["unfinished_workers"])
+    loop = float(plan.planning["configure_s"])
+    return wall - loop + loop * off_path / max(off_path - left, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)))
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--octoflows-budget", type=float, default=OCTOFLOWS_BUDGET_S)
+    parser.add_argument("--out", type=Path, default=RESULTS / "plan_speed.json")
+    args = parser.parse_args()
+    rows = []
+    print(f"{'tasks':>7} {'strategy':<14} {'compile':>10} {'predict':>8} {'baseline':>9} "
+          f"{'configure':>10} {'final':>7} {'sims':>5} {'workers':>8} {'GB-s':>11}")
+    for n in (int(x) for x in args.sizes.split(",")):
+        for strategy in args.strategies.split(","):
+            row = measure(n, strategy, args.octoflows_budget)
+            rows.append(row)
+            total = (f"~{row['estimated_s']:.1f} s" if "estimated_s" in row
+                     else f"{row['compile_s']:.2f} s")
+            print(f"{n:>7} {strategy:<14} {total:>10} {row['predict_s']:>8.2f} "
+                  f"{row['baseline_s']:>9.2f} {row['configure_s']:>10.2f} {row['final_s']:>7.2f} "
+                  f"{row['simulations']:>5} {row['workers']:>8} {row['gb_s']:>11.0f}", flush=True)
+    for n, target in TARGETS_S.items():
+        cp = [r for r in rows if r["tasks"] == n and r["strategy"] == "critical-path"]
+        if cp:
+            verdict = "met" if cp[0]["compile_s"] < target else "MISSED"
+            print(f"target: critical-path compile of {n} tasks < {target:g} s: {verdict} "
+                  f"({cp[0]['compile_s']:.2f} s)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"host": host.node(), "python": host.python_version(),
+                                    "octoflows_budget_s": args.octoflows_budget, "rows": rows},
+                                   indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
