@@ -92,7 +92,10 @@ def fork_child(url: str, sock_pair: tuple[socket.socket, socket.socket],
 def serve(url: str, sock: socket.socket, slot: StatusSlot) -> int:
     """The child's loop: run each assigned worker, report `done`, until `exit` or EOF."""
     sys.setswitchinterval(WORKER_SWITCH_INTERVAL_S)
-    ctx: WorkerContext | None = None
+    # connect (and start the data-plane thread) before the first assignment: a process forked
+    # ahead of time (prewarm) then starts its first worker with nothing left to set up
+    ctx = WorkerContext(url)
+    ctx.io  # noqa: B018 - created for its side effect
     cold = True
     reader = sock.makefile("rb")
     try:
@@ -101,8 +104,6 @@ def serve(url: str, sock: socket.socket, slot: StatusSlot) -> int:
             if not line or line.strip() == b"exit":
                 return 0
             spec = WorkerSpec.from_json(line)
-            if ctx is None:
-                ctx = WorkerContext(url)
             try:
                 Worker(ctx, spec, listeners=[_StatusListener(slot)], cold=cold).run()
             except Exception:
@@ -114,5 +115,4 @@ def serve(url: str, sock: socket.socket, slot: StatusSlot) -> int:
             except OSError:
                 return 0  # the server is gone
     finally:
-        if ctx is not None:
-            ctx.close()
+        ctx.close()

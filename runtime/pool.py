@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import json
 import logging
@@ -65,7 +66,7 @@ DEFAULT_KEEP_WARM_S = 600.0
 MAX_PROCESSES = 512
 """Most worker processes at once; requests beyond wait for a process to come free."""
 
-PREWARM_MAX_PER_CONFIG = 8
+PREWARM_MAX_PER_CONFIG = 16
 """Most idle processes a `prewarm` forks ahead per configuration."""
 
 REQUESTS_PER_POP = 256
@@ -318,6 +319,7 @@ class PoolServer:
                 importlib.import_module(str(name))
             except Exception as err:  # a module the pool cannot import: workers will say why
                 log.info("pool %s: cannot preload %s: %s", self.pool_id, name, err)
+        gc.freeze()  # see main()
         if self.mode != "fork":
             return
         for entry in msg.get("configs", []):
@@ -397,8 +399,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s pool %(process)d %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the client's: it cancels runs
-    # importing the worker machinery here is what makes forked processes start warm
+    # importing the worker machinery here is what makes forked processes start warm; freezing
+    # the objects that exist now keeps the garbage collector of forked processes off their
+    # pages, which would otherwise be copied (copy-on-write) on a child's first collection
     import runtime.worker  # noqa: F401
+
+    gc.freeze()
 
     PoolServer(url, args.namespace, keep_warm_s=args.keep_warm_s, mode=args.mode).serve(
         args.ready)
