@@ -8,12 +8,13 @@ is a `Plan`, a `.plan` path, a `@workflow` object, a `module.py[:workflow]` path
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from planflow.stores import configured_url
-from planner.compiler import CompileOptions, compile_graph
+from planflow.stores import configured_url, metrics_store
+from planner.compiler import DEFAULT_PLATFORM, CompileOptions, compile_graph
 from planner.errors import UsageError
 from planner.graph import TaskGraph
 from planner.loader import load_graph, trace_workflow
@@ -41,21 +42,46 @@ def graph_of(target: TaskGraph | Workflow | str | Path,
 
 
 def compile(target: TaskGraph | Workflow | str | Path, params: Mapping[str, Any] | None = None,
-            *, out: str | Path | None = None, access: Any = None, **options: Any) -> Plan:
+            *, out: str | Path | None = None, access: Any = None, redis: str | None = None,
+            namespace: str = "planflow", **options: Any) -> Plan:
     """Compile a workflow into a Plan (and write it to `out` when given).
 
     `options` are `planner.compiler.CompileOptions` fields (strategy, platform, memory_mb,
     slowdown, rounds, deadline_s, quantile, clustering, delayed_io, prewarm, preload);
-    `access` a `metadata.MetadataAccess` whose history predicts durations.
+    `access` a `metadata.MetadataAccess` whose history predicts durations. Without it, the
+    metrics recorded by earlier runs are read from `redis` (else `PLANFLOW_REDIS_URL`, else the
+    embedded store), only for the functions of this graph.
     """
     try:
         opts = CompileOptions(**options)
     except TypeError as err:
         raise UsageError(f"compile: {err}") from None
-    plan = compile_graph(graph_of(target, params), opts, access=access)
+    graph = graph_of(target, params)
+    with learned_predictions(access, redis, namespace, opts.platform) as history:
+        plan = compile_graph(graph, opts, access=history)
     if out is not None:
         plan.save(out)
     return plan
+
+
+@contextlib.contextmanager
+def learned_predictions(access: Any, redis: str | None, namespace: str,
+                        platform: str) -> Iterator[Any]:
+    """`access` if given, else a MetadataAccess over the metrics store (None: no store yet)."""
+    if access is not None:
+        yield access
+        return
+    from metadata.access import MetadataAccess
+    from simulator import load_platform
+
+    with metrics_store(redis, namespace) as store:
+        if store is None:
+            yield None
+            return
+        p = load_platform(platform)
+        yield MetadataAccess(store, transfer_latency_s=p.storage_latency_s,
+                             transfer_bandwidth_bps=p.storage_bandwidth_bps,
+                             cold_start_s=p.cold_start_s, warm_start_s=p.warm_start_s)
 
 
 def load(path: str | Path) -> Plan:
@@ -94,8 +120,9 @@ def run(target: Target, params: Mapping[str, Any] | None = None, *, inline: bool
     decentralized executor runs it on `redis` (else `PLANFLOW_REDIS_URL`, else an embedded
     server whose data persists in `$PLANFLOW_HOME`).
     """
-    if not isinstance(target, Plan):
+    if not isinstance(target, Plan | TaskGraph) and not str(target).endswith(".plan"):
         options.setdefault("platform", RUN_PLATFORM)
+        options.update(redis=redis, namespace=namespace)
     plan = as_plan(target, params, **options)
     if inline or launcher == "inline":
         from runtime.inline import run_inline
@@ -111,7 +138,8 @@ def run(target: Target, params: Mapping[str, Any] | None = None, *, inline: bool
 def simulate(target: Target, params: Mapping[str, Any] | None = None, *,
              platform: str | None = None, all_memory_mb: int | None = None,
              set_memory: Sequence[str | tuple[str, int]] = (), samples: int = 0, seed: int = 0,
-             gantt: str | Path | None = None, access: Any = None, **options: Any) -> WhatIf:
+             gantt: str | Path | None = None, access: Any = None, redis: str | None = None,
+             namespace: str = "planflow", **options: Any) -> WhatIf:
     """What-if simulation of a plan (a module or WfFormat target is compiled first, with
     `options`): the plan as compiled beside the scenario the what-if options describe.
 
@@ -123,12 +151,14 @@ def simulate(target: Target, params: Mapping[str, Any] | None = None, *,
     from planner.compiler import load as load_platform
     from planner.whatif import what_if
 
-    plan = as_plan(target, params, **options)
-    # the plan's own platform: as given to compile (a name or a TOML path), else its name
-    source = platform or str(plan.options.get("platform") or plan.platform)
-    return what_if(plan, load_platform(source), all_memory_mb=all_memory_mb,
-                   set_memory=[parse_set(item) for item in set_memory], samples=samples,
-                   seed=seed, gantt=None if gantt is None else str(gantt), access=access)
+    compile_platform = str(options.get("platform") or DEFAULT_PLATFORM)
+    with learned_predictions(access, redis, namespace, platform or compile_platform) as history:
+        plan = as_plan(target, params, access=history, **options)
+        # the plan's own platform: as given to compile (a name or a TOML path), else its name
+        source = platform or str(plan.options.get("platform") or plan.platform)
+        return what_if(plan, load_platform(source), all_memory_mb=all_memory_mb,
+                       set_memory=[parse_set(item) for item in set_memory], samples=samples,
+                       seed=seed, gantt=None if gantt is None else str(gantt), access=history)
 
 
 def parse_set(item: str | tuple[str, int]) -> tuple[str, int]:

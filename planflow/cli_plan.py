@@ -20,6 +20,10 @@ StrategyOpt = Annotated[str, typer.Option(
     help=f"Planning strategy: {' | '.join(STRATEGIES)}.")]
 PlatformOpt = Annotated[str, typer.Option(
     help="Platform: a built-in name (lambda, local) or a platform TOML file.")]
+RedisOpt = Annotated[str | None, typer.Option(
+    "--redis", help="Redis URL holding the metrics of earlier runs (else PLANFLOW_REDIS_URL, "
+                    "else the embedded store).")]
+NamespaceOpt = Annotated[str, typer.Option(help="Metrics key namespace.")]
 
 
 @app.command("compile")
@@ -47,6 +51,8 @@ def compile_cmd(
         "--prewarm/--no-prewarm", help="Start workers before their inputs arrive.")] = True,
     preload: Annotated[bool, typer.Option(
         "--preload/--no-preload", help="Fetch remote inputs as soon as they exist.")] = True,
+    redis: RedisOpt = None,
+    namespace: NamespaceOpt = "planflow",
     as_json: JsonOpt = False,
 ) -> None:
     """Compile a workflow into an explained plan file."""
@@ -59,7 +65,7 @@ def compile_cmd(
         "preload": preload}
 
     def body() -> None:
-        plan = api.compile(target, params_of(param), **options)
+        plan = api.compile(target, params_of(param), redis=redis, namespace=namespace, **options)
         path = plan.save(out or _default_plan_path(target, plan.workflow))
         if as_json:
             print_json({**plan.to_json(), "plan_file": str(path),
@@ -88,6 +94,8 @@ def simulate_cmd(
     gantt: Annotated[Path | None, typer.Option(
         metavar="FILE.png", help="Draw the scenario's timeline.")] = None,
     strategy: StrategyOpt = DEFAULT_STRATEGY,
+    redis: RedisOpt = None,
+    namespace: NamespaceOpt = "planflow",
     as_json: JsonOpt = False,
 ) -> None:
     """What-if: simulate a plan as compiled and under changed configurations or platform."""
@@ -97,7 +105,8 @@ def simulate_cmd(
         compile_opts = {} if target.endswith(".plan") else {"strategy": strategy}
         report = api.simulate(target, params_of(param), platform=platform,
                               all_memory_mb=all_memory_mb, set_memory=set_memory or [],
-                              samples=samples, seed=seed, gantt=gantt, **compile_opts)
+                              samples=samples, seed=seed, gantt=gantt, redis=redis,
+                              namespace=namespace, **compile_opts)
         if as_json:
             print_json(report.to_json())
         else:
