@@ -15,12 +15,14 @@ dies mid-task (OOM kill, SIGKILL) is reported naming that task.
 
 from __future__ import annotations
 
+import json
 import logging
 import mmap
 import os
 import signal
 import socket
 import sys
+import time
 from dataclasses import dataclass
 
 from runtime.context import WorkerContext
@@ -116,3 +118,22 @@ def serve(url: str, sock: socket.socket, slot: StatusSlot) -> int:
                 return 0  # the server is gone
     finally:
         ctx.close()
+
+
+def death_record(spec: WorkerSpec, pid: int, status: int, running: str,
+                 oom: bool) -> tuple[str, str]:
+    """(task id, error record JSON) for a process that died running `spec`; `running` is its
+    status slot (`<task id>\t<function>`), `status` its wait status."""
+    task_id, _, function = running.partition("\t")
+    if os.WIFSIGNALED(status):
+        how = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    else:
+        how = f"exited with status {os.WEXITSTATUS(status)}"
+    message = f"worker {spec.worker_id} (pid {pid}) {how}"
+    if oom:
+        message += f" after reaching its memory limit of {spec.memory_mb} MB"
+    task_id = task_id or spec.worker_id
+    return task_id, json.dumps({
+        "task_id": task_id, "function": function or "?", "attempt": 1,
+        "exc_type": "WorkerDied", "message": message, "traceback": "",
+        "worker_id": spec.worker_id, "at": time.time()})

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import redis
 
-from runtime.child import StatusSlot, fork_child
+from runtime.child import StatusSlot, death_record, fork_child
 from runtime.keys import PoolKeys, RunKeys
 from runtime.launcher import WorkerSpec
 from runtime.limits import ResourceLimiter
@@ -278,22 +278,12 @@ class PoolServer:
         spec = proc.spec
         assert spec is not None
         running = proc.slot.read() if proc.slot is not None else ""
-        task_id, _, function = running.partition("\t")
-        if os.WIFSIGNALED(status):
-            how = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
-        else:
-            how = f"exited with status {os.WEXITSTATUS(status)}"
-        message = f"worker {spec.worker_id} (pid {proc.pid}) {how}"
-        if self.limiter.oom_kills(proc.pid):
-            message += f" after reaching its memory limit of {spec.memory_mb} MB"
-        record = json.dumps({
-            "task_id": task_id or f"<worker {spec.worker_id}>", "function": function or "?",
-            "attempt": 1, "exc_type": "WorkerDied", "message": message, "traceback": "",
-            "worker_id": spec.worker_id, "at": time.time()})
-        log.error("pool %s: %s (run %s)", self.pool_id, message, spec.dag_id)
+        task_id, record = death_record(spec, proc.pid, status, running,
+                                       self.limiter.oom_kills(proc.pid) > 0)
+        log.error("pool %s: %s (run %s)", self.pool_id, record, spec.dag_id)
         try:
-            call_sync(self.redis, error_call(RunKeys(spec.namespace, spec.dag_id),
-                                             task_id or spec.worker_id, record, RECORD_TTL_S))
+            call_sync(self.redis, error_call(RunKeys(spec.namespace, spec.dag_id), task_id,
+                                             record, RECORD_TTL_S))
         except redis.RedisError as err:
             log.error("pool %s: cannot report the death of %s: %s", self.pool_id,
                       spec.worker_id, err)
