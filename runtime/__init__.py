@@ -23,8 +23,9 @@ Task states, and the Redis structure that holds each:
 |          |                                              | the worker pops it)                    |
 | running  | its worker is executing it                   | the worker's memory (pool status slot) |
 | finished | returned a value                             | hash `progress` (done count), list     |
-|          |                                              | `timings`, string `out:<task>` if a    |
-|          |                                              | consumer runs on another worker        |
+|          |                                              | `timings`; its output in hash          |
+|          |                                              | `out:<worker>` if a consumer runs on   |
+|          |                                              | another worker                         |
 | failed   | raised                                       | hash `errors` + `error` on list `done` |
 
 Local parents (same worker) are never counted in Redis: a worker runs its tasks in plan order,
@@ -41,15 +42,17 @@ A run, step by step:
    channel: a run that ends before the client waits leaves its signal there, so no signal can
    be missed and there is nothing to re-check. Every wait has a deadline.
 3. A worker downloads `shared` (once per run per process: warm processes cache it) and its
-   program in one MGET, and runs its tasks in order. A task with remote parents waits until its
-   id is on `notify:<worker>` (BLPOP, woken by the producer, no polling), with its inputs
-   prefetched (MGET via redis.asyncio) as soon as it is known to be ready.
+   program in one round trip (which also counts it as running), and runs its tasks in order.
+   A task with remote parents waits until its id is on `notify:<worker>` (BLPOP, woken by the
+   producer, no polling), with its inputs prefetched (HMGET on the producers' `out:<worker>`
+   hashes, via redis.asyncio) as soon as it is known to be ready.
 4. Finished tasks are group-committed (`runtime.dataplane`): outputs that a remote consumer
-   needs (SET), then one BATCH script that adds to `progress`/`timings` and, per remote child,
-   SADDs the batch's finished parents to `deps:<child>` (SET NX for a single parent); the write
-   that completes it RPUSHes the child to its worker's `notify` list and claims that worker's
-   start with HSETNX; the caller starts the workers claimed. SADD/SET NX make this idempotent: a
-   task that runs twice counts once, so its child neither runs twice nor starts its worker twice.
+   needs (one HSET into `out:<worker>`), then one BATCH script that adds to `progress` and
+   `timings` and, per remote child, SADDs the batch's finished parents to `deps:<child>` (SET NX
+   for a single parent); the write that completes it RPUSHes the child to its worker's `notify`
+   list and claims that worker's start with HSETNX; the caller starts the workers claimed.
+   SADD/SET NX make this idempotent: a task that runs twice counts once, so its child neither
+   runs twice nor starts its worker twice.
 5. The sink's worker, in one MULTI: stores `result`, UNLINKs every intermediate key, RPUSHes
    `ok` on `done`. The client reads the result and timings and deletes the rest.
 6. A task that raises: its worker writes its error record to `errors` and `error` on `done`
