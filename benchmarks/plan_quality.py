@@ -34,12 +34,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quality_small import small_dags  # noqa: E402
+from quality_small import small_dags
 
-from planner.compiler import STRATEGIES, CompileOptions, compile_graph  # noqa: E402
-from planner.predict import Predictions, predict  # noqa: E402
-from planner.wfformat import load_wfformat  # noqa: E402
-from simulator import load_platform  # noqa: E402
+from planner.compiler import STRATEGIES, CompileOptions, compile_graph
+from planner.predict import Predictions, predict
+from planner.wfformat import load_wfformat
+from simulator import load_platform
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WFINSTANCES = Path("/work/shared/wfinstances")

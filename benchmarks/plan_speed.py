@@ -24,10 +24,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dags import layered  # noqa: E402
+from dags import layered
 
-from planner.compiler import STRATEGIES, CompileOptions, compile_graph  # noqa: E402
-from planner.plan import Plan  # noqa: E402
+from planner.compiler import STRATEGIES, CompileOptions, compile_graph
+from planner.plan import Plan
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_SIZES = (1_000, 10_000, 100_000)

@@ -72,7 +72,7 @@ def learned_predictions(access: Any, redis: str | None, namespace: str,
         yield access
         return
     from metadata.access import MetadataAccess
-    from simulator import load_platform
+    from planner.compiler import load as load_platform  # errors name the --platform option
 
     with metrics_store(redis, namespace) as store:
         if store is None:

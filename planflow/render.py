@@ -154,16 +154,19 @@ def plan_document(doc: dict[str, Any]) -> None:
         f"  GB-s={doc['gb_s']:.3f}  workers={len(doc['workers'])}  tasks={len(doc['tasks'])}"
     )
     table = Table()
-    for col in ("task", "function", "memory MB", "worker", "start", "finish", "critical",
-                "optimizations"):
+    for col in ("task", "function", "memory MB", "worker", "start", "finish", "slack",
+                "critical", "optimizations"):
         table.add_column(col)
     for t in doc["tasks"][:MAX_ROWS]:
         table.add_row(t["id"], t["function"], str(t["memory_mb"]), t["worker"],
                       _fmt_s(t["pred_start_s"]), _fmt_s(t["pred_finish_s"]),
-                      "yes" if t["critical"] else "", ", ".join(t["optimizations"]))
+                      _fmt_s(t.get("slack_s", 0.0)), "yes" if t["critical"] else "",
+                      ", ".join(t["optimizations"]))
     console.print(table)
     if len(doc["tasks"]) > MAX_ROWS:
         console.print(f"... {len(doc['tasks']) - MAX_ROWS} more tasks (--json shows all)")
+    for d in doc.get("downgrades", [])[:TOP_DOWNGRADES]:
+        console.print(f"downgrade {d['worker']}: {d['reason']}")
 
 
 def run_json(result: RunResult) -> dict[str, Any]:

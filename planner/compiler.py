@@ -12,8 +12,9 @@
               makespan is the target; the bound is target x (1 + `--slowdown`), or
               `--deadline-s`.
 5. configure  per strategy: `critical-path` takes the critical path and slack of the baseline
-              simulation and runs the downgrade loop (`planner.downgrade`); `uniform`, `wukong`
-              and `octoflows` are the baselines of `planner.baselines`.
+              simulation and runs the downgrade loop (`planner.downgrade`), from the baseline
+              and from the cheapest one-configuration plan within the bound, keeping the
+              cheaper result; `uniform`, `wukong` and `octoflows` are `planner.baselines`.
 6. pre-warm   re-timed from the configured timeline (later requests, less idle billing); kept
               only if the plan stays within the bound and gets no costlier.
 7. simulate   the final plan, and explain it (`planner.explain`): per task its configuration,

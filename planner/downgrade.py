@@ -13,15 +13,16 @@ The unit of configuration is a worker (all tasks of a worker share its configura
    with the lowest estimated cost (memory x (billed time + increase)); no move if none is
    cheaper than now.
 3. All candidate moves are applied together and verified by one simulation: accepted when the
-   makespan stays within the bound (float-safe) and the cost falls. On a violation the batch is
-   reduced and verified again. First, workers that lost a warm start in the failed simulation
-   are pre-warmed early enough to be ready from a cold start when they were ready before (a
-   warm container is luck that any change of configuration elsewhere can take away), and the
-   same batch is retried. Then moved workers that lost a warm start
-   leave the batch (a warm container of their old configuration no longer serves them), else
-   the batch is halved, keeping the safest half (moves that do not grow first, then by the
-   largest fraction of budget they use, ascending). A single move that still fails is
-   excluded, with every configuration below it, for the rest of the loop.
+   makespan stays within the bound (float-safe) and the cost falls. On a violation:
+   a. workers that lost a warm start are pre-warmed early enough to be ready from a cold start
+      when they were ready before (a warm container is luck that any change of configuration
+      elsewhere can take away), and the same batch is retried;
+   b. else moved workers that lost a warm start leave the batch (no warm container of their
+      new configuration serves them);
+   c. else the batch is halved, keeping the safest half (moves that do not grow first, then by
+      the largest fraction of budget they use, ascending).
+   A single move that still fails is excluded, with every configuration below it, for the
+   rest of the loop.
 
 Rounds repeat until no candidate is left, a round saves nothing, or `rounds` pass. Budgets
 interact (two moves on one path share its slack); the verification catches that and the next
@@ -55,6 +56,9 @@ MAX_SIMULATIONS_PER_ROUND = 24
 
 MIN_ROUND_SAVING = 1e-6
 """A round that saves less than this fraction of the cost ends the loop."""
+
+CHEAPER_RTOL = 1e-12
+"""A move must lower a worker's estimated cost by more than this fraction to be a candidate."""
 
 PREWARM_TOL_S = 1e-6
 """Pre-warm requests closer than this are the same request."""
@@ -135,7 +139,7 @@ def candidates(pred: Predictions, asg: Assignment, result: SimResult, bound_s: f
     billed = np.asarray(result.worker_billed_s, np.float64)
     est = gb[None, :] * (billed[:, None] + np.maximum(growth, 0.0))
     now = gb[asg.config] * billed
-    est = np.where(allowed & (est < now[:, None] * (1 - 1e-12)), est, math.inf)
+    est = np.where(allowed & (est < now[:, None] * (1 - CHEAPER_RTOL)), est, math.inf)
     choice = np.argmin(est, axis=1)
     movers = np.flatnonzero(np.isfinite(est[np.arange(est.shape[0]), choice]))
     ratio = prefix / np.maximum(budget, tol)[:, None]

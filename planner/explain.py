@@ -119,9 +119,9 @@ def _notes(stage: Stage, target: Target, cost: float, base_cost: float, bound: f
         share = cost / base_cost if base_cost > 0 else 1.0
         notes.append(
             f"{len(downgrades)} of {final.assignment.n_workers} workers on cheaper "
-            f"configurations; cost {share:.1%} of the best-everywhere plan "
-            f"({_count(final.rounds, 'round')}, "
-            f"{_count(final.simulations, 'verifying simulation')})")
+            f"configurations; cost {share:.1%} of the best-everywhere plan ("
+            + (f"{_count(final.rounds, 'downgrade round')}, " if final.rounds else "")
+            + f"{_count(final.simulations, 'simulation')})")
     if not within(makespan, bound):
         notes.append(f"predicted makespan {makespan:.3f} s exceeds the bound {bound:.3f} s "
                      f"(strategy {opts.strategy}"

@@ -18,7 +18,10 @@ TREE = str(EXAMPLES / "tree_reduction.py")
 
 
 @pytest.fixture()
-def runner() -> CliRunner:
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """A runner whose compiles see no recorded metrics: a fresh embedded store, no URL."""
+    monkeypatch.setenv("PLANFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PLANFLOW_REDIS_URL", raising=False)
     return CliRunner()
 
 
