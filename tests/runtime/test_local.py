@@ -73,9 +73,9 @@ def test_the_deadline_stops_workers_and_names_pending_tasks(redis_url: str,
                                                             tmp_path: Path) -> None:
     pidfile = tmp_path / "sleeper.pid"
     plan = plans.per_task(plans.graph(workflows.slow, seconds=60.0, pidfile=pidfile))
-    with pytest.raises(RunError, match=r"did not finish within 1 s; 2 tasks pending: "
+    with pytest.raises(RunError, match=r"did not finish within 3 s; 2 tasks pending: "
                                        r"sleeper-0, inc-1"):
-        run(plan, redis_url, local_launcher, timeout_s=1.0)
+        run(plan, redis_url, local_launcher, timeout_s=3.0)
     assert run_keys(client, local_launcher.keys.namespace) == []
     assert not psutil.pid_exists(int(pidfile.read_text()))  # stopped, not left sleeping
 
@@ -103,17 +103,20 @@ def test_a_second_run_starts_warm(redis_url: str, local_launcher: LocalLauncher)
 
 @pytest.mark.slow
 def test_cpu_quota_slows_cpu_bound_work(redis_url: str, local_launcher: LocalLauncher) -> None:
-    """The same CPU-bound task at 256 MB (0.145 vCPU) vs 1769 MB (1 vCPU): with the quota
-    enforced it must take several times longer (ideal ratio 6.9); we require more than 3x."""
+    """The same CPU-bound task at 256 MB (0.145 vCPU) and 1769 MB (1 vCPU). Enforced, the small
+    configuration gets at most its share of CPU time per wall second - a bound other load on
+    the machine can only lower - and takes longer (ideal ratio 6.9; we require 1.5x, since a
+    loaded machine also slows the large configuration)."""
     if not local_launcher_cpu_enforced():
         pytest.skip("no writable cgroup v1 cpu controller on this machine")
     g = plans.graph(workflows.cpu, n=3_000_000)
-    durations = {}
+    measured = {}
     for memory_mb in (1769, 256):
         result = run(plans.one_worker(g, memory_mb=memory_mb), redis_url, local_launcher)
-        timing = result.tasks["spin-0"]
-        durations[memory_mb] = timing.finish_s - timing.start_s
-    assert durations[256] / durations[1769] > 3.0, durations
+        measured[memory_mb] = result.result  # (cpu s, wall s) inside the task
+    cpu_s, wall_s = measured[256]
+    assert cpu_s / wall_s < 1.5 * 256 / 1769, measured
+    assert wall_s / measured[1769][1] > 1.5, measured
 
 
 def test_a_pool_shut_down_leaves_no_process(redis_url: str) -> None:

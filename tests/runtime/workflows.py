@@ -151,10 +151,20 @@ def slow(seconds: float = 30.0, pidfile: str = ""):
     return inc(sleeper(inc(0), seconds, pidfile))
 
 
+@task
+def spin_timed(n: int) -> tuple[float, float]:
+    """CPU-bound loop; returns (CPU seconds, wall seconds) it took, measured inside the task."""
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    acc = 0
+    for i in range(n):
+        acc += i
+    return time.process_time() - cpu0, time.perf_counter() - wall0
+
+
 @workflow
 def cpu(n: int = 2_000_000):
-    """spin-0"""
-    return spin(n)
+    """spin_timed-0"""
+    return spin_timed(n)
 
 
 @task
