@@ -180,3 +180,14 @@ class LocalLauncher(PoolClient):
         code = self._proc.poll()
         raise StoreError(f"the local pool server did not start (exit status {code}); see "
                          f"{log_dir / 'pool.log'}")
+
+
+def shutdown_pools(url: str, namespace: str, timeout_s: float = SHUTDOWN_WAIT_S + 5.0) -> int:
+    """Ask every live pool server of `namespace` to finish its busy workers and exit; returns
+    how many answered. For tests and tools that used a Redis URL (whose pool outlives runs)."""
+    client = PoolClient(redis.Redis.from_url(url, socket_timeout=REPLY_SLICE_S + 30.0), namespace)
+    try:
+        return sum(client._request(pool_id, {"op": "shutdown"}, timeout_s)
+                   for pool_id in client.live_pools())
+    finally:
+        client.redis.close()

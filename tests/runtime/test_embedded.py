@@ -14,6 +14,7 @@ from runtime.client import run_plan
 from runtime.embedded import DATA_DIR_ENV, EmbeddedRedis
 from runtime.worker import REDIS_URL_ENV
 from tests.runtime import plans, workflows
+from tests.runtime.conftest import pool_processes
 
 
 def redis_servers_in(directory: Path) -> list[int]:
@@ -45,13 +46,12 @@ def test_run_without_a_url_uses_an_embedded_server_and_keeps_metrics(
     monkeypatch.delenv(REDIS_URL_ENV, raising=False)
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     plan = plans.round_robin(plans.graph(workflows.fan, width=4), 2)
+    pools_before = set(pool_processes("planflow"))  # another test's pool may be running
     first = run_plan(plan, timeout_s=60.0)
     second = run_plan(plan, timeout_s=60.0)
     assert first.result == second.result == 10
     assert redis_servers_in(tmp_path) == []
-    assert not [p for p in psutil.process_iter(["cmdline"])
-                if "runtime.pool" in (p.info["cmdline"] or [])
-                and "planflow" in (p.info["cmdline"] or [])]
+    assert set(pool_processes("planflow")) <= pools_before
     assert (tmp_path / "planflow.aof").exists()
     with EmbeddedRedis(data_dir=tmp_path, persistent=True) as server, \
             MetricsStore(server.url, "planflow") as store:

@@ -18,7 +18,7 @@ from runtime.client import RunProgress, run_plan
 from runtime.errors import RunError, TaskFailed
 from runtime.inline import run_inline
 from runtime.launcher import Launcher
-from runtime.local import LocalLauncher
+from runtime.local import LocalLauncher, shutdown_pools
 from runtime.result import RunResult
 from tests.runtime import plans, workflows
 from tests.runtime.conftest import pool_processes, run_keys
@@ -117,6 +117,17 @@ def test_cpu_quota_slows_cpu_bound_work(redis_url: str, local_launcher: LocalLau
     cpu_s, wall_s = measured[256]
     assert cpu_s / wall_s < 1.5 * 256 / 1769, measured
     assert wall_s / measured[1769][1] > 1.5, measured
+
+
+def test_shutdown_pools_stops_a_pool_this_process_did_not_start(redis_url: str) -> None:
+    namespace = f"testown{uuid.uuid4().hex[:8]}"
+    launcher = LocalLauncher(redis_url, namespace, keep_warm_s=60)  # leaves its pool running
+    plan = plans.one_worker(plans.graph(workflows.chain, n=3))
+    assert run(plan, redis_url, launcher).result == 3
+    launcher.close()
+    assert pool_processes(namespace)
+    assert shutdown_pools(redis_url, namespace) == 1
+    assert _wait_for(lambda: pool_processes(namespace) == []) is True
 
 
 def test_a_pool_shut_down_leaves_no_process(redis_url: str) -> None:
