@@ -9,7 +9,8 @@ plus the matrix example (examples/matmul.py) at two sizes, on:
   enforced), an embedded Redis on a Unix socket. Plans are built here with clustered
   placements, as the planner clusters chains, fan-outs and subtrees: the chain on one worker,
   the fan-out's middle split over one worker per core, the tree as one subtree per core. The
-  matrix example uses the planner's own plan (`planflow.api.compile`).
+  matrix example runs twice: with the planner's own plan (`planflow.api.compile`) and with
+  everything on one worker, which separates the executor's cost from the plan's.
 - dask-distributed: `LocalCluster(processes=True, n_workers=2, threads_per_worker=1)`.
 - dask-threaded: the threaded scheduler (`dask.threaded.get`).
 
@@ -215,10 +216,10 @@ class DaskThreaded:
 # -- the benchmark ----------------------------------------------------------------------------
 
 class Case:
-    """One DAG: its graph, and the plan planflow runs it with."""
+    """One DAG: its graph, and the plans planflow runs it with (label -> plan)."""
 
-    def __init__(self, name: str, graph: TaskGraph, plan: Plan, noop: bool) -> None:
-        self.name, self.graph, self.plan, self.noop = name, graph, plan, noop
+    def __init__(self, name: str, graph: TaskGraph, plans: dict[str, Plan], noop: bool) -> None:
+        self.name, self.graph, self.plans, self.noop = name, graph, plans, noop
 
 
 def build_cases(quick: bool) -> list[Case]:
@@ -227,13 +228,15 @@ def build_cases(quick: bool) -> list[Case]:
     g_chain = trace_workflow(chain, {"n": str(n_chain)})
     g_fan = trace_workflow(fanout, {"n": str(n_fan)})
     g_tree = trace_workflow(tree, {"leaves": str(leaves)})
-    cases = [Case(f"chain-{n_chain}", g_chain, chain_plan(g_chain, k), True),
-             Case(f"fanout-{n_fan}", g_fan, fanout_plan(g_fan, k), True),
-             Case(f"tree-{leaves}", g_tree, tree_plan(g_tree, k), True)]
+    cases = [Case(f"chain-{n_chain}", g_chain, {"": chain_plan(g_chain, k)}, True),
+             Case(f"fanout-{n_fan}", g_fan, {"": fanout_plan(g_fan, k)}, True),
+             Case(f"tree-{leaves}", g_tree, {"": tree_plan(g_tree, k)}, True)]
     for size, blocks in ((256, 4), (512, 4)) if quick else ((1024, 4), (2048, 4)):
         g = load_graph(str(ROOT / "examples" / "matmul.py"),
                        {"size": str(size), "blocks": str(blocks)})
-        cases.append(Case(f"matmul-{size}", g, planner_plan(g), False))
+        one = placed(g, lambda i, t: "w0", "one worker")
+        cases.append(Case(f"matmul-{size}", g, {"planner": planner_plan(g), "1 worker": one},
+                          False))
     return cases
 
 
@@ -251,23 +254,24 @@ def planner_plan(g: TaskGraph) -> Plan:
         return compile_graph(g)
 
 
-def measure(engine: Any, case: Case, repeat: int) -> dict[str, Any]:
-    target: Any = case.plan if isinstance(engine, Planflow) else case.graph
+def measure(engine: Any, case: Case, repeat: int, label: str = "") -> dict[str, Any]:
+    plan = case.plans[label] if isinstance(engine, Planflow) else None
+    target: Any = plan or case.graph
     first_s, first_result = engine.run(target)
     walls = []
     for _ in range(repeat):
-        wall, result = engine.run(target)
+        wall, _ = engine.run(target)
         walls.append(wall)
     n = len(case.graph.nodes)
     best = min(walls)
     row: dict[str, Any] = {
-        "dag": case.name, "tasks": n, "engine": engine.name,
+        "dag": case.name, "tasks": n, "engine": f"{engine.name}[{label}]" if label else engine.name,
         "best_s": best, "median_s": statistics.median(walls), "first_run_s": first_s,
         "tasks_per_s": n / best, "overhead_us_per_task": best / n * 1e6 if case.noop else None,
         "result": repr(first_result)[:80],
     }
-    if isinstance(engine, Planflow):
-        row["plan"] = f"{case.plan.strategy}, {len(case.plan.workers)} workers"
+    if plan is not None:
+        row["plan"] = f"{plan.strategy}, {len(plan.workers)} workers"
         row["redis_commands_per_task"] = sum(engine.commands.values())
         row["redis_commands_by_type"] = dict(sorted(engine.commands.items(),
                                                     key=lambda kv: -kv[1]))
@@ -276,7 +280,7 @@ def measure(engine: Any, case: Case, repeat: int) -> dict[str, Any]:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     dist = {r["dag"]: r["tasks_per_s"] for r in rows if r["engine"] == "dask-distributed"}
-    head = (f"{'DAG':<13} {'tasks':>6} {'engine':<17} {'best ms':>9} {'median ms':>10} "
+    head = (f"{'DAG':<13} {'tasks':>6} {'engine':<20} {'best ms':>9} {'median ms':>10} "
             f"{'tasks/s':>9} {'us/task':>8} {'cmds/task':>9} {'x dask-dist':>11}")
     print(head)
     print("-" * len(head))
@@ -284,7 +288,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         per = f"{r['overhead_us_per_task']:.1f}" if r["overhead_us_per_task"] is not None else "-"
         cmds = f"{r['redis_commands_per_task']:.2f}" if "redis_commands_per_task" in r else "-"
         ratio = r["tasks_per_s"] / dist[r["dag"]] if r["dag"] in dist else float("nan")
-        print(f"{r['dag']:<13} {r['tasks']:>6} {r['engine']:<17} {r['best_s'] * 1e3:>9.1f} "
+        print(f"{r['dag']:<13} {r['tasks']:>6} {r['engine']:<20} {r['best_s'] * 1e3:>9.1f} "
               f"{r['median_s'] * 1e3:>10.1f} {r['tasks_per_s']:>9.0f} {per:>8} {cmds:>9} "
               f"{ratio:>10.1f}x")
 
@@ -302,9 +306,10 @@ def main() -> int:
         try:
             for case in cases:
                 for engine in engines:
-                    rows.append(measure(engine, case, args.repeat))
-                    print(f"  {case.name:<13} {engine.name:<17} {rows[-1]['best_s']:.3f} s",
-                          file=sys.stderr)
+                    for label in case.plans if isinstance(engine, Planflow) else [""]:
+                        rows.append(measure(engine, case, args.repeat, label))
+                        print(f"  {case.name:<13} {rows[-1]['engine']:<20} "
+                              f"{rows[-1]['best_s']:.3f} s", file=sys.stderr)
         finally:
             for engine in engines:
                 engine.close()
