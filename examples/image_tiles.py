@@ -9,15 +9,16 @@ import numpy as np
 from planflow import task, workflow
 
 
-def synthetic_image(size: int) -> np.ndarray:
-    y, x = np.mgrid[0:size, 0:size]
+def synthetic_region(size: int, rows: slice, cols: slice) -> np.ndarray:
+    """A region of the deterministic synthetic image of `size` x `size` pixels."""
+    y, x = np.mgrid[rows, cols]
     return (np.sin(x / 9.0) + np.cos(y / 13.0) + (x * y) / float(size * size)).astype(np.float64)
 
 
 @task
 def cut(size: int, tiles: int, i: int, j: int) -> np.ndarray:
     t = size // tiles
-    return synthetic_image(size)[i * t:(i + 1) * t, j * t:(j + 1) * t].copy()
+    return synthetic_region(size, slice(i * t, (i + 1) * t), slice(j * t, (j + 1) * t))
 
 
 @task
