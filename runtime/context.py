@@ -21,7 +21,7 @@ from runtime.codec import loads_blob
 from runtime.dataplane import IoLoop
 from runtime.keys import RunKeys
 from runtime.launcher import Launcher
-from runtime.program import SharedPart, WorkerProgram, decode_program
+from runtime.program import SharedPart, TaskStep, WorkerProgram, decode_program
 from runtime.scripts import BatchUpdate, batch_call, call_sync, is_noscript
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,16 @@ SHARED_CACHE_RUNS = 4
 
 SOCKET_TIMEOUT_S = 60.0
 """Longest one command on the worker's sync connection may take (blocking waits are shorter)."""
+
+
+class PlanLoadError(Exception):
+    """A worker's plan could not be decoded here (a module its code needs is missing, another
+    Python version...). `step` is the worker's first task when its program was readable."""
+
+    def __init__(self, step: TaskStep | None, cause: BaseException) -> None:
+        super().__init__(f"cannot load the plan's code: {type(cause).__name__}: {cause}")
+        self.step = step
+        self.cause = cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +92,15 @@ class WorkerContext:
         raws = [r for r in found if isinstance(r, bytes)]
         if len(raws) != len(found):
             return None
-        program = decode_program(raws[0])
+        try:
+            program = decode_program(raws[0])
+        except Exception as err:
+            raise PlanLoadError(None, err) from err
         if shared is None:
-            shared = loads_blob(raws[1])
+            try:
+                shared = loads_blob(raws[1])
+            except Exception as err:  # typically a module the functions need is missing here
+                raise PlanLoadError(program.steps[0], err) from err
             with self._lock:
                 self._shared[keys.dag_id] = shared
                 while len(self._shared) > SHARED_CACHE_RUNS:

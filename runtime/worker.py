@@ -33,7 +33,7 @@ from typing import Any
 from metadata.writer import MetricsWriter
 from planner.graph import TaskCode
 from runtime.codec import dumps_value, estimate_size, loads_value
-from runtime.context import Download, WorkerContext
+from runtime.context import Download, PlanLoadError, WorkerContext
 from runtime.dataplane import BatchSent, Completion, Uploader
 from runtime.events import Event, Listener, TaskFinished, TaskSettled, TaskStarted, WorkerFinished
 from runtime.ids import DAG_ID_PATTERN
@@ -61,6 +61,10 @@ runs pure-Python tasks."""
 
 STOP_SENTINEL = "\x00stop"
 """Pushed on a worker's notify list to wake it and make it stop (cancellation)."""
+
+LOAD_ERROR_TTL_S = 3600
+"""TTL of the error record of a worker that could not load its plan (its run's TTL is in the
+plan it could not read; the client deletes the record anyway)."""
 
 
 class Stop(Exception):
@@ -97,7 +101,15 @@ class Worker:
 
     def run(self) -> str:
         started_at = time.time()
-        download = self.ctx.download(self.keys, self.spec.worker_id)
+        try:
+            download = self.ctx.download(self.keys, self.spec.worker_id)
+        except PlanLoadError as err:
+            log.error("worker %s of %s: %s", self.spec.worker_id, self.spec.dag_id, err)
+            task_id = err.step.task_id if err.step else f"<worker {self.spec.worker_id}>"
+            record = error_record(task_id, err.step.function if err.step else "?", err.cause,
+                                  self.spec.worker_id)
+            call_sync(self.ctx.redis, error_call(self.keys, task_id, record, LOAD_ERROR_TTL_S))
+            return "failed"
         if download is None:
             log.info("worker %s of %s: the run is gone", self.spec.worker_id, self.spec.dag_id)
             return "gone"

@@ -3,7 +3,9 @@ of processes reaching the client, deadlines and Ctrl-C stopping workers and clea
 
 from __future__ import annotations
 
+import sys
 import time
+import types
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 import redis
 
 from metadata.store import MetricsStore
+from planflow import task, workflow
 from planner.plan import Plan
 from runtime.client import RunProgress, run_plan
 from runtime.errors import RunError, TaskFailed
@@ -53,6 +56,29 @@ def test_a_killed_worker_process_fails_the_run_naming_its_task(redis_url: str,
     assert (info.value.task_id, info.value.function, info.value.exc_type) == \
         ("die-0", "die", "WorkerDied")
     assert "SIGKILL" in info.value.message
+    assert run_keys(client, local_launcher.keys.namespace) == []
+
+
+def test_code_that_cannot_load_in_a_worker_fails_the_run_at_once(
+        redis_url: str, local_launcher: LocalLauncher, client: redis.Redis) -> None:
+    """A function that needs a module the worker process cannot import: TaskFailed, no hang."""
+    phantom = types.ModuleType("planflow_phantom_module")  # importable here only
+    sys.modules[phantom.__name__] = phantom
+    try:
+        @task
+        def uses_phantom(x: int) -> str:
+            return f"{phantom.__name__}{x}"
+
+        @workflow
+        def needs_phantom():
+            return uses_phantom(1)
+
+        plan = plans.one_worker(plans.graph(needs_phantom))
+        with pytest.raises(TaskFailed) as info:
+            run(plan, redis_url, local_launcher, timeout_s=30.0)
+    finally:
+        del sys.modules[phantom.__name__]
+    assert (info.value.task_id, info.value.exc_type) == ("uses_phantom-0", "ModuleNotFoundError")
     assert run_keys(client, local_launcher.keys.namespace) == []
 
 
