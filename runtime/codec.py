@@ -63,11 +63,15 @@ _ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes})
 
 
 def estimate_size(value: Any) -> int:
-    """Bytes of a value that is not serialized (kept local), cheaply: exact for bytes, strings and
-    numpy arrays, 0 where only pickling would tell."""
+    """Bytes of a value that is not serialized (kept local): its buffer size for bytes, strings
+    and numpy arrays (what pickling them costs, within a header), else its pickled size, so that
+    the metrics record one measure of size whether a value was uploaded or not."""
     nbytes = getattr(value, "nbytes", None)
     if isinstance(nbytes, int):
         return nbytes
     if isinstance(value, bytes | bytearray | str):
         return len(value)
-    return 0
+    try:
+        return len(dumps_value(value))
+    except Exception:  # unpicklable values stay local; their size is unknown
+        return 0

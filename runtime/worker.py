@@ -91,6 +91,9 @@ class Worker:
         self._cold = cold
         self._cancelled = cancelled
         self._values: dict[str, Any] = {}
+        self._sizes: dict[str, int] = {}
+        """Serialized size of each value in `_values` (inputs are measured one way, local or
+        remote, so the predictor sees the same input bytes wherever a parent ran)."""
         self._remaining: dict[str, int] = {}
         self._ready: set[str] = set()
         self._inflight: dict[str, tuple[Future[list[bytes | None]], int]] = {}
@@ -168,8 +171,10 @@ class Worker:
     def _run_step(self, step: TaskStep, code: TaskCode, uploader: Uploader, last: bool) -> bool:
         """Run one task; False when it raised (its error is reported)."""
         t0 = time.perf_counter()
-        input_bytes = self._inputs(step)
+        self._inputs(step)
         fetch_s = time.perf_counter() - t0
+        sizes = self._sizes
+        input_bytes = sum(sizes.get(p, 0) for p in step.parents)
         started_at = time.time()
         self._emit(TaskStarted(self.spec.dag_id, step.task_id, self.spec.worker_id,
                                step.function, started_at))
@@ -183,11 +188,12 @@ class Worker:
             return False
         exec_s = time.perf_counter() - t1
         payload = dumps_value(value) if step.remote_children or step.is_sink else None
+        out_bytes = len(payload) if payload is not None else estimate_size(value)
         if step.local_uses:
             self._values[step.task_id] = value
+            self._sizes[step.task_id] = out_bytes
             self._remaining[step.task_id] = step.local_uses
         self._release(step)
-        out_bytes = len(payload) if payload is not None else estimate_size(value)
         uploader.put(Completion(step, payload, started_at, time.time(), last),
                      urgent=bool(step.remote_children) or step.is_sink or last)
         self.tasks_run += 1
@@ -200,6 +206,7 @@ class Worker:
             if left <= 0:
                 self._remaining.pop(parent, None)
                 self._values.pop(parent, None)
+                self._sizes.pop(parent, None)
             else:
                 self._remaining[parent] = left
 
@@ -223,6 +230,7 @@ class Worker:
                 raise RuntimeError(f"the output of task '{parent}' is missing from the store "
                                    "(deleted or expired)")
             self._values[parent] = loads_value(raw)
+            self._sizes[parent] = len(raw)
             nbytes += len(raw)
         return nbytes
 
