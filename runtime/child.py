@@ -9,8 +9,12 @@ Protocol on the child's socket (one line each): server -> child `<WorkerSpec JSO
 child -> server `done` after each worker. EOF from the server also means exit (the pool died:
 an idle child leaves at once, a busy one after finishing its worker).
 
-A small shared-memory slot tells the server which task the child is running, so a child that
-dies mid-task (OOM kill, SIGKILL) is reported naming that task.
+A small shared-memory slot tells the server which task the child is running - its id,
+function, attempt and the attempt's deadline - so a child that dies mid-task (OOM kill, SIGKILL)
+is reported naming that task, and one whose attempt passes its `timeout_s` is killed by the
+server (`runtime.leases` says what follows). Each child's stderr goes to its own file,
+`<PLANFLOW_HOME>/logs/worker-<pid>.err`, whose tail error records carry; the server removes it
+when the child has exited.
 """
 
 from __future__ import annotations
@@ -26,14 +30,42 @@ import time
 from dataclasses import dataclass
 
 from runtime.context import WorkerContext
+from runtime.embedded import default_data_dir
 from runtime.events import Event, TaskStarted, WorkerFinished
 from runtime.launcher import WorkerSpec
-from runtime.worker import WORKER_SWITCH_INTERVAL_S, Worker
+from runtime.worker import WORKER_SWITCH_INTERVAL_S, Worker, stderr_tail
 
 log = logging.getLogger(__name__)
 
 STATUS_BYTES = 512
-"""Size of a child's status slot: `<task id>\\t<function>` of the running task, NUL-padded."""
+"""Size of a child's status slot: `<task>\\t<function>\\t<deadline>\\t<attempt>\\t<attempts>`
+of the running task, NUL-padded."""
+
+LOG_DIR_NAME = "logs"
+"""Children's stderr files live under `<PLANFLOW_HOME>/logs/`."""
+
+
+@dataclass(frozen=True)
+class Running:
+    """What a child's status slot says it is running ("" task: nothing)."""
+
+    task_id: str = ""
+    function: str = ""
+    deadline_at: float = 0.0
+    attempt: int = 1
+    max_attempts: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Running:
+        parts = text.split("\t")
+        if len(parts) != 5:
+            return cls(parts[0], parts[1] if len(parts) > 1 else "")
+        return cls(parts[0], parts[1], float(parts[2]), int(parts[3]), int(parts[4]))
+
+
+def stderr_path(pid: int) -> str:
+    """The stderr file of pool child `pid`."""
+    return str(default_data_dir() / LOG_DIR_NAME / f"worker-{pid}.err")
 
 
 class StatusSlot:
@@ -62,7 +94,8 @@ class _StatusListener:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, TaskStarted):
-            self.slot.write(f"{event.task_id}\t{event.function_name}")
+            self.slot.write(f"{event.task_id}\t{event.function_name}\t{event.deadline_at!r}\t"
+                            f"{event.attempt}\t{event.max_attempts}")
         elif isinstance(event, WorkerFinished):
             self.slot.write("")
 
@@ -79,6 +112,7 @@ def fork_child(url: str, sock_pair: tuple[socket.socket, socket.socket],
         server_end.close()
         for s in close_in_child:
             s.close()
+        _redirect_stderr()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         code = serve(url, child_end, slot)
@@ -89,6 +123,17 @@ def fork_child(url: str, sock_pair: tuple[socket.socket, socket.socket],
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(code)
+
+
+def _redirect_stderr() -> None:
+    path = stderr_path(os.getpid())
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError:
+        return  # keep the server's stderr
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
 def serve(url: str, sock: socket.socket, slot: StatusSlot) -> int:
@@ -120,20 +165,28 @@ def serve(url: str, sock: socket.socket, slot: StatusSlot) -> int:
         ctx.close()
 
 
-def death_record(spec: WorkerSpec, pid: int, status: int, running: str,
-                 oom: bool) -> tuple[str, str]:
-    """(task id, error record JSON) for a process that died running `spec`; `running` is its
-    status slot (`<task id>\t<function>`), `status` its wait status."""
-    task_id, _, function = running.partition("\t")
-    if os.WIFSIGNALED(status):
-        how = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+def death_record(spec: WorkerSpec, pid: int, status: int, running: Running, oom: bool,
+                 timed_out: bool = False) -> tuple[str, str]:
+    """(task id, error record JSON) for a process that died running `spec` (`status`: its wait
+    status; `timed_out`: killed by the server past the task's deadline)."""
+    if timed_out:
+        exc_type = "TaskTimeout"
+        message = (f"task {running.task_id} ran past its timeout (attempt {running.attempt} "
+                   f"of {running.max_attempts}); worker {spec.worker_id} (pid {pid}) was killed")
     else:
-        how = f"exited with status {os.WEXITSTATUS(status)}"
-    message = f"worker {spec.worker_id} (pid {pid}) {how}"
-    if oom:
-        message += f" after reaching its memory limit of {spec.memory_mb} MB"
-    task_id = task_id or spec.worker_id
+        exc_type = "WorkerDied"
+        if os.WIFSIGNALED(status):
+            how = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+        else:
+            how = f"exited with status {os.WEXITSTATUS(status)}"
+        message = f"worker {spec.worker_id} (pid {pid}) {how}"
+        if oom:
+            message += f" after reaching its memory limit of {spec.memory_mb} MB"
+        if spec.crashes:
+            message += f" ({spec.crashes + 1} times; relaunches exhausted)"
+    task_id = running.task_id or spec.worker_id
     return task_id, json.dumps({
-        "task_id": task_id, "function": function or "?", "attempt": 1,
-        "exc_type": "WorkerDied", "message": message, "traceback": "",
-        "worker_id": spec.worker_id, "at": time.time()})
+        "task_id": task_id, "function": running.function or "?", "attempt": running.attempt,
+        "exc_type": exc_type, "message": message, "traceback": "",
+        "worker_id": spec.worker_id, "generation": spec.attempt,
+        "stderr_tail": stderr_tail(stderr_path(pid)), "at": time.time()})

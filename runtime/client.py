@@ -54,16 +54,20 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
              launcher: str | Launcher = "local", timeout_s: float = 3600.0,
              metrics_upload: str = "on-exit",
              progress: Callable[[RunProgress], None] | None = None,
-             dag_id: str | None = None) -> RunResult:
+             dag_id: str | None = None, retries: int = 0) -> RunResult:
     """Execute `plan` on the decentralized executor and return the sink's result.
 
     `redis_url=None` uses `$PLANFLOW_REDIS_URL`, else a private embedded Redis (data kept in
     `$PLANFLOW_HOME`, default ~/.planflow) started for this run and stopped after it.
     `launcher` is `local` (worker processes with enforced limits and a warm pool), `thread`,
     `inline` (the reference executor, no Redis), or a Launcher object (not closed here).
-    Raises TaskFailed when a task raises, RunError past the deadline, and re-raises
+    `retries`: attempts after the first for tasks whose options set none (`runtime.retry`).
+    Raises TaskFailed when a task raises (after its retries), RunError past the deadline,
+    StoreError when Redis is unreachable (the URL named without its password), and re-raises
     KeyboardInterrupt after stopping the workers and cleaning up.
     """
+    if retries < 0:
+        raise UsageError(f"retries must be >= 0, got {retries}")
     dag_id = dag_id or new_dag_id(plan.graph.node(plan.graph.sink).function)
     _check_arguments(namespace, launcher, timeout_s, metrics_upload, dag_id)
     if launcher == "inline":
@@ -80,7 +84,8 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
             settings = RunSettings(
                 namespace, dag_id, plan.workflow, plan.graph.sink, len(plan.graph.nodes),
                 int(timeout_s) + RUN_KEY_TTL_MARGIN_S, now + timeout_s, launch.name,
-                str(UploadStrategy.parse(metrics_upload)), now)
+                str(UploadStrategy.parse(metrics_upload)), now, retries,
+                platform_sizes(plan.platform))
             program = build_program(plan, settings)
             session = RunSession(plan, program, url, launch, progress)
             return session.execute(timeout_s)
@@ -115,6 +120,18 @@ def keep_warm_of(platform: str) -> float:
         log.warning("platform %r: %s; keeping workers warm %.0f s", platform, err,
                     DEFAULT_KEEP_WARM_S)
         return DEFAULT_KEEP_WARM_S
+
+
+def platform_sizes(platform: str) -> tuple[tuple[int, float], ...]:
+    """The platform's (memory MB, CPUs) configurations, () when it cannot be loaded (then an
+    OOM-killed worker is not relaunched larger)."""
+    try:
+        from simulator.platform import load_platform
+
+        return tuple((c.memory_mb, float(c.cpus)) for c in load_platform(platform).configs)
+    except Exception as err:  # an unknown or broken platform must not stop a run
+        log.warning("platform %r: %s; no larger configuration after an OOM kill", platform, err)
+        return ()
 
 
 def _check_arguments(namespace: str, launcher: str | Launcher, timeout_s: float,

@@ -17,6 +17,11 @@ Ordering guarantees the protocol relies on: within a batch, outputs precede the 
 script updates counters and timings before it makes anyone ready, so by the time a child can
 run (and the sink can clean up), everything its parents' workers wrote is in place. The sink's
 batch is one MULTI that stores the result, deletes the intermediate keys and signals `ok`.
+
+The loop also holds the worker's **lease** (`runtime.leases`): written at start, renewed every
+`LEASE_RENEW_S`, deleted by the worker's last batch. A batch that fails on a lost connection is
+sent again with capped backoff for `REDIS_RETRY_S` (safe: BATCH is idempotent), then the worker
+fails.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import redis
 import redis.asyncio as aioredis
 
 from runtime.keys import RunKeys
+from runtime.leases import LEASE_RENEW_S, lease_call
 from runtime.program import TaskStep
 from runtime.scripts import (
     SCRIPTS,
@@ -59,6 +65,15 @@ UNLINK_CHUNK_KEYS = 1000
 
 SOCKET_TIMEOUT_S = 60.0
 """Longest a data-plane command may take before the worker treats Redis as gone."""
+
+REDIS_RETRY_S = 20.0
+"""How long a batch (or the lease) is retried on a lost connection before the worker fails."""
+
+RETRY_FIRST_S = 0.1
+"""First wait before resending after a lost connection; doubled up to RETRY_MAX_S."""
+
+RETRY_MAX_S = 2.0
+"""Longest wait between two resends."""
 
 
 class IoLoop:
@@ -134,6 +149,7 @@ class Completion:
     started_at: float
     finished_at: float
     last: bool = False
+    attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +167,7 @@ class Uploader:
 
     def __init__(self, io: IoLoop, keys: RunKeys, worker_id: str, ttl_s: int,
                  cleanup: Sequence[str], start_workers: Callable[[Sequence[str]], None],
-                 on_sent: Callable[[BatchSent], None]) -> None:
+                 on_sent: Callable[[BatchSent], None], generation: int = 1) -> None:
         self._io = io
         self._keys = keys
         self._worker_id = worker_id
@@ -167,7 +183,11 @@ class Uploader:
         self.error: BaseException | None = None
         self.gone = False
         """Set when Redis said the run no longer exists (finished elsewhere or cancelled)."""
+        self.superseded = False
+        """Set when a newer generation of this worker holds the lease (we were presumed dead)."""
+        self._generation = generation
         self._ticker = io.submit(self._tick())
+        self._lease = io.submit(self._hold_lease())
 
     def put(self, item: Completion, urgent: bool) -> None:
         with self._lock:
@@ -186,6 +206,7 @@ class Uploader:
 
     def close(self) -> None:
         self._ticker.cancel()
+        self._lease.cancel()
 
     # -- inside the loop ----------------------------------------------------------------------
 
@@ -214,6 +235,27 @@ class Uploader:
             if kick:
                 self._kick()
 
+    async def _hold_lease(self) -> None:
+        """Write the lease now, renew it every LEASE_RENEW_S; a renewal that fails on a lost
+        connection is retried at the next one, for REDIS_RETRY_S at most."""
+        lost_since: float | None = None
+        while True:
+            call = lease_call(self._keys, self._worker_id, self._generation, self.ttl_s)
+            try:
+                reply = int(await call_async(self._io.client, call))
+                lost_since = None
+                if reply == 0:
+                    log.error("worker %s: a newer generation holds the lease; stopping",
+                              self._worker_id)
+                    self.superseded = True
+                elif reply < 0:
+                    self.gone = True
+            except (redis.ConnectionError, redis.TimeoutError) as err:
+                lost_since = lost_since or time.monotonic()
+                if time.monotonic() - lost_since > REDIS_RETRY_S and self.error is None:
+                    self.error = err
+            await asyncio.sleep(LEASE_RENEW_S)
+
     async def _flush(self) -> None:
         while True:
             with self._lock:
@@ -223,17 +265,34 @@ class Uploader:
                     return
             if self.error is not None:
                 continue  # the worker is failing: drop, the error path reports it
+            await self._send_retrying(items)
+
+    async def _send_retrying(self, items: list[Completion]) -> None:
+        give_up, wait = time.monotonic() + REDIS_RETRY_S, RETRY_FIRST_S
+        while True:
             try:
                 await self._send(items)
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as err:
+                if time.monotonic() > give_up:
+                    log.error("worker %s: upload failed: %s", self._worker_id, err)
+                    self.error = err
+                    return
+                log.warning("worker %s: Redis connection lost (%s); resending in %.1f s",
+                            self._worker_id, err, wait)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, RETRY_MAX_S)
             except Exception as err:
                 log.error("worker %s: upload failed: %s", self._worker_id, err)
                 self.error = err
+                return
 
     async def _send(self, items: list[Completion]) -> None:
         keys, ttl = self._keys, self.ttl_s
         sink = items[-1] if items and items[-1].step.is_sink else None
         running = -int(any(c.last for c in items))  # +1 was sent with the download
-        rows = [[c.step.task_id, self._worker_id, c.started_at, c.finished_at] for c in items]
+        rows = [[c.step.task_id, self._worker_id, c.started_at, c.finished_at]
+                + ([c.attempt] if c.attempt > 1 else []) for c in items]
         update = BatchUpdate(
             [(c.step.task_id, c.step.remote_children) for c in items if c.step.remote_children],
             len(items), running, json.dumps(rows, separators=(",", ":")) if rows else "")
@@ -253,6 +312,8 @@ class Uploader:
             pipe.eval(call.script.source, len(call.keys), *call.keys_and_args)
         if sink is not None:
             self._add_sink(pipe, sink)
+        if running:  # the worker's last batch: it no longer needs a lease
+            pipe.hdel(keys.leases(), self._worker_id)
         t0 = time.perf_counter()
         replies = await pipe.execute(raise_on_error=False)
         round_trip = time.perf_counter() - t0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from planner.errors import PlanflowError
 
 
@@ -19,8 +21,16 @@ class TaskFailed(RunError):
     """A task raised (after its retries). Carries the task id, function and the exception text."""
 
     def __init__(self, task_id: str, function: str, exc_type: str, message: str,
-                 traceback: str = "", *, worker_id: str = "", attempt: int = 1) -> None:
-        super().__init__(f"task '{task_id}' ({function}) failed: {exc_type}: {message}")
+                 traceback: str = "", *, worker_id: str = "", attempt: int = 1,
+                 record: dict[str, Any] | None = None, record_path: str = "") -> None:
+        where = f"; full traceback in {record_path}" if record_path else ""
+        tries = f" (attempt {attempt})" if attempt > 1 else ""
+        super().__init__(f"task '{task_id}' ({function}) failed{tries}: {exc_type}: {message}"
+                         f"{where} (or run with --json: error.traceback)")
+        self.record = dict(record or {})
+        """The run's error record (JSON fields: task_id, attempt, exc_type, message, traceback,
+        stderr_tail, worker_id, generation)."""
+        self.record_path = record_path
         self.task_id = task_id
         self.function = function
         self.exc_type = exc_type
@@ -28,6 +38,18 @@ class TaskFailed(RunError):
         self.traceback = traceback
         self.worker_id = worker_id
         self.attempt = attempt
+
+
+def error_json(err: BaseException) -> dict[str, Any]:
+    """The `error` object of `planflow run --json`: the task's error record for TaskFailed,
+    else the error's type, message and exit code."""
+    if isinstance(err, TaskFailed):
+        return {"task_id": err.task_id, "function": err.function, "exc_type": err.exc_type,
+                "message": err.message, "attempt": err.attempt, "worker_id": err.worker_id,
+                "traceback": err.traceback, "stderr_tail": err.record.get("stderr_tail", ""),
+                "record_path": err.record_path, "exit_code": err.exit_code}
+    return {"exc_type": type(err).__name__, "message": str(err),
+            "exit_code": getattr(err, "exit_code", 1)}
 
 
 class UnrunnablePlan(RunError):

@@ -18,6 +18,10 @@ class TaskStarted:
     worker_id: str
     function_name: str
     started_at: float
+    attempt: int = 1
+    max_attempts: int = 1
+    deadline_at: float = 0.0
+    """When the attempt must have finished (unix s; 0: no timeout). The pool enforces it."""
 
 
 @dataclass(frozen=True, slots=True)

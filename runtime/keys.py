@@ -20,6 +20,10 @@ under `<namespace>:pool:...` and outlive runs. Metrics keys (`<namespace>:metric
 | `errors`                   | hash   | workers, pool        | task id -> error record JSON      |
 | `done`                     | list   | sink worker, errors  | completion signal: ok / error     |
 | `result`                   | string | sink worker          | the sink's output (pickled)       |
+| `leases`                   | hash   | workers (LEASE),     | worker id -> "<generation>        |
+|                            |        | relaunchers          | <expires at, unix s>"             |
+| `recovered`                | list   | RELAUNCH script      | JSON: worker relaunches (reason,  |
+|                            |        |                      | task, configuration)              |
 
 | launcher key (`<ns>:pool:` + ...) | type | holds                                               |
 |-----------------------------------|------|-----------------------------------------------------|
@@ -94,6 +98,14 @@ class RunKeys:
         """String: the sink's pickled output."""
         return f"{self.prefix}:result"
 
+    def leases(self) -> str:
+        """Hash: worker id -> "<generation> <expires at>", the lease of each running worker."""
+        return f"{self.prefix}:leases"
+
+    def recovered(self) -> str:
+        """List: JSON records of worker relaunches (who, why, at which configuration)."""
+        return f"{self.prefix}:recovered"
+
     def intermediate(self, storing: Iterable[str], with_deps: Iterable[str],
                      workers: Iterable[str]) -> list[str]:
         """Keys the sink deletes on completion: outputs, dependency sets, notification lists,
@@ -106,7 +118,7 @@ class RunKeys:
     def final(self) -> list[str]:
         """Keys the client deletes after reading the outcome (besides the intermediate ones)."""
         return [self.shared(), self.started(), self.progress(), self.timings(), self.errors(),
-                self.done(), self.result()]
+                self.done(), self.result(), self.leases(), self.recovered()]
 
 
 class PoolKeys:

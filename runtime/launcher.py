@@ -23,7 +23,15 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class WorkerSpec:
-    """Which worker of which run to start, at which configuration, requested when."""
+    """Which worker of which run to start, at which configuration, requested when.
+
+    Recovery fields (defaults for a first start): `attempt` is the worker's lease generation
+    (1, then +1 per relaunch; a relaunched worker cannot rely on its `notify` list, which the
+    dead one may have drained); `crashes` counts relaunches after its process died;
+    `task_attempts` holds (task, attempts already used) for a task whose attempt was ended
+    from outside (timeout kill); `sizes` lists the platform's (memory MB, CPUs)
+    configurations, from which a worker killed at its memory limit gets the next larger one.
+    """
 
     namespace: str
     dag_id: str
@@ -31,19 +39,43 @@ class WorkerSpec:
     memory_mb: int
     cpus: float
     requested_at: float
+    attempt: int = 1
+    crashes: int = 0
+    task_attempts: tuple[tuple[str, int], ...] = ()
+    sizes: tuple[tuple[int, float], ...] = ()
 
     @property
     def config(self) -> tuple[int, float]:
         return (self.memory_mb, self.cpus)
 
+    def used_attempts(self, task_id: str) -> int:
+        """Attempts of `task_id` already used by earlier processes of this worker."""
+        return dict(self.task_attempts).get(task_id, 0)
+
+    def larger(self) -> tuple[int, float] | None:
+        """The platform's next configuration with more memory, None at the largest."""
+        bigger = sorted(s for s in self.sizes if s[0] > self.memory_mb)
+        return bigger[0] if bigger else None
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        d = asdict(self)
+        for name, default in _RECOVERY_DEFAULTS.items():
+            if d[name] in (default, list(default) if isinstance(default, tuple) else default):
+                del d[name]  # first starts stay as small as before
+        return json.dumps(d, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> WorkerSpec:
         d = json.loads(text)
         return cls(str(d["namespace"]), str(d["dag_id"]), str(d["worker_id"]),
-                   int(d["memory_mb"]), float(d["cpus"]), float(d["requested_at"]))
+                   int(d["memory_mb"]), float(d["cpus"]), float(d["requested_at"]),
+                   int(d.get("attempt", 1)), int(d.get("crashes", 0)),
+                   tuple((str(t), int(n)) for t, n in d.get("task_attempts", ())),
+                   tuple((int(m), float(c)) for m, c in d.get("sizes", ())))
+
+
+_RECOVERY_DEFAULTS: dict[str, object] = {"attempt": 1, "crashes": 0, "task_attempts": (),
+                                              "sizes": ()}
 
 
 class Launcher(Protocol):

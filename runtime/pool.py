@@ -16,9 +16,14 @@ it has had no process for as long, on `shutdown`, or when Redis has been unreach
 processes per configuration, import modules), `cancel` (kill a run's processes, ignore its later
 requests, then reply), `shutdown` (finish busy workers, then exit and reply).
 
-A process that dies while running a worker (OOM kill, signal) is reported as that worker's
-failure - the task it was running, how it died, whether it hit its memory limit - through the
+A process that dies while running a worker (OOM kill, signal) is relaunched (`runtime.leases`:
+the server reaps its children, so it is the first to know, and knows why), on the platform's
+next larger configuration after an OOM kill; an attempt that runs past its task's `timeout_s`
+(the child's status slot holds the deadline) is killed and relaunched while the task has
+attempts left. When the budget is spent, the death is reported as that worker's failure - the
+task it was running, how it died, whether it hit its memory limit or its timeout - through the
 same atomic error record a failing task writes, so the client never waits for a dead worker.
+Requests of another namespace than the server's are refused (logged, dropped).
 `--mode spawn` starts every worker as a fresh `python -m runtime.worker` (cold, for comparison).
 """
 
@@ -42,9 +47,10 @@ from dataclasses import dataclass
 
 import redis
 
-from runtime.child import StatusSlot, death_record, fork_child
+from runtime.child import Running, StatusSlot, death_record, fork_child, stderr_path
 from runtime.keys import PoolKeys, RunKeys
 from runtime.launcher import WorkerSpec
+from runtime.leases import Death, relaunch_call, relaunch_spec
 from runtime.limits import ResourceLimiter
 from runtime.scripts import call_sync, error_call
 from runtime.worker import REDIS_URL_ENV
@@ -98,6 +104,7 @@ class Process:
     last_dag: str = ""
     idle_since: float = 0.0
     buffer: bytes = b""
+    timed_out: Death | None = None
 
 
 class PoolServer:
@@ -164,7 +171,10 @@ class PoolServer:
             raw = [value, *(self.redis.lpop(self.keys.requests(), REQUESTS_PER_POP) or [])]
             for item in raw:
                 spec = WorkerSpec.from_json(item)
-                if spec.dag_id not in self.cancelled:
+                if spec.namespace != self.keys.namespace:
+                    log.error("pool %s: refusing a worker of namespace %r", self.pool_id,
+                              spec.namespace)
+                elif spec.dag_id not in self.cancelled:
                     self.backlog.append(spec)
             return
         msg = json.loads(value)
@@ -251,6 +261,7 @@ class PoolServer:
                 if b"done\n" in proc.buffer:
                     proc.buffer = b""
                     proc.spec, proc.idle_since = None, time.monotonic()
+        self._enforce_timeouts()
         while self.procs:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -269,23 +280,52 @@ class PoolServer:
         if proc.spec is not None and not spawned_ok:
             self._report_death(proc, status)
         self.limiter.release(proc.pid)
+        with contextlib.suppress(OSError):
+            os.unlink(stderr_path(proc.pid))
         if proc.sock is not None:
             proc.sock.close()
         if proc.slot is not None:
             proc.slot.close()
 
+    def _enforce_timeouts(self) -> None:
+        """Kill busy processes whose task attempt has passed its deadline (reaped later)."""
+        now = time.time()
+        for proc in self.procs.values():
+            if proc.spec is None or proc.slot is None or proc.timed_out is not None:
+                continue
+            running = Running.parse(proc.slot.read())
+            if running.deadline_at and now > running.deadline_at:
+                proc.timed_out = Death("timeout", running.task_id, running.attempt,
+                                       running.max_attempts)
+                log.warning("pool %s: task %s of %s passed its timeout; killing pid %d",
+                            self.pool_id, running.task_id, proc.spec.dag_id, proc.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+
     def _report_death(self, proc: Process, status: int) -> None:
+        """Relaunch the dead process's worker if its budget allows, else fail the run."""
         spec = proc.spec
         assert spec is not None
-        running = proc.slot.read() if proc.slot is not None else ""
-        task_id, record = death_record(spec, proc.pid, status, running,
-                                       self.limiter.oom_kills(proc.pid) > 0)
-        log.error("pool %s: %s (run %s)", self.pool_id, record, spec.dag_id)
+        running = Running.parse(proc.slot.read() if proc.slot is not None else "")
+        oom = self.limiter.oom_kills(proc.pid) > 0
+        death = proc.timed_out or Death("oom" if oom else "crash", running.task_id)
+        keys = RunKeys(spec.namespace, spec.dag_id)
         try:
-            call_sync(self.redis, error_call(RunKeys(spec.namespace, spec.dag_id), task_id,
-                                             record, RECORD_TTL_S))
+            new = relaunch_spec(spec, death)
+            if new is not None:
+                if int(call_sync(self.redis, relaunch_call(keys, spec, new, death,
+                                                           RECORD_TTL_S))):
+                    log.warning("pool %s: worker %s of %s died (%s); relaunched as generation "
+                                "%d at %d MB", self.pool_id, spec.worker_id, spec.dag_id,
+                                death.reason, new.attempt, new.memory_mb)
+                    self.backlog.append(new)
+                return  # relaunched, by us or by whoever noticed first (or the run is over)
+            task_id, record = death_record(spec, proc.pid, status, running, oom,
+                                           timed_out=proc.timed_out is not None)
+            log.error("pool %s: %s (run %s)", self.pool_id, record, spec.dag_id)
+            call_sync(self.redis, error_call(keys, task_id, record, RECORD_TTL_S))
         except redis.RedisError as err:
-            log.error("pool %s: cannot report the death of %s: %s", self.pool_id,
+            log.error("pool %s: cannot handle the death of %s: %s", self.pool_id,
                       spec.worker_id, err)
 
     def _retire(self, proc: Process) -> None:

@@ -90,6 +90,10 @@ class RunSettings:
     launcher: str
     metrics_upload: str
     submitted_at: float
+    retries: int = 0
+    """Retries of tasks that set none (`runtime.retry`)."""
+    sizes: tuple[tuple[int, float], ...] = ()
+    """The platform's (memory MB, CPUs) configurations: where an OOM-killed worker grows."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,16 @@ class RunResult:
     executor: str
     tasks: Mapping[str, TaskTiming] = field(default_factory=dict)
     workers_started: int = 0
+    recovered: tuple[Mapping[str, Any], ...] = ()
+    """Worker relaunches (`runtime.leases`): worker_id, generation, reason (crash, oom,
+    timeout, lease-expired), task_id, from_memory_mb, memory_mb."""
+
+    @property
+    def upsized(self) -> dict[str, int]:
+        """Worker id -> memory MB it finished on, for workers relaunched on a larger
+        configuration after being killed at their memory limit."""
+        return {r["worker_id"]: int(r["memory_mb"]) for r in self.recovered
+                if int(r["memory_mb"]) > int(r["from_memory_mb"])}
 
     @property
     def predicted_makespan_s(self) -> float:

@@ -6,9 +6,14 @@ them to a `RunSession`. The order below is the protocol's:
 1. one pipeline uploads the shared part and every worker program, creates `progress` (the run
    exists while it does) and claims the root workers in `started`; all with a TTL;
 2. the launcher starts the root workers;
-3. BLPOP on `done` (in slices, to report progress and honour the deadline);
+3. BLPOP on `done` (in slices, to report progress and honour the deadline); every
+   `LEASE_CHECK_S` one pipeline checks the run still exists (a Redis restarted without
+   persistence lost it: the run fails, naming that) and relaunches workers whose lease expired
+   (`runtime.leases`: the client is the backstop of the pool server); a lost connection is
+   retried with capped backoff for `REDIS_RETRY_S`, then the run fails with StoreError;
 4. `ok`: one MULTI reads the result and timings and deletes every key of the run;
-   `error`: the error records name the failed task; workers are stopped, keys deleted;
+   `error`: the error records name the failed task (the first one is also written to
+   `<PLANFLOW_HOME>/logs/<dag id>.error.json`, atomically); workers are stopped, keys deleted;
    deadline or interrupt: workers are stopped, keys deleted, the error (or Ctrl-C) re-raised;
 5. the RunRecord goes to the metrics store, whatever the outcome.
 """
@@ -17,23 +22,29 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import redis
 
+from metadata.errors import redact_url
 from metadata.records import RunRecord
 from metadata.store import MetricsStore
 from planner.plan import Plan
 from runtime.codec import loads_value
-from runtime.errors import RunError, TaskFailed
+from runtime.embedded import default_data_dir
+from runtime.errors import RunError, StoreError, TaskFailed
 from runtime.keys import RunKeys
 from runtime.launcher import Launcher, WorkerSpec
+from runtime.leases import LEASE_CHECK_S, Death, parse_lease, relaunch_call, relaunch_spec
 from runtime.program import RunProgram
 from runtime.result import RunResult, TaskTiming
+from runtime.scripts import call_sync
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +59,18 @@ SOCKET_TIMEOUT_S = 30.0
 
 PENDING_NAMED_MAX = 10
 """Pending tasks named in a deadline error (the rest are counted)."""
+
+REDIS_RETRY_S = 30.0
+"""How long the client retries a lost Redis connection before failing the run."""
+
+RETRY_FIRST_S = 0.1
+"""First wait before reconnecting; doubled each time up to RETRY_MAX_S."""
+
+RETRY_MAX_S = 2.0
+"""Longest wait between two reconnection attempts."""
+
+ERROR_FILE_SUFFIX = ".error.json"
+"""A failed run's first error record is kept in `<PLANFLOW_HOME>/logs/<dag id>` + this."""
 
 
 @dataclass(frozen=True)
@@ -120,22 +143,75 @@ class RunSession:
     def _start_roots(self) -> None:
         now = time.time()
         specs = [WorkerSpec(self.settings.namespace, self.settings.dag_id, w,
-                            self.plan.worker(w).memory_mb, self.plan.worker(w).cpus, now)
+                            self.plan.worker(w).memory_mb, self.plan.worker(w).cpus, now,
+                            sizes=self.settings.sizes)
                  for w in self.program.root_workers]
         self.launcher.start(specs)
 
     def _wait(self, deadline: float, timeout_s: float) -> str:
         slice_s = PROGRESS_INTERVAL_S if self.progress else WAIT_SLICE_S
+        next_check = time.monotonic() + LEASE_CHECK_S
+        lost_since: float | None = None
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RunError(self._deadline_message(timeout_s))
-            got = self.redis.blpop([self.keys.done()], timeout=max(0.01, min(slice_s, remaining)))
-            if got is not None:
-                value = got[1]
-                return value.decode() if isinstance(value, bytes) else str(value)
-            if self.progress:
-                self._report_progress()
+            try:
+                got = self.redis.blpop([self.keys.done()],
+                                       timeout=max(0.01, min(slice_s, remaining)))
+                if got is not None:
+                    value = got[1]
+                    return value.decode() if isinstance(value, bytes) else str(value)
+                if self.progress:
+                    self._report_progress()
+                if lost_since is not None or time.monotonic() >= next_check:
+                    self._check_run()
+                    next_check = time.monotonic() + LEASE_CHECK_S
+                lost_since = None
+            except (redis.ConnectionError, redis.TimeoutError) as err:
+                lost_since = lost_since or time.monotonic()
+                lost_for = time.monotonic() - lost_since
+                if lost_for > REDIS_RETRY_S:
+                    raise StoreError(
+                        f"lost the connection to Redis at {redact_url(self.url)} during run "
+                        f"{self.settings.dag_id} for {lost_for:.0f} s: {err}") from None
+                log.warning("Redis connection lost (%s); retrying", err)
+                time.sleep(min(RETRY_FIRST_S * 2 ** lost_for, RETRY_MAX_S, remaining))
+
+    def _check_run(self) -> None:
+        """The run still exists (else fail: its state is lost) and every worker holding a lease
+        renews it (else relaunch it: the pool that ran it may be gone)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(self.keys.progress())
+        pipe.hgetall(self.keys.leases())
+        pipe.llen(self.keys.done())
+        exists, leases, signals = pipe.execute()
+        if not exists and not signals:
+            raise RunError(f"run {self.settings.dag_id}: its state vanished from Redis at "
+                           f"{redact_url(self.url)} (a restart without persistence, a flush, or "
+                           "an eviction); nothing can finish it. Run it again")
+        now = time.time()
+        for raw_id, raw in leases.items():
+            generation, expires_at = parse_lease(raw)
+            if expires_at < now:
+                self._relaunch(raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id),
+                               generation)
+
+    def _relaunch(self, worker_id: str, generation: int) -> None:
+        w = self.plan.worker(worker_id)
+        old = WorkerSpec(self.settings.namespace, self.settings.dag_id, worker_id, w.memory_mb,
+                         w.cpus, time.time(), generation, generation - 1,
+                         sizes=self.settings.sizes)
+        death = Death("lease-expired")
+        new = relaunch_spec(old, death)
+        if new is None:
+            raise RunError(f"worker '{worker_id}' (tasks {', '.join(w.tasks[:PENDING_NAMED_MAX])})"
+                           f" stopped renewing its lease {generation} times; giving up")
+        if int(call_sync(self.redis, relaunch_call(self.keys, old, new, death,
+                                                   self.settings.ttl_s))):
+            log.warning("worker %s of %s lost its lease; relaunching it (generation %d)",
+                        worker_id, self.settings.dag_id, new.attempt)
+            self.launcher.start([new])
 
     def _report_progress(self) -> None:
         assert self.progress is not None
@@ -147,20 +223,22 @@ class RunSession:
         pipe.get(self.keys.result())
         pipe.lrange(self.keys.timings(), 0, -1)
         pipe.hlen(self.keys.started())
+        pipe.lrange(self.keys.recovered(), 0, -1)
         self._delete_all(pipe)
-        raw, timing_rows, started = pipe.execute()[:3]
+        raw, timing_rows, started, recovered = pipe.execute()[:4]
         finished = time.time()
         if self.progress:
             total = self.settings.tasks_total
             self.progress(RunProgress(total, total, 0))
-        timings = {t: TaskTiming(t, w, s - self.started_at, f - self.started_at)
-                   for t, w, s, f in decode_timings(timing_rows)}
+        timings = {t: TaskTiming(t, w, s - self.started_at, f - self.started_at, a)
+                   for t, w, s, f, a in decode_timings(timing_rows)}
         return RunResult(
             dag_id=self.settings.dag_id, workflow=self.plan.workflow,
             result=loads_value(raw) if raw is not None else None,
             observed_makespan_s=finished - self.started_at, predicted=self.plan.summary,
             strategy=self.plan.strategy, executor=f"redis/{self.launcher.name}", tasks=timings,
-            workers_started=int(started))
+            workers_started=int(started),
+            recovered=tuple(json.loads(r) for r in recovered))
 
     def _failure(self) -> BaseException:
         raw = self.redis.hgetall(self.keys.errors())
@@ -168,14 +246,29 @@ class RunSession:
         if not records:
             return RunError(f"run {self.settings.dag_id} signalled an error but recorded none")
         r = records[0]
+        path = self._write_error_file(r)
         return TaskFailed(r["task_id"], r["function"], r["exc_type"], r["message"],
                           r.get("traceback", ""), worker_id=r.get("worker_id", ""),
-                          attempt=int(r.get("attempt", 1)))
+                          attempt=int(r.get("attempt", 1)), record=r, record_path=path)
+
+    def _write_error_file(self, record: dict[str, Any]) -> str:
+        """Keep the error record (traceback included) in a file, written atomically; its path,
+        or "" when it cannot be written."""
+        path = default_data_dir() / "logs" / f"{self.settings.dag_id}{ERROR_FILE_SUFFIX}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(f"{path}.tmp{os.getpid()}")
+            tmp.write_text(json.dumps(record, indent=2))
+            os.replace(tmp, path)
+        except OSError as err:
+            log.warning("cannot keep the error record in %s: %s", path, err)
+            return ""
+        return str(path)
 
     def _deadline_message(self, timeout_s: float) -> str:
         try:
             rows = self.redis.lrange(self.keys.timings(), 0, -1)
-            done = {t for t, *_ in decode_timings(rows)}
+            done = {row[0] for row in decode_timings(rows)}
         except redis.RedisError:
             done = set()
         pending = [n.id for n in self.plan.graph.nodes if n.id not in done]
@@ -223,12 +316,15 @@ class RunSession:
             log.warning("metrics: cannot record run %s: %s", self.settings.dag_id, err)
 
 
-def decode_timings(rows: Iterable[bytes | str]) -> list[tuple[str, str, float, float]]:
-    """The (task, worker, start, finish) rows of a run's `timings` list."""
-    out: list[tuple[str, str, float, float]] = []
+def decode_timings(rows: Iterable[bytes | str]) -> list[tuple[str, str, float, float, int]]:
+    """The (task, worker, start, finish, attempt) rows of a run's `timings` list (a row
+    carries its attempt only when it is not the first)."""
+    out: list[tuple[str, str, float, float, int]] = []
     for raw in rows:
-        for task_id, worker_id, start, finish in json.loads(raw):
-            out.append((str(task_id), str(worker_id), float(start), float(finish)))
+        for row in json.loads(raw):
+            task_id, worker_id, start, finish = row[:4]
+            attempt = int(row[4]) if len(row) > 4 else 1
+            out.append((str(task_id), str(worker_id), float(start), float(finish), attempt))
     return out
 
 

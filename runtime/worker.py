@@ -12,9 +12,17 @@ it for the data plane (`runtime.dataplane.Uploader`), which stores outputs, upda
 readiness and starts the workers that became ready. Values that later local tasks read stay in
 memory and are freed after their last local reader, as the inline executor does.
 
-A task that raises ends the worker: its error record (task, attempt, exception type, message,
-traceback, worker) is written atomically with the `error` signal, so the client fails the run
-at once; nothing downstream of it is ever started.
+A task that raises is tried again while its retry policy allows (`runtime.retry`: retries,
+`retry_on`, exponential backoff with seeded jitter), each attempt a TaskFinished event (so a
+metrics record with its attempt number). When none is left, the worker ends: its error record
+(task, attempt, exception type, message, traceback, the tail of the worker's stderr, worker and
+generation) is written atomically with the `error` signal, so the client fails the run at once;
+nothing downstream of it is ever started.
+
+A relaunched worker (`WorkerSpec.attempt` > 1, see `runtime.leases`) runs its program again from
+the start; it cannot trust its `notify` list (the dead process may have drained it), so it also
+polls for its remote inputs in the producers' output hashes. Lost connections to Redis are
+retried with capped backoff for `REDIS_RETRY_S`, then the worker fails.
 """
 
 from __future__ import annotations
@@ -28,7 +36,9 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
+
+import redis
 
 from metadata.writer import MetricsWriter
 from planner.graph import TaskCode
@@ -41,6 +51,7 @@ from runtime.keys import RunKeys
 from runtime.launcher import Launcher, WorkerSpec
 from runtime.program import TaskStep, WorkerProgram
 from runtime.recorder import MetricsRecorder
+from runtime.retry import RetryPolicy
 from runtime.scripts import call_sync, error_call
 
 log = logging.getLogger(__name__)
@@ -65,6 +76,24 @@ STOP_SENTINEL = "\x00stop"
 LOAD_ERROR_TTL_S = 3600
 """TTL of the error record of a worker that could not load its plan (its run's TTL is in the
 plan it could not read; the client deletes the record anyway)."""
+
+
+STDERR_TAIL_BYTES = 4096
+"""How much of the end of the worker's stderr (when it is a file) goes into an error record."""
+
+REDIS_RETRY_S = 20.0
+"""How long a worker retries a lost Redis connection before it fails."""
+
+RETRY_FIRST_S = 0.1
+"""First wait before retrying a lost connection; doubled each time up to RETRY_MAX_S."""
+
+RETRY_MAX_S = 2.0
+"""Longest wait between two reconnection attempts."""
+
+BACKOFF_SLICE_S = 0.5
+"""A retry backoff sleeps in slices this long, checking for cancellation between them."""
+
+T = TypeVar("T")
 
 
 class Stop(Exception):
@@ -100,6 +129,8 @@ class Worker:
         self._steps: dict[str, TaskStep] = {}
         self._input_owner: Mapping[str, str] = {}
         self._deadline = float("inf")
+        self._default_retries = 0
+        self._sizes_of_platform: tuple[tuple[int, float], ...] = ()
         self.tasks_run = 0
 
     def run(self) -> str:
@@ -134,14 +165,18 @@ class Worker:
 
     def _run(self, download: Download) -> str:
         prog, settings = download.program, download.shared.settings
+        if (settings.namespace, settings.dag_id) != (self.spec.namespace, self.spec.dag_id):
+            raise Stop(refuse_foreign(self.spec, settings.namespace, settings.dag_id))
         self._deadline = settings.deadline_at
+        self._default_retries = settings.retries
+        self._sizes_of_platform = settings.sizes
         self._steps = {s.task_id: s for s in prog.steps}
         self._remaining = dict(prog.input_uses)
         self._input_owner = prog.input_owner
         fns = download.shared.functions
         uploader = Uploader(self.ctx.io, self.keys, prog.worker_id, settings.ttl_s, prog.cleanup,
                             lambda ids: self._start(prog, settings.launcher, ids),
-                            self._settled)
+                            self._settled, generation=self.spec.attempt)
         step: TaskStep | None = None
         try:
             for i, step in enumerate(prog.steps):
@@ -167,25 +202,38 @@ class Worker:
             raise uploader.error
         if uploader.gone:
             raise Stop("gone")
+        if uploader.superseded:
+            raise Stop("superseded")
 
     def _run_step(self, step: TaskStep, code: TaskCode, uploader: Uploader, last: bool) -> bool:
-        """Run one task; False when it raised (its error is reported)."""
+        """Run one task, retrying as its policy says; False when it failed for good (its error
+        is reported)."""
         t0 = time.perf_counter()
         self._inputs(step)
         fetch_s = time.perf_counter() - t0
-        sizes = self._sizes
-        input_bytes = sum(sizes.get(p, 0) for p in step.parents)
-        started_at = time.time()
-        self._emit(TaskStarted(self.spec.dag_id, step.task_id, self.spec.worker_id,
-                               step.function, started_at))
-        t1 = time.perf_counter()
-        try:
-            value = code.call(self._values)
-        except Exception as err:
-            exec_s = time.perf_counter() - t1
-            self._finished(step, started_at, fetch_s, exec_s, input_bytes, 0, err)
-            self._report(step, err, uploader.ttl_s, uploader)
-            return False
+        input_bytes = sum(self._sizes.get(p, 0) for p in step.parents)
+        policy = RetryPolicy.of(step.options, self._default_retries)
+        attempt = self.spec.used_attempts(step.task_id)
+        while True:
+            attempt += 1
+            started_at = time.time()
+            deadline = started_at + policy.timeout_s if policy.timeout_s else 0.0
+            self._emit(TaskStarted(self.spec.dag_id, step.task_id, self.spec.worker_id,
+                                   step.function, started_at, attempt, policy.attempts, deadline))
+            t1 = time.perf_counter()
+            try:
+                value = code.call(self._values)
+                break
+            except Exception as err:
+                exec_s = time.perf_counter() - t1
+                self._finished(step, attempt, started_at, fetch_s, exec_s, input_bytes, 0, err)
+                if not policy.should_retry(err, attempt):
+                    self._report(step, err, uploader.ttl_s, uploader, attempt)
+                    return False
+                log.warning("task %s attempt %d/%d failed (%s: %s); retrying", step.task_id,
+                            attempt, policy.attempts, type(err).__name__, err)
+                self._sleep(policy.delay_s(self.spec.dag_id, step.task_id, attempt), uploader)
+                fetch_s = 0.0
         exec_s = time.perf_counter() - t1
         payload = dumps_value(value) if step.remote_children or step.is_sink else None
         out_bytes = len(payload) if payload is not None else estimate_size(value)
@@ -194,11 +242,20 @@ class Worker:
             self._sizes[step.task_id] = out_bytes
             self._remaining[step.task_id] = step.local_uses
         self._release(step)
-        uploader.put(Completion(step, payload, started_at, time.time(), last),
+        uploader.put(Completion(step, payload, started_at, time.time(), last, attempt),
                      urgent=bool(step.remote_children) or step.is_sink or last)
         self.tasks_run += 1
-        self._finished(step, started_at, fetch_s, exec_s, input_bytes, out_bytes, None)
+        self._finished(step, attempt, started_at, fetch_s, exec_s, input_bytes, out_bytes, None)
         return True
+
+    def _sleep(self, seconds: float, uploader: Uploader) -> None:
+        """A retry backoff, in slices: cancellation, the run's end and the deadline cut it."""
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            time.sleep(min(left, BACKOFF_SLICE_S))
+            self._check(uploader)
+            if time.time() > self._deadline:
+                raise Stop("gone")
 
     def _release(self, step: TaskStep) -> None:
         for parent in step.parents:
@@ -217,7 +274,9 @@ class Worker:
         missing = [p for p in step.remote_parents if p not in self._values]
         if not missing:
             return 0
-        while step.task_id not in self._ready:
+        if self.spec.attempt > 1:
+            self._await_recovered(step, missing)
+        while step.task_id not in self._ready and not self._all_inflight(missing):
             self._wait_notify()
         todo = [p for p in missing if p not in self._inflight]
         if todo:
@@ -234,6 +293,25 @@ class Worker:
             nbytes += len(raw)
         return nbytes
 
+    def _await_recovered(self, step: TaskStep, missing: list[str]) -> None:
+        """A relaunched worker's wait: the dead process may have drained the notify list, so
+        poll the producers' output hashes too (an output is stored before its producer makes
+        anyone ready, so a present output means a finished parent)."""
+        while step.task_id not in self._ready:
+            todo = [p for p in missing if p not in self._inflight]
+            if todo:
+                self._prefetch(todo)
+            if all(self._inflight[p][0].result()[self._inflight[p][1]] is not None
+                   for p in missing):
+                return
+            for parent in missing:
+                self._inflight.pop(parent, None)
+            self._wait_notify()
+
+    def _all_inflight(self, parents: list[str]) -> bool:
+        """Whether every parent's fetch is under way and (recovery mode) known to be present."""
+        return self.spec.attempt > 1 and all(p in self._inflight for p in parents)
+
     def _prefetch(self, parents: list[str]) -> None:
         owner = self._input_owner
         future = self.ctx.io.fetch([(self.keys.outputs(owner[p]), p) for p in parents])
@@ -242,10 +320,10 @@ class Worker:
 
     def _wait_notify(self) -> None:
         """Take ready-task ids from the notify list, blocking until there is one."""
-        key = self.keys.notify(self.spec.worker_id)
-        items = self.ctx.redis.lpop(key, NOTIFY_DRAIN_MAX)
+        key, r = self.keys.notify(self.spec.worker_id), self.ctx.redis
+        items = self._retrying(lambda: r.lpop(key, NOTIFY_DRAIN_MAX))
         if not items:
-            got = self.ctx.redis.blpop([key], timeout=WAIT_CHECK_S)
+            got = self._retrying(lambda: r.blpop([key], timeout=WAIT_CHECK_S))
             if got is None:
                 self._check_alive()
                 return
@@ -266,15 +344,31 @@ class Worker:
     def _check_alive(self) -> None:
         if self._cancelled():
             raise Stop("cancelled")
-        if time.time() > self._deadline or not self.ctx.redis.exists(self.keys.progress()):
+        if time.time() > self._deadline or \
+                not self._retrying(lambda: self.ctx.redis.exists(self.keys.progress())):
             raise Stop("gone")
+
+    def _retrying(self, command: Callable[[], T]) -> T:
+        """Run a Redis command, retrying a lost connection with capped backoff for
+        REDIS_RETRY_S (the commands used here are reads or idempotent)."""
+        give_up, wait = time.monotonic() + REDIS_RETRY_S, RETRY_FIRST_S
+        while True:
+            try:
+                return command()
+            except (redis.ConnectionError, redis.TimeoutError) as err:
+                if time.monotonic() > give_up or self._cancelled():
+                    raise
+                log.warning("worker %s: Redis connection lost (%s); retrying in %.1f s",
+                            self.spec.worker_id, err, wait)
+                time.sleep(wait)
+                wait = min(wait * 2, RETRY_MAX_S)
 
     # -- reporting ----------------------------------------------------------------------------
 
     def _start(self, prog: WorkerProgram, launcher_name: str, worker_ids: Sequence[str]) -> None:
         now = time.time()
-        specs = [WorkerSpec(self.spec.namespace, self.spec.dag_id, w, *prog.peers[w], now)
-                 for w in worker_ids]
+        specs = [WorkerSpec(self.spec.namespace, self.spec.dag_id, w, *prog.peers[w], now,
+                            sizes=self._sizes_of_platform) for w in worker_ids]
         launcher = self._launcher or self.ctx.launcher(launcher_name, self.spec.namespace)
         launcher.start(specs)
 
@@ -288,18 +382,23 @@ class Worker:
                                    share * remote_io[0] / parts, share * remote_io[1] / parts,
                                    invoke if c.step.remote_children else 0.0))
 
-    def _finished(self, step: TaskStep, started_at: float, fetch_s: float, exec_s: float,
-                  input_bytes: int, output_bytes: int, err: BaseException | None) -> None:
+    def _finished(self, step: TaskStep, attempt: int, started_at: float, fetch_s: float,
+                  exec_s: float, input_bytes: int, output_bytes: int,
+                  err: BaseException | None) -> None:
+        memory_mb, cpus = step.memory_mb, step.cpus
+        if self.spec.memory_mb > memory_mb:  # relaunched larger after an OOM kill
+            memory_mb, cpus = self.spec.memory_mb, self.spec.cpus
         self._emit(TaskFinished(
             self.spec.dag_id, step.task_id, self.spec.worker_id, step.function,
-            step.function_key, step.memory_mb, step.cpus, 1, started_at, fetch_s, exec_s,
+            step.function_key, memory_mb, cpus, attempt, started_at, fetch_s, exec_s,
             input_bytes, output_bytes, err is None,
             None if err is None else f"{type(err).__name__}: {err}"))
 
     def _report(self, step: TaskStep, err: BaseException, ttl_s: int,
-                uploader: Uploader) -> None:
+                uploader: Uploader, attempt: int = 1) -> None:
         """Write the task's error record and the `error` signal (atomically, one script)."""
-        record = error_record(step.task_id, step.function, err, self.spec.worker_id)
+        record = error_record(step.task_id, step.function, err, self.spec.worker_id, attempt,
+                              self.spec.attempt)
         try:
             uploader.drain()
         except Exception:  # already failing: the error below is what matters
@@ -319,13 +418,35 @@ class Worker:
 
 
 def error_record(task_id: str, function: str, err: BaseException, worker_id: str,
-                 attempt: int = 1) -> str:
+                 attempt: int = 1, generation: int = 1) -> str:
     """The JSON error record of a failed task attempt."""
     return json.dumps({
         "task_id": task_id, "function": function, "attempt": attempt,
         "exc_type": type(err).__name__, "message": str(err),
         "traceback": "".join(traceback.format_exception(err)), "worker_id": worker_id,
-        "at": time.time()})
+        "generation": generation, "stderr_tail": stderr_tail(), "at": time.time()})
+
+
+def stderr_tail(path: str | None = None, limit: int = STDERR_TAIL_BYTES) -> str:
+    """The last `limit` bytes of a stderr file: `path`, else this process's fd 2 when it is a
+    regular file (pool children write to one each); "" for a terminal or a pipe."""
+    try:
+        path = path or os.readlink("/proc/self/fd/2")
+        if not os.path.isfile(path):
+            return ""
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - limit))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def refuse_foreign(spec: WorkerSpec, namespace: str, dag_id: str) -> str:
+    """Log and name the refusal of a plan whose settings belong to another namespace or run
+    than the keys it was read from (a copied or forged plan): the worker touches no key."""
+    log.error("worker %s: refusing a plan of %s/%s found under %s/%s", spec.worker_id,
+              namespace, dag_id, spec.namespace, spec.dag_id)
+    return "refused"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

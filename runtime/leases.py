@@ -1,0 +1,142 @@
+"""Worker leases and recovery: how a dead or stuck worker is noticed and relaunched, boundedly.
+
+**Lease.** Hash `leases` of the run: worker id -> `"<generation> <expires at, unix s>"`. A
+worker holds one lease (not one per task: its tasks run one after another in one process, so
+the process's liveness is what matters), written by its data-plane thread when it starts and
+renewed every `LEASE_RENEW_S` (one LEASE script call per second per worker; nothing per task).
+The worker's last batch deletes it. The generation is the worker's `WorkerSpec.attempt`.
+
+**Who notices an expired lease, and why two parties.**
+
+- The **pool server** notices first and knows most: it reaps its children (waitpid), so it
+  learns of a death within one loop tick, and it knows *why* - a signal, an OOM kill at the
+  cgroup memory limit, or its own kill of an attempt past the task's `timeout_s`. It relaunches
+  at once, without waiting for any lease to run out, on a larger configuration after an OOM.
+- The **client** is the backstop for what the pool cannot see (the pool server itself died with
+  its children, the machine vanished, a worker hangs with its data-plane thread stuck): it is
+  waiting for the run anyway, so every `LEASE_CHECK_S` it reads `leases` (one HGETALL, off the
+  workers' path) and relaunches workers whose lease expired.
+
+Both go through RELAUNCH, a compare-and-set on the generation: a death is relaunched once,
+whoever notices first. An older generation that is in fact still alive (a partition, not a
+death) learns at its next renewal that it was superseded (LEASE returns 0) and stops. Running a
+worker's program again from the start is safe: every dependency update is idempotent (SADD /
+SET NX), outputs are overwritten with equal values, and the relaunched worker finds its remote
+inputs in the producers' output hashes instead of its `notify` list (which the dead one may
+have drained). Relaunches are bounded: `MAX_CRASH_RELAUNCHES` per worker for deaths, the task's
+retries for timeouts, `MAX_GENERATIONS` overall; past them the death becomes the run's error.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+
+from runtime.keys import RunKeys
+from runtime.launcher import WorkerSpec
+from runtime.scripts import Script, ScriptCall
+
+LEASE_TTL_S = 10.0
+"""A lease not renewed for this long belongs to a dead (or hopelessly stuck) worker."""
+
+LEASE_RENEW_S = 1.0
+"""How often a worker's data-plane thread renews its lease."""
+
+LEASE_START_GRACE_S = 30.0
+"""A relaunched worker's lease (written by whoever relaunched it) lasts this long, to cover the
+time until the new process renews it itself."""
+
+LEASE_CHECK_S = 2.0
+"""How often the waiting client looks for expired leases."""
+
+MAX_CRASH_RELAUNCHES = 2
+"""Relaunches of one worker after its process died (signal, OOM) before the run fails."""
+
+MAX_GENERATIONS = 8
+"""Most processes (generations) one worker may have in a run, whatever the reasons."""
+
+LEASE_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and tonumber(string.match(cur, '^(%d+)')) > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+RELAUNCH_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local cur = redis.call('HGET', KEYS[2], ARGV[1])
+if cur and tonumber(string.match(cur, '^(%d+)')) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3] .. ' ' .. ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('RPUSH', KEYS[3], ARGV[5])
+redis.call('EXPIRE', KEYS[3], ARGV[6])
+return 1
+"""
+
+LEASE = Script(LEASE_LUA)
+RELAUNCH = Script(RELAUNCH_LUA)
+
+
+def lease_call(keys: RunKeys, worker_id: str, generation: int, ttl_s: int) -> ScriptCall:
+    """Write or renew a lease; the reply is 1 (held), 0 (superseded) or -1 (run gone)."""
+    return ScriptCall(LEASE, [keys.leases(), keys.progress()],
+                      [worker_id, str(generation), repr(time.time() + LEASE_TTL_S), str(ttl_s)])
+
+
+def parse_lease(raw: bytes | str) -> tuple[int, float]:
+    """(generation, expires at) of a lease value."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    gen, expires = text.split()
+    return int(gen), float(expires)
+
+
+@dataclass(frozen=True)
+class Death:
+    """Why a worker's process ended early: `crash` (signal, exit), `oom` (killed at its memory
+    limit) or `timeout` (killed by the pool: `task` ran past its `timeout_s`), and the task's
+    attempt number and attempts allowed (timeouts only)."""
+
+    reason: str
+    task: str = ""
+    attempt: int = 1
+    max_attempts: int = 1
+
+
+def relaunch_spec(spec: WorkerSpec, death: Death) -> WorkerSpec | None:
+    """The spec to start the worker again with, or None when its budget is spent."""
+    if spec.attempt >= MAX_GENERATIONS:
+        return None
+    now, gen = time.time(), spec.attempt + 1
+    if death.reason == "timeout":
+        if death.attempt >= death.max_attempts:
+            return None
+        used = dict(spec.task_attempts)
+        used[death.task] = death.attempt
+        return replace(spec, attempt=gen, requested_at=now,
+                       task_attempts=tuple(sorted(used.items())))
+    if spec.crashes >= MAX_CRASH_RELAUNCHES:
+        return None
+    if death.reason == "oom":
+        larger = spec.larger()
+        if larger is None:
+            return None
+        return replace(spec, attempt=gen, crashes=spec.crashes + 1, requested_at=now,
+                       memory_mb=larger[0], cpus=larger[1])
+    return replace(spec, attempt=gen, crashes=spec.crashes + 1, requested_at=now)
+
+
+def relaunch_call(keys: RunKeys, old: WorkerSpec, new: WorkerSpec, death: Death,
+                  ttl_s: int) -> ScriptCall:
+    """Claim the relaunch of `old` as `new` (compare-and-set on the generation) and record it;
+    the reply is 1 when this caller won and must start `new`."""
+    record = json.dumps({"worker_id": old.worker_id, "generation": new.attempt,
+                         "reason": death.reason, "task_id": death.task,
+                         "from_memory_mb": old.memory_mb, "memory_mb": new.memory_mb,
+                         "at": time.time()})
+    expires = time.time() + LEASE_START_GRACE_S
+    return ScriptCall(RELAUNCH, [keys.progress(), keys.leases(), keys.recovered()],
+                      [old.worker_id, str(old.attempt), str(new.attempt), repr(expires), record,
+                       str(ttl_s)])
