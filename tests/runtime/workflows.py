@@ -191,3 +191,95 @@ def rich_constants():
     from fractions import Fraction
 
     return describe(Fraction(1, 3), extra={"s": frozenset({2}), "n": inc(1)})
+
+
+# -- fault injection (counts attempts in a file: attempts run in different processes) ---------
+
+def bump(path: str) -> int:
+    """Add one to the counter in file `path`; returns the new count."""
+    try:
+        with open(path) as f:
+            n = int(f.read() or 0) + 1
+    except FileNotFoundError:
+        n = 1
+    with open(path, "w") as f:
+        f.write(str(n))
+    return n
+
+
+@task(retries=3, retry_backoff_s=0.01, retry_on=(ValueError,))
+def flaky(x: int, path: str, failures: int) -> int:
+    """Raises ValueError on its first `failures` attempts."""
+    if bump(path) <= failures:
+        raise ValueError(f"attempt failed on purpose ({x})")
+    return x * 10
+
+
+@workflow
+def flaky_chain(path: str = "", failures: int = 2):
+    """inc-0 -> flaky-0 -> inc-1"""
+    return inc(flaky(inc(0), path, failures))
+
+
+@task(retries=2, retry_backoff_s=0.01)
+def always_fails(x: int) -> int:
+    raise RuntimeError(f"broken on purpose ({x})")
+
+
+@workflow
+def always_failing(width: int = 3):
+    """inc-0 -> always_fails-0 -> total-0 <- add-* (total-0 must never run)"""
+    root = inc(0)
+    return total([always_fails(root), *(add(root, i) for i in range(width))])
+
+
+@task(retries=3, retry_backoff_s=0.01, retry_on=(ValueError,))
+def wrong_kind(x: int) -> int:
+    raise KeyError(f"not retried ({x})")
+
+
+@workflow
+def not_retried():
+    """inc-0 -> wrong_kind-0 (raises KeyError; retries only on ValueError)"""
+    return wrong_kind(inc(0))
+
+
+@task(timeout_s=1.0, retries=1)
+def stuck_once(x: int, path: str) -> int:
+    """Hangs on its first attempt (past its 1 s timeout), returns at once on the next."""
+    if bump(path) == 1:
+        time.sleep(3600)
+    return x + 100
+
+
+@workflow
+def stuck_chain(path: str = ""):
+    """inc-0 -> stuck_once-0 -> inc-1"""
+    return inc(stuck_once(inc(0), path))
+
+
+@task(timeout_s=0.5)
+def stuck(x: int) -> int:
+    time.sleep(3600)
+    return x
+
+
+@workflow
+def stuck_forever():
+    """inc-0 -> stuck-0 (always past its timeout, no retries)"""
+    return stuck(inc(0))
+
+
+@task
+def die_once(x: int, path: str) -> int:
+    """SIGKILLs its own process on the first attempt."""
+    if bump(path) == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x + 1
+
+
+@workflow
+def dies_once(path: str = "", width: int = 3):
+    """inc-0 -> die_once-0 -> total-0 <- add-* (die_once kills its worker once)"""
+    root = inc(0)
+    return total([inc(die_once(root, path)), *(add(root, i) for i in range(width))])
