@@ -113,8 +113,11 @@ RUN_PLATFORM = "local"
 def run(target: Target, params: Mapping[str, Any] | None = None, *, inline: bool = False,
         redis: str | None = None, namespace: str = "planflow", launcher: str = "local",
         timeout_s: float = 3600.0, metrics_upload: str = "on-exit",
-        progress: Callable[[RunProgress], None] | None = None, **options: Any) -> RunResult:
+        progress: Callable[[RunProgress], None] | None = None, retries: int = 0,
+        **options: Any) -> RunResult:
     """Execute a plan (compiling the target for the `local` platform first when it is not one).
+
+    `retries`: attempts after the first for tasks whose options set none.
 
     `inline=True` runs in this process (the reference executor, no Redis); otherwise the
     decentralized executor runs it on `redis` (else `PLANFLOW_REDIS_URL`, else an embedded
@@ -132,7 +135,7 @@ def run(target: Target, params: Mapping[str, Any] | None = None, *, inline: bool
 
     return run_plan(plan, redis_url=configured_url(redis), namespace=namespace,
                     launcher=launcher, timeout_s=timeout_s, metrics_upload=metrics_upload,
-                    progress=progress)
+                    progress=progress, retries=retries)
 
 
 def simulate(target: Target, params: Mapping[str, Any] | None = None, *,

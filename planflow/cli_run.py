@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from planflow.cli import JsonOpt, ParamOpt, app, guard, params_of, print_json
+from planner.errors import PlanflowError
 
 
 @app.command("show")
@@ -41,6 +42,8 @@ def run_cmd(
         "--inline", help="Run in this process (the reference executor, no Redis).")] = False,
     timeout_s: Annotated[float, typer.Option(
         "--timeout-s", help="Give up (and clean up) after this many seconds.")] = 3600.0,
+    retries: Annotated[int, typer.Option(
+        help="Retries of tasks whose @task options set none.")] = 0,
     metrics_upload: Annotated[str, typer.Option(
         help="When workers write metrics: on-exit | per-task | periodic | batched.")]
     = "on-exit",
@@ -59,10 +62,18 @@ def run_cmd(
             compile_opts["platform"] = platform
             if strategy:
                 compile_opts["strategy"] = strategy
-        with render.run_progress(enabled=not as_json and not inline) as progress:
-            result = api.run(target, params_of(param), inline=inline, redis=redis,
-                             namespace=namespace, launcher=launcher, timeout_s=timeout_s,
-                             metrics_upload=metrics_upload, progress=progress, **compile_opts)
+        try:
+            with render.run_progress(enabled=not as_json and not inline) as progress:
+                result = api.run(target, params_of(param), inline=inline, redis=redis,
+                                 namespace=namespace, launcher=launcher, timeout_s=timeout_s,
+                                 metrics_upload=metrics_upload, progress=progress,
+                                 retries=retries, **compile_opts)
+        except PlanflowError as err:
+            if as_json:  # still one JSON object on stdout; the message goes to stderr too
+                from runtime.errors import error_json
+
+                print_json({"target": target, "result": None, "error": error_json(err)})
+            raise
         if as_json:
             print_json(render.run_json(result))
         else:

@@ -184,6 +184,9 @@ def run_json(result: RunResult) -> dict[str, Any]:
         "critical_path": list(p.critical_path),
         "workers": p.workers,
         "workers_started": result.workers_started,
+        "recovered": list(result.recovered),
+        "upsized": result.upsized,
+        "error": None,
         "tasks": [
             {"id": t.task_id, "worker": t.worker, "start_s": t.start_s, "finish_s": t.finish_s,
              "attempts": t.attempts}

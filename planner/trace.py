@@ -95,6 +95,11 @@ class TaskCall:
     kwargs: dict[str, Any]
 
 
+WORKFLOW_TASK_DEFAULTS = frozenset({"retries", "retry_backoff_s", "timeout_s"})
+"""Task options `@workflow(...)` may give a default for (applied to tasks that leave them
+unset: retries 0, timeout None, backoff at its default)."""
+
+
 @dataclass
 class Trace:
     """The calls recorded while one workflow function runs."""
@@ -103,8 +108,23 @@ class Trace:
     trace_id: int = field(default_factory=lambda: next(_trace_ids))
     calls: list[TaskCall] = field(default_factory=list)
     _counters: dict[str, int] = field(default_factory=dict)
+    task_defaults: dict[str, Any] = field(default_factory=dict)
+    """Workflow-wide task option defaults (`@workflow(retries=2)`)."""
+    _defaulted: dict[int, Task[..., Any]] = field(default_factory=dict)
+
+    def _with_defaults(self, task: Task[..., Any]) -> Task[..., Any]:
+        found = self._defaulted.get(id(task))
+        if found is None:
+            base = TaskOptions()
+            unset = {k: v for k, v in self.task_defaults.items()
+                     if getattr(task.options, k) == getattr(base, k)}
+            found = Task(task.fn, replace(task.options, **unset)) if unset else task
+            self._defaulted[id(task)] = found
+        return found
 
     def record(self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskRef:
+        if self.task_defaults:
+            task = self._with_defaults(task)
         n = self._counters.get(task.name, 0)
         self._counters[task.name] = n + 1
         task_id = f"{task.name}-{n}"
@@ -159,15 +179,23 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
 class Workflow:
     """A function marked with `@workflow`: traced (not run) to build a task graph."""
 
-    def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
+    def __init__(self, fn: Callable[..., Any], name: str | None = None,
+                 task_defaults: dict[str, Any] | None = None) -> None:
         self.fn = fn
         self.name = name or fn.__name__
+        self.task_defaults = dict(task_defaults or {})
+        unknown = set(self.task_defaults) - WORKFLOW_TASK_DEFAULTS
+        if unknown:
+            raise WorkflowDefinitionError(
+                f"@workflow {self.name}: unknown task default(s) {sorted(unknown)}; known: "
+                f"{sorted(WORKFLOW_TASK_DEFAULTS)}")
+        TaskOptions(name=self.name, **self.task_defaults)  # validates the values
         self.signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)
 
     def trace(self, params: dict[str, Any] | None = None) -> tuple[Trace, Any]:
         """Run the workflow function with tracing on; returns the trace and its return value."""
-        trace = Trace(workflow=self.name)
+        trace = Trace(workflow=self.name, task_defaults=self.task_defaults)
         token = _ACTIVE.set(trace)
         try:
             output = self.fn(**(params or {}))
@@ -188,8 +216,10 @@ class Workflow:
         return f"<workflow {self.name}>"
 
 
-def workflow(fn: Callable[..., Any] | None = None, /, *, name: str | None = None) -> Any:
-    """Mark a function as a workflow: `@workflow` or `@workflow(name="etl")`."""
+def workflow(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
+             **task_defaults: Any) -> Any:
+    """Mark a function as a workflow: `@workflow`, `@workflow(name="etl")`, or with defaults
+    for its tasks' options: `@workflow(retries=2, retry_backoff_s=0.5, timeout_s=600)`."""
     if fn is not None:
-        return Workflow(fn, name)
-    return lambda f: Workflow(f, name)
+        return Workflow(fn, name, task_defaults)
+    return lambda f: Workflow(f, name, task_defaults)
