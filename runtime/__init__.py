@@ -21,12 +21,16 @@ Task states, and the Redis structure that holds each:
 |          |                                              | string when there is only one)         |
 | ready    | every remote parent finished                 | list `notify:<worker>` (its id, until  |
 |          |                                              | the worker pops it)                    |
-| running  | its worker is executing it                   | the worker's memory (pool status slot) |
+| running  | its worker is executing it (attempt n)       | the worker's memory (pool status slot: |
+|          |                                              | task, attempt, deadline); the worker's |
+|          |                                              | lease in hash `leases`                 |
 | finished | returned a value                             | hash `progress` (done count), list     |
 |          |                                              | `timings`; its output in hash          |
 |          |                                              | `out:<worker>` if a consumer runs on   |
 |          |                                              | another worker                         |
-| failed   | raised                                       | hash `errors` + `error` on list `done` |
+| retrying | an attempt raised (or passed its timeout)    | the worker's memory (backoff), or the  |
+|          | and its retry policy allows another          | relaunch spec (`task_attempts`)        |
+| failed   | raised, no attempt left                      | hash `errors` + `error` on list `done` |
 
 Local parents (same worker) are never counted in Redis: a worker runs its tasks in plan order,
 so they have finished before their children start, and their values stay in its memory.
@@ -58,6 +62,33 @@ A run, step by step:
 6. A task that raises: its worker writes its error record to `errors` and `error` on `done`
    in one script (only while the run exists); the client raises TaskFailed at once, stops the
    run's workers and deletes the keys. Downstream tasks are never made ready, so never run.
+
+7. Attempts (`runtime.retry`): a task that raises is retried in its worker while
+   `retries` (else the run's default) and `retry_on` allow, after an exponential backoff with
+   jitter seeded per (run, task, attempt); every attempt is a metrics record (`attempt`, `ok`,
+   `error`) and the timings row of a retried task carries its attempt. An attempt past its
+   `timeout_s` is killed by the pool server (a thread cannot be interrupted safely inside
+   arbitrary code; a process can, and the pool already owns it) and counts as a failed attempt:
+   the worker is relaunched with that attempt used, or the run fails with `TaskTimeout`.
+8. Leases (`runtime.leases`): each running worker holds one lease in hash `leases`,
+   `"<generation> <expires at>"`, renewed every second by its data-plane thread (no per-task
+   round trip). The pool server relaunches a worker whose process died the moment it reaps it
+   (after an OOM kill on the platform's next larger configuration, recorded in list
+   `recovered` and in the run result); the waiting client relaunches workers whose lease
+   expired (the pool itself is gone). RELAUNCH is a compare-and-set on the generation, so each
+   death is relaunched once; relaunches are bounded. A relaunched worker reruns its program
+   from the start - safe because every update is idempotent - and finds its inputs in the
+   producers' output hashes, since its `notify` list may have been drained by the dead one.
+9. Faults of Redis: workers and the client retry a lost connection with capped backoff, then
+   fail; a run whose keys vanished (restart without persistence) fails at the client's next
+   check, naming that. Every client wait has a deadline.
+
+Security: the Redis URL (password, `rediss://` TLS) reaches processes only through the
+environment, never argv, and is shown only through `metadata.errors.redact_url`. A worker
+checks that its dag id and namespace are well-formed and that the plan it downloaded names the
+same run and namespace (else it refuses, touching nothing); a pool server refuses start requests
+of another namespace. Nothing from a plan or from Redis reaches a shell (subprocesses get argv
+lists). A plan is code (cloudpickle): only run plans from a trusted source.
 
 Metrics (`<namespace>:metrics:...`, owned by `metadata`) outlive runs: workers record task and
 worker records through the configured upload strategy, the client the run record.

@@ -148,6 +148,8 @@ class Worker:
             log.info("worker %s of %s: the run is gone", self.spec.worker_id, self.spec.dag_id)
             return "gone"
         settings = download.shared.settings
+        if (settings.namespace, settings.dag_id) != (self.spec.namespace, self.spec.dag_id):
+            return refuse_foreign(self.spec, settings.namespace, settings.dag_id)
         recorder = MetricsRecorder(MetricsWriter(self.ctx.metrics_store(settings.namespace),
                                                  settings.metrics_upload))
         self._listeners.append(recorder)
@@ -165,8 +167,6 @@ class Worker:
 
     def _run(self, download: Download) -> str:
         prog, settings = download.program, download.shared.settings
-        if (settings.namespace, settings.dag_id) != (self.spec.namespace, self.spec.dag_id):
-            raise Stop(refuse_foreign(self.spec, settings.namespace, settings.dag_id))
         self._deadline = settings.deadline_at
         self._default_retries = settings.retries
         self._sizes_of_platform = settings.sizes
