@@ -54,6 +54,10 @@ OCTOFLOWS_BUDGET_S = 300.0
 """Seconds the octoflows baseline may run on one workflow (it is O(workers x configs x sim))."""
 SEED = 2024
 
+MAKESPAN_RTOL = 1e-6
+"""The second, tolerant makespan comparison with octoflows: a warm start's 10 ms of luck in a
+run of hours is not a longer plan."""
+
 
 def generate(recipe: str, n: int, out_dir: Path) -> tuple[Path | None, str]:
     """A WfFormat file from a wfcommons recipe (offline), or None and why not."""
@@ -137,9 +141,11 @@ def print_workflows(rows: list[dict[str, Any]]) -> None:
         cells = [f"{r[s]['makespan_s'] / wk['makespan_s']:>15.3f} {r[s]['gb_s'] / wk['gb_s']:>8.3f}"
                  for s in STRATEGIES]
         cp, octo = r["critical-path"], r["octoflows"]
-        beats = cp["gb_s"] <= octo["gb_s"] * (1 + 1e-9) and \
-            cp["makespan_s"] <= octo["makespan_s"] * (1 + 1e-9)
+        cheaper = cp["gb_s"] <= octo["gb_s"] * (1 + 1e-9)
+        beats = cheaper and cp["makespan_s"] <= octo["makespan_s"] * (1 + 1e-9)
         r["cp_beats_octoflows"] = beats
+        r["cp_beats_octoflows_within_tol"] = cheaper and \
+            cp["makespan_s"] <= octo["makespan_s"] * (1 + MAKESPAN_RTOL)
         mark = "" if not octo["unfinished_workers"] else " (octo cut)"
         print(f"{r['workflow'][:46]:<46} {r['tasks']:>5}  " + "  ".join(cells)
               + f"  {cp['makespan_s'] / r['lb_makespan_s']:>8.3f} "
@@ -170,9 +176,11 @@ def main() -> None:
         for note in notes:
             print("wfcommons:", note)
         generated = [r for r in rows if r["workflow"].startswith("wfcommons-")]
-        print(f"critical-path at least as cheap as octoflows at no longer makespan: "
-              f"{sum(r['cp_beats_octoflows'] for r in rows)}/{len(rows)} workflows "
-              f"({sum(r['cp_beats_octoflows'] for r in generated)}/{len(generated)} WfCommons)")
+        for key, label in (("cp_beats_octoflows", "strictly"),
+                           ("cp_beats_octoflows_within_tol", f"within {MAKESPAN_RTOL:g}")):
+            print(f"critical-path at least as cheap as octoflows at no longer makespan "
+                  f"({label}): {sum(r[key] for r in rows)}/{len(rows)} workflows "
+                  f"({sum(r[key] for r in generated)}/{len(generated)} WfCommons)")
         print("critical-path within its bound on every workflow:",
               all(r["critical-path"]["within_bound"] for r in rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
