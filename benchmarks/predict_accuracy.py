@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -57,6 +58,9 @@ class Row:
     duration_mape_pct: float
     duration_p90_pct: float
     output_mape_pct: float
+    noise_mape_pct: float
+    """Error of the best constant guess within the held-out run itself (its own mean per
+    function): the run-to-run noise floor no model of (input bytes, CPUs) can beat."""
 
 
 def _ape(pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
@@ -99,8 +103,10 @@ def evaluate(store: MetricsStore, name: str, runs: dict[str, int]) -> list[Row]:
         obs = np.array([r.exec_s for r in recs])
         d_err = _ape(dur, obs)
         o_err = _ape(out, np.array([max(r.output_bytes, 1) for r in recs], dtype=float))
+        noise = _ape(np.full_like(obs, obs.mean()), obs)
         rows.append(Row(name, fn, len(recs), float(obs.mean()), float(d_err.mean()),
-                        float(np.percentile(d_err, 90)), float(o_err.mean())))
+                        float(np.percentile(d_err, 90)), float(o_err.mean()),
+                        float(noise.mean())))
     return rows
 
 
@@ -118,10 +124,11 @@ def main() -> None:
                 rows.extend(evaluate(store, name, runs))
     print(f"\ntrained on {TRAIN_MB} MB, predicted at {HELD_OUT_MB} MB (never trained on)")
     print(f"{'workload':16} {'function':12} {'tasks':>5} {'mean exec':>10} {'dur MAPE%':>10} "
-          f"{'dur p90%':>9} {'out MAPE%':>10}")
+          f"{'dur p90%':>9} {'out MAPE%':>10} {'noise%':>7}")
     for r in rows:
         print(f"{r.workload:16} {r.function:12} {r.tasks:5d} {r.mean_exec_s:10.4f} "
-              f"{r.duration_mape_pct:10.1f} {r.duration_p90_pct:9.1f} {r.output_mape_pct:10.1f}")
+              f"{r.duration_mape_pct:10.1f} {r.duration_p90_pct:9.1f} {r.output_mape_pct:10.1f} "
+              f"{r.noise_mape_pct:7.1f}")
     timed = [r for r in rows if r.mean_exec_s >= MIN_EXEC_S]
     weights = np.array([r.tasks for r in timed], dtype=float)
 
@@ -132,6 +139,7 @@ def main() -> None:
         "duration_mape_pct": overall("duration_mape_pct", timed, weights),
         "output_mape_pct": overall("output_mape_pct", rows,
                                    np.array([r.tasks for r in rows], dtype=float)),
+        "noise_floor_mape_pct": overall("noise_mape_pct", timed, weights),
         "duration_mape_all_pct": overall("duration_mape_pct", rows,
                                          np.array([r.tasks for r in rows], dtype=float)),
         "functions_timed": len(timed),
@@ -141,7 +149,8 @@ def main() -> None:
     print(f"\noverall (tasks >= {MIN_EXEC_S * 1000:.0f} ms): duration MAPE "
           f"{summary['duration_mape_pct']:.1f} % (target <= 15; all tasks "
           f"{summary['duration_mape_all_pct']:.1f} %), output MAPE "
-          f"{summary['output_mape_pct']:.1f} % (target <= 10)")
+          f"{summary['output_mape_pct']:.1f} % (target <= 10); noise floor "
+          f"{summary['noise_floor_mape_pct']:.1f} %; load average {os.getloadavg()[0]:.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"configs_mb": CONFIGS_MB, "train_mb": TRAIN_MB,
                                     "held_out_mb": HELD_OUT_MB, "summary": summary,

@@ -4,8 +4,11 @@ Where the machine allows, each worker process gets its own cgroup (v1) per contr
 `<tag>-<pid>` under a `planflow` group inside this process's own cgroup of that controller (read
 from /proc/self/cgroup):
 
-- CPU: `cpu.cfs_quota_us = cpus x cpu.cfs_period_us` (100 ms period), so a 0.5-vCPU worker gets
-  50 ms of CPU time per 100 ms, however many cores the machine has (the AWS Lambda model);
+- CPU: `cpu.cfs_quota_us = cpus x cpu.cfs_period_us` (10 ms period), so a 0.5-vCPU worker gets
+  5 ms of CPU time per 10 ms, however many cores the machine has (the AWS Lambda model). The
+  period is short so that tasks of tens of milliseconds are held to their share too (with the
+  kernel's 100 ms default, such a task often finishes inside one period unthrottled, and its
+  measured time says little about its configuration);
 - memory: `memory.limit_in_bytes = memory_mb MiB`; the kernel's OOM killer ends a worker that
   exceeds it (the pool then reports the worker as failed, naming the limit).
 
@@ -34,11 +37,12 @@ CGROUP_V1_ROOT = Path("/sys/fs/cgroup")
 GROUP_PARENT = "planflow"
 """Directory under the process's own cgroup that holds planflow's per-worker groups."""
 
-CPU_PERIOD_US = 100_000
+CPU_PERIOD_US = 10_000
 """CFS period of worker CPU groups (microseconds)."""
 
 MIN_CPU_QUOTA_US = 1_000
-"""Smallest CFS quota the kernel accepts (microseconds)."""
+"""Smallest CFS quota the kernel accepts (microseconds): with the 10 ms period, the least CPU
+share a worker gets is 0.1 CPU (Lambda's 128 MB, 0.07 vCPU, runs at 0.1 here)."""
 
 MIB = 1 << 20
 
