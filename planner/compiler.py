@@ -154,7 +154,9 @@ def critical_path(stage: Stage, asg: Assignment, result: SimResult, bound: float
     other's containers, so moving workers one batch at a time can cost warm starts that a
     coordinated move to one configuration keeps."""
     pred, plat, rounds = stage.pred, stage.platform, stage.options.rounds
-    first = downgrade(pred, asg, plat, result, bound, rounds)
+    # pre-warm repairs only where the kept placement pre-warms (not on wait-free variants)
+    may_prewarm = stage.options.prewarm and bool((~np.isnan(asg.prewarm_at_s)).any())
+    first = downgrade(pred, asg, plat, result, bound, rounds, prewarm=may_prewarm)
     if rounds == 0:
         return first
     same = baselines.uniform(pred, asg, plat, bound)
@@ -162,7 +164,8 @@ def critical_path(stage: Stage, asg: Assignment, result: SimResult, bound: float
     if np.array_equal(same.assignment.config, asg.config):
         first.simulations = spent
         return first
-    second = downgrade(pred, same.assignment, plat, same.result, bound, rounds)
+    second = downgrade(pred, same.assignment, plat, same.result, bound, rounds,
+                       prewarm=may_prewarm)
     best = second if second.result.cost_usd < first.result.cost_usd else first
     best.simulations = spent + second.simulations
     best.rounds = first.rounds + second.rounds

@@ -98,8 +98,9 @@ def within(makespan_s: float, bound_s: float) -> bool:
 
 
 def downgrade(pred: Predictions, asg: Assignment, platform: Platform, result: SimResult,
-              bound_s: float, rounds: int = DEFAULT_ROUNDS) -> Outcome:
-    """Run the loop from `asg` (simulated as `result`, with slack)."""
+              bound_s: float, rounds: int = DEFAULT_ROUNDS, *, prewarm: bool = True) -> Outcome:
+    """Run the loop from `asg` (simulated as `result`, with slack); `prewarm=False` (the
+    `--no-prewarm` option) forbids the robust pre-warm of step 3a."""
     out = Outcome(asg, result)
     floor = np.zeros(asg.n_workers, np.int64)
     for _ in range(rounds):
@@ -108,7 +109,7 @@ def downgrade(pred: Predictions, asg: Assignment, platform: Platform, result: Si
             break
         out.rounds += 1
         before = out.result.cost_usd
-        accepted = _verify(pred, platform, out, moves, bound_s, floor)
+        accepted = _verify(pred, platform, out, moves, bound_s, floor, prewarm)
         if not accepted or before - out.result.cost_usd <= MIN_ROUND_SAVING * before:
             break
     return out
@@ -155,7 +156,7 @@ def candidates(pred: Predictions, asg: Assignment, result: SimResult, bound_s: f
 
 
 def _verify(pred: Predictions, platform: Platform, out: Outcome, moves: list[Move],
-            bound_s: float, floor: np.ndarray) -> bool:
+            bound_s: float, floor: np.ndarray, may_prewarm: bool) -> bool:
     """Apply the largest safe prefix of `moves` that one simulation accepts (see module doc)."""
     pending = list(moves)
     spent = 0
@@ -177,7 +178,8 @@ def _verify(pred: Predictions, platform: Platform, out: Outcome, moves: list[Mov
                 out.simulations += spent
                 return True
             newly_cold = res.worker_cold & ~out.result.worker_cold
-            if _robust_prewarm(prewarm, newly_cold, out.result, platform.cold_start_array[config]):
+            if may_prewarm and _robust_prewarm(prewarm, newly_cold, out.result,
+                                               platform.cold_start_array[config]):
                 continue
             if len(batch) == 1:
                 floor[batch[0].worker] = max(floor[batch[0].worker], batch[0].new + 1)

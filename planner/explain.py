@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from planner import optimize
 from planner.assignment import Assignment, summarize
 from planner.downgrade import MB_PER_GB, Outcome, within
 from planner.plan import Downgrade, Plan, TaskPlan, WorkerPlan
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 def build_plan(stage: Stage, target: Target, final: Outcome, bound: float,
                timings: dict[str, float]) -> Plan:
     """The Plan of `final`, compared with the best-everywhere `target`."""
-    pred, asg, res = stage.pred, final.assignment, final.result
+    pred, res = stage.pred, final.result
+    # pre-warm reasons from the final request times (the downgrade loop may have moved some)
+    asg = optimize.prewarm_reasons(final.assignment)
     base_asg, base_res = target.assignment, target.result
     downgrades = _downgrades(stage, base_asg, base_res, final)
     why = {t: d.reason for d in downgrades for t in d.tasks}

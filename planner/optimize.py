@@ -73,15 +73,23 @@ def prewarm_times(pred: Predictions, asg: Assignment, result: SimResult,
 def prewarm(pred: Predictions, asg: Assignment, result: SimResult,
             cold_start_s: np.ndarray) -> Assignment:
     """Pre-warm workers from the timeline of `result` (a simulation of `asg`)."""
-    at = prewarm_times(pred, asg, result, cold_start_s)
+    return prewarm_reasons(_with(asg, prewarm_at_s=prewarm_times(pred, asg, result,
+                                                                   cold_start_s)))
+
+
+def prewarm_reasons(asg: Assignment) -> Assignment:
+    """`asg` with the pre-warm reason and label on exactly the first task of every worker
+    that has a request time (earlier pre-warm reasons and labels are replaced)."""
+    at = asg.prewarm_at_s
     first = _first_tasks(asg)
     tasks = [int(first[k]) for k in np.flatnonzero(~np.isnan(at)).tolist()]
     reasons = {i: f"pre-warm: worker w{int(asg.worker[i])} is requested at "
                   f"{at[asg.worker[i]]:.3f} s, ready when its first inputs arrive"
                for i in tasks}
-    cleared = {i: tuple(r for r in asg.reasons.get(i, ()) if not r.startswith("pre-warm"))
-               for i in range(pred.n_tasks) if i in asg.reasons}
-    base = _with(asg, prewarm_at_s=at, reasons={**asg.reasons, **cleared})
+    cleared = {i: tuple(r for r in rs if not r.startswith("pre-warm"))
+               for i, rs in asg.reasons.items()}
+    labels = {i: tuple(o for o in os if o != "pre-warm") for i, os in asg.optimizations.items()}
+    base = _with(asg, reasons=cleared, optimizations=labels)
     return base.with_reasons(reasons).with_optimization(tasks, "pre-warm")
 
 
