@@ -1,7 +1,8 @@
 """Predictor accuracy: train on 3 recorded runs, predict a run at a configuration never trained on.
 
 Every example workload is run through the real runtime (local launcher, cgroup-enforced
-configurations) once per configuration in CONFIGS_MB, with metrics recorded in a private
+configurations, all tasks on one worker so they do not compete for the 2 cores) once per
+configuration in CONFIGS_MB, with metrics recorded in a private
 embedded Redis. The predictor (`metadata.access.MetadataAccess`) is then trained on the runs at
 TRAIN_MB and asked for each task of the held-out run at HELD_OUT_MB: its execution time (given
 the task's observed input bytes and the held-out CPU count) and its output size. Errors are
@@ -19,7 +20,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 import planflow  # noqa: E402
 from metadata.access import MetadataAccess  # noqa: E402
 from metadata.store import MetricsStore  # noqa: E402
+from planner.plan import Plan, WorkerPlan  # noqa: E402
 from runtime.embedded import EmbeddedRedis  # noqa: E402
 from simulator.platform import load_platform  # noqa: E402
 
@@ -67,6 +69,17 @@ def _ape(pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
     return np.abs(pred - obs) / np.maximum(obs, 1e-12) * 100.0
 
 
+def one_worker(plan: Plan) -> Plan:
+    """The plan with every task on one worker, in topological order: tasks then run one after
+    another, so a task's measured time reflects its configuration, not other tasks of the run
+    competing for this machine's 2 cores (a cgroup quota caps a worker's share; it cannot create
+    cores)."""
+    first = next(iter(plan.tasks.values()))
+    tasks = {tid: replace(tp, worker="w0") for tid, tp in plan.tasks.items()}
+    worker = WorkerPlan("w0", first.memory_mb, first.cpus, plan.graph.topological_order())
+    return replace(plan, tasks=tasks, workers=(worker,))
+
+
 def run_workload(url: str, name: str, params: dict[str, int]) -> dict[str, int]:
     """Run the workload once per configuration; returns run id -> memory MB."""
     runs: dict[str, int] = {}
@@ -75,7 +88,8 @@ def run_workload(url: str, name: str, params: dict[str, int]) -> dict[str, int]:
                                                                 params.items()},
                                 strategy="uniform", memory_mb=mb, platform="local")
         t0 = time.perf_counter()
-        result = planflow.run(plan, redis=url, namespace=NAMESPACE, metrics_upload="on-exit")
+        result = planflow.run(one_worker(plan), redis=url, namespace=NAMESPACE,
+                              metrics_upload="on-exit")
         print(f"  {name} at {mb} MB: {time.perf_counter() - t0:.2f} s")
         runs[result.dag_id] = mb
     return runs
