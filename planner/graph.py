@@ -109,7 +109,8 @@ class TaskGraph:
             for parent in node.upstream:
                 if parent not in by_id:
                     raise GraphError(
-                        f"workflow '{workflow}': task '{node.id}' depends on unknown task '{parent}'"
+                        f"workflow '{workflow}': task '{node.id}' depends on unknown task "
+                        f"'{parent}'"
                     )
         ordered = _topological(nodes, workflow)
         sinks = _sinks(ordered)

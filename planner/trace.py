@@ -25,7 +25,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _trace_ids = itertools.count(1)
-_ACTIVE: contextvars.ContextVar[Trace | None] = contextvars.ContextVar("planflow_trace", default=None)
+_ACTIVE: contextvars.ContextVar[Trace | None] = contextvars.ContextVar(
+    "planflow_trace", default=None)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ class TaskOptions:
     def __post_init__(self) -> None:
         label = self.name or "task"
         if self.retries < 0:
-            raise WorkflowDefinitionError(f"@task {label}: retries must be >= 0, got {self.retries}")
+            raise WorkflowDefinitionError(
+                f"@task {label}: retries must be >= 0, got {self.retries}")
         for attr in ("timeout_s", "memory_mb", "expected_s", "parallelism", "output_bytes"):
             value = getattr(self, attr)
             if value is not None and value <= 0 and attr != "output_bytes":
@@ -122,7 +124,8 @@ class Trace:
             self._defaulted[id(task)] = found
         return found
 
-    def record(self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskRef:
+    def record(self, task: Task[..., Any], args: tuple[Any, ...],
+               kwargs: dict[str, Any]) -> TaskRef:
         if self.task_defaults:
             task = self._with_defaults(task)
         n = self._counters.get(task.name, 0)

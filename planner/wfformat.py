@@ -60,7 +60,8 @@ def _tasks(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
         for t in spec["tasks"]:
             ex = execution.get(t["id"], {})
             out.append({
-                "id": t["id"], "name": t.get("name", t["id"]), "parents": list(t.get("parents", [])),
+                "id": t["id"], "name": t.get("name", t["id"]),
+                "parents": list(t.get("parents", [])),
                 "inputs": {f: sizes.get(f, 0.0) for f in t.get("inputFiles", [])},
                 "outputs": {f: sizes.get(f, 0.0) for f in t.get("outputFiles", [])},
                 "program": (ex.get("command") or {}).get("program"), "exec": ex})
@@ -72,7 +73,8 @@ def _tasks(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
             return {str(f.get("id") or f.get("name")): float(f.get("sizeInBytes", f.get("size", 0)))
                     for f in files if f.get("link") == link}
         out.append({
-            "id": t.get("id") or t["name"], "name": t["name"], "parents": list(t.get("parents", [])),
+            "id": t.get("id") or t["name"], "name": t["name"],
+            "parents": list(t.get("parents", [])),
             "inputs": pick("input"), "outputs": pick("output"),
             "program": (t.get("command") or {}).get("program"), "exec": t})
     return out

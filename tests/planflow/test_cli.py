@@ -145,7 +145,7 @@ def test_bad_input_exits_2_with_a_clear_message(runner, modules, args, message):
 
 
 def test_compile_picks_one_of_several_workflows(runner, modules, tmp_path):
-    code, out, err = invoke(runner, "compile", f"{modules}/two.py:b", "-o",
+    code, _, err = invoke(runner, "compile", f"{modules}/two.py:b", "-o",
                             str(tmp_path / "b.plan"), "--json")
     assert code == 0, err
     code, out, err = invoke(runner, "run", str(tmp_path / "b.plan"), "--inline", "--json")
@@ -160,7 +160,7 @@ def test_failing_task_exits_1_naming_it(runner, tmp_path):
         @workflow
         def w(): return boom(3)
     """))
-    code, out, err = invoke(runner, "run", str(tmp_path / "fail.py"), "--inline")
+    code, _, err = invoke(runner, "run", str(tmp_path / "fail.py"), "--inline")
     assert code == 1
     assert "task 'boom-0' (boom) failed: ValueError: bad 3" in err
     assert "Traceback" not in err

@@ -34,7 +34,7 @@ def test_bad_values(item, message):
 
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(ParameterError, match="has no parameter 'm' .*n, rate, name"):
+    with pytest.raises(ParameterError, match=r"has no parameter 'm' .*n, rate, name"):
         convert_params("wf", wf, {"n": "1", "m": "2"})
 
 

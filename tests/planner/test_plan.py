@@ -69,7 +69,7 @@ def test_round_trip_runs_inline_with_the_direct_result(plan_file: Path):
 
 def test_plan_runs_in_a_fresh_interpreter_without_the_module(plan_file: Path, tmp_path: Path):
     code = ("import sys; from planner.plan import load_plan; from runtime.inline import run_inline;"
-            f"print(run_inline(load_plan(sys.argv[1])).result)")
+            "print(run_inline(load_plan(sys.argv[1])).result)")
     out = subprocess.run([sys.executable, "-c", code, str(plan_file)], capture_output=True,
                          text=True, cwd=tmp_path, check=True)
     assert out.stdout.strip() == str(expected(5))

@@ -9,11 +9,11 @@ from collections import namedtuple
 import pytest
 
 from planflow import task, workflow
+from planner.compiler import compile_graph
 from planner.errors import WorkflowDefinitionError
 from planner.loader import trace_workflow
 from planner.trace import TaskRef
 from runtime.inline import run_inline
-from planner.compiler import compile_graph
 from tests.planner.builders import add, diamond, inc, total
 
 Pair = namedtuple("Pair", "left right")

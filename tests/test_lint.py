@@ -1,0 +1,29 @@
+"""Static checks run with the suite, so CI (which runs exactly the README's test command) keeps
+the code ruff-clean and type-checked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ["planflow", "planner", "simulator", "metadata", "runtime"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+
+
+def test_ruff_is_clean() -> None:
+    res = _run("ruff", "check", ".")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.slow
+def test_mypy_is_clean() -> None:
+    res = _run("mypy", *PACKAGES)
+    assert res.returncode == 0, res.stdout + res.stderr
