@@ -15,7 +15,10 @@ Outcomes per run: *completed correctly* (right result, no key of the run left), 
 cleanly* (a run with a `raise_always` task raised TaskFailed naming one, no key left), *hang*
 (the run hit its deadline: must be 0), *wrong* (anything else), and *data lost*: tasks of a
 completed run whose successful metrics record is missing (must be 0). Printed, and written to
-benchmarks/results/reliability.json.
+benchmarks/results/reliability.json. Worker relaunches of completed runs are listed per run
+(`recovered`); `relaunched_lease_expired` counts those the client made because a lease ran out
+(e.g. a worker claimed but never started: its start request was lost with the worker that
+claimed it, killed right after its batch).
 """
 
 from __future__ import annotations
@@ -132,10 +135,12 @@ def one_run(i: int, args: argparse.Namespace, url: str, launcher: Any, tmp: Path
     plan = build_plan(modes, counters)
     expected = sum(1 * k for k in range(args.width))
     outcome, lost, dag_id, message = "wrong", 0, "", ""
+    recovered: list[str] = []
     try:
         result = run_plan(plan, redis_url=url, namespace=args.namespace, launcher=launcher,
                           timeout_s=RUN_TIMEOUT_S, metrics_upload="per-task")
         dag_id = result.dag_id
+        recovered = [f"{r['worker_id']}:{r['reason']}" for r in result.recovered]
         if result.result == expected and "raise_always" not in modes:
             outcome = "completed"
             lost = missing_records(url, args.namespace, plan, dag_id)
@@ -149,7 +154,7 @@ def one_run(i: int, args: argparse.Namespace, url: str, launcher: Any, tmp: Path
         outcome = "wrong"
     faults = sum(m != "ok" for m in modes)
     return {"run": i, "modes": modes, "faults": faults, "outcome": outcome, "lost": lost,
-            "keys_left": len(left), "error": message}
+            "keys_left": len(left), "error": message, "recovered": recovered}
 
 
 def main() -> int:
@@ -198,6 +203,8 @@ def main() -> int:
         "hangs": outcomes.count("hang"),
         "wrong": outcomes.count("wrong"),
         "data_lost": sum(r["lost"] for r in rows),
+        "relaunched_lease_expired": sum(x.endswith(":lease-expired") for r in rows
+                                        for x in r["recovered"]),
         "wall_s": round(time.perf_counter() - started, 1),
         "python": sys.version.split()[0],
     }

@@ -54,7 +54,8 @@ A run, step by step:
    needs (one HSET into `out:<worker>`), then one BATCH script that adds to `progress` and
    `timings` and, per remote child, SADDs the batch's finished parents to `deps:<child>` (SET NX
    for a single parent); the write that completes it RPUSHes the child to its worker's `notify`
-   list and claims that worker's start with HSETNX; the caller starts the workers claimed.
+   list and claims that worker's start with HSETNX, writing its first lease with the claim;
+   the caller starts the workers claimed.
    SADD/SET NX make this idempotent: a task that runs twice counts once, so its child neither
    runs twice nor starts its worker twice.
 5. The sink's worker, in one MULTI: stores `result`, UNLINKs every intermediate key, RPUSHes
@@ -75,9 +76,13 @@ A run, step by step:
    round trip). The pool server relaunches a worker whose process died the moment it reaps it
    (after an OOM kill on the platform's next larger configuration, recorded in list
    `recovered` and in the run result); the waiting client relaunches workers whose lease
-   expired (the pool itself is gone). RELAUNCH is a compare-and-set on the generation, so each
-   death is relaunched once; relaunches are bounded. A relaunched worker reruns its program
-   from the start - safe because every update is idempotent - and finds its inputs in the
+   expired (the pool itself is gone). A worker holds its lease from the moment it is claimed
+   (the claim writes it, generation 1), not only once it runs: a claimer that dies between its
+   claim and its start request (killed right after its BATCH, a pool that dies holding the
+   request) would otherwise leave a worker claimed once and for all, never started, and the
+   run waiting for nothing anyone could see. RELAUNCH is a compare-and-set on the generation,
+   so each death is relaunched once; relaunches are bounded. A relaunched worker reruns its
+   program from the start - safe because every update is idempotent - and finds its inputs in the
    producers' output hashes, since its `notify` list may have been drained by the dead one.
 9. Faults of Redis: workers and the client retry a lost connection with capped backoff, then
    fail; a run whose keys vanished (restart without persistence) fails at the client's next

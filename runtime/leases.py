@@ -6,6 +6,14 @@ the process's liveness is what matters), written by its data-plane thread when i
 renewed every `LEASE_RENEW_S` (one LEASE script call per second per worker; nothing per task).
 The worker's last batch deletes it. The generation is the worker's `WorkerSpec.attempt`.
 
+A lease exists from the moment a worker is *claimed* (HSETNX on `started`, by the client for
+root workers, by BATCH for the others): the claim writes generation 1, expiring after
+`LEASE_START_GRACE_S`, and the worker's first renewal replaces it. The start request is sent
+after the claim is committed, and the claim is once per run; a claimer killed in between (its
+task SIGKILLed it right after the batch) or a pool that dies holding the request would leave a
+worker claimed, never started and never claimed again - a hang no lease could reveal. With the
+claim lease it is relaunched like a worker that stopped renewing.
+
 **Who notices an expired lease, and why two parties.**
 
 - The **pool server** notices first and knows most: it reaps its children (waitpid), so it
@@ -44,8 +52,8 @@ LEASE_RENEW_S = 1.0
 """How often a worker's data-plane thread renews its lease."""
 
 LEASE_START_GRACE_S = 30.0
-"""A relaunched worker's lease (written by whoever relaunched it) lasts this long, to cover the
-time until the new process renews it itself."""
+"""A claimed or relaunched worker's lease (written by whoever claimed or relaunched it) lasts
+this long, to cover the time until the new process renews it itself."""
 
 LEASE_CHECK_S = 2.0
 """How often the waiting client looks for expired leases."""

@@ -162,9 +162,17 @@ class PoolServer:
     def _should_exit(self) -> bool:
         busy = any(p.spec for p in self.procs.values())
         if self.stopping:
+            if not busy:
+                log.warning("pool %s: exiting (shutdown)", self.pool_id)
             return not busy
         idle_for = time.monotonic() - self._last_activity
-        return not self.procs and not self.backlog and idle_for > self.keep_warm_s
+        if not self.procs and not self.backlog and idle_for > self.keep_warm_s:
+            # said in the log: a pool that leaves while a run still waits must not look like
+            # a crash (that run is waiting for a worker nobody asked this pool for)
+            log.warning("pool %s: exiting, no request for %.0f s (keep-warm time)", self.pool_id,
+                        idle_for)
+            return True
+        return False
 
     def _handle(self, key: str, value: bytes) -> None:
         if key == self.keys.requests():

@@ -9,9 +9,15 @@ completes a child (the set reaches the child's number of remote parents, or the 
 succeeds) makes it ready: its id is pushed to its worker's `notify` list, and the worker's start
 is claimed with HSETNX on `started` - exactly once per worker, whoever gets there first (the
 client claims root workers the same way). The script returns `{1, workers whose start it
-claimed...}`; the caller starts them. When the run's `progress` key is gone (finished,
-cancelled or expired) it writes nothing and returns `{0}`, so a straggler never recreates the
-keys of a run that was cleaned up.
+claimed...}`; the caller starts them. The claim also writes the claimed worker's first lease
+(generation 1, expiring `LEASE_START_GRACE_S` from now; the worker renews it once it runs): the
+start request leaves the caller only after the script, so a caller that dies in between (its
+process killed, its pool gone) would otherwise leave a worker claimed - never claimed again, the
+claim being once - yet never started, which nobody could see. With the lease, the client's
+lease check relaunches it like any worker that stopped renewing (`runtime.leases`).
+
+When the run's `progress` key is gone (finished, cancelled or expired) it writes nothing and
+returns `{0}`, so a straggler never recreates the keys of a run that was cleaned up.
 
 **Error record** (`ERROR`): writes a task's error record and the `error` completion signal in
 one step, and only while the run exists (its `shared` key), so a late failure never recreates
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,16 +78,20 @@ if ARGV[6] ~= '' then
   end
 end
 local out = {1}
-for wi = 1, #KEYS - 3 do
+for wi = 1, #KEYS - 4 do
   local list = ready[wi]
   if list ~= nil then
-    local key = KEYS[3 + wi]
+    local key = KEYS[4 + wi]
     for i = 1, #list, 1000 do
       redis.call('RPUSH', key, unpack(list, i, math.min(i + 999, #list)))
     end
     redis.call('EXPIRE', key, ttl)
-    local wid = ARGV[6 + wi]
-    if redis.call('HSETNX', KEYS[1], wid, '1') == 1 then out[#out + 1] = wid end
+    local wid = ARGV[7 + wi]
+    if redis.call('HSETNX', KEYS[1], wid, '1') == 1 then
+      redis.call('HSET', KEYS[4], wid, '1 ' .. ARGV[7])
+      redis.call('EXPIRE', KEYS[4], ttl)
+      out[#out + 1] = wid
+    end
   end
 end
 return out
@@ -150,12 +161,19 @@ def batch_call(keys: RunKeys, update: BatchUpdate, ttl_s: int) -> ScriptCall:
             worker_index.setdefault(child.worker_id, len(worker_index) + 1)
     entries = [[c.task_id, c.needed, worker_index[c.worker_id], parents]
                for c, parents in children.values()]
-    call_keys = [keys.started(), keys.progress(), keys.timings(),
+    call_keys = [keys.started(), keys.progress(), keys.timings(), keys.leases(),
                  *(keys.notify(w) for w in worker_index)]
     args = [str(ttl_s), keys.deps(""), str(update.done), str(update.running),
             update.timings_json, json.dumps(entries, separators=(",", ":")) if entries else "",
-            *worker_index]
+            repr(claim_lease_expiry()), *worker_index]
     return ScriptCall(BATCH, call_keys, args)
+
+
+def claim_lease_expiry() -> float:
+    """When the lease written with a worker's claim expires unless the worker renews it."""
+    from runtime.leases import LEASE_START_GRACE_S  # leases imports this module
+
+    return time.time() + LEASE_START_GRACE_S
 
 
 def started_workers(reply: Any) -> tuple[bool, list[str]]:

@@ -4,7 +4,8 @@
 them to a `RunSession`. The order below is the protocol's:
 
 1. one pipeline uploads the shared part and every worker program, creates `progress` (the run
-   exists while it does) and claims the root workers in `started`; all with a TTL;
+   exists while it does) and claims the root workers in `started`, each with its first lease
+   (so a start request that never reaches a worker is relaunched); all with a TTL;
 2. the launcher starts the root workers;
 3. BLPOP on `done` (in slices, to report progress and honour the deadline); every
    `LEASE_CHECK_S` one pipeline checks the run still exists (a Redis restarted without
@@ -44,7 +45,7 @@ from runtime.launcher import Launcher, WorkerSpec
 from runtime.leases import LEASE_CHECK_S, Death, parse_lease, relaunch_call, relaunch_spec
 from runtime.program import RunProgram
 from runtime.result import RunResult, TaskTiming
-from runtime.scripts import call_sync
+from runtime.scripts import call_sync, claim_lease_expiry
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,11 @@ class RunSession:
         pipe.expire(keys.progress(), ttl)
         pipe.hset(keys.started(), mapping=dict.fromkeys(prog.root_workers, 1))
         pipe.expire(keys.started(), ttl)
+        # a claim comes with the worker's first lease (as BATCH does for the workers it claims):
+        # a start request lost on its way (the pool died holding it) is then relaunched
+        claim = f"1 {claim_lease_expiry()!r}"
+        pipe.hset(keys.leases(), mapping=dict.fromkeys(prog.root_workers, claim))
+        pipe.expire(keys.leases(), ttl)
         pipe.execute()
 
     def _start_roots(self) -> None:

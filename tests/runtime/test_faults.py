@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,14 @@ import redis
 
 from metadata.store import MetricsStore
 from planner.plan import Plan
+from runtime import leases
 from runtime.client import run_plan
 from runtime.embedded import EmbeddedRedis
 from runtime.errors import RunError, TaskFailed
+from runtime.launcher import WorkerSpec
 from runtime.local import LocalLauncher
 from runtime.result import RunResult
+from runtime.threads import ThreadLauncher
 from tests.runtime import plans, workflows
 from tests.runtime.conftest import namespace_keys, pool_processes, run_keys
 
@@ -173,6 +177,46 @@ def test_concurrent_runs_of_one_workflow_do_not_cross_talk(
     assert [r.result for r in results] == [21] * 20
     assert len({r.dag_id for r in results}) == 20
     assert run_keys(client, local_launcher.keys.namespace) == []
+
+
+class LosingLauncher(ThreadLauncher):
+    """A thread launcher that loses the first start request of `lost`: the worker that claimed
+    it (its BATCH committed) dies before the request leaves - the soak's `kill_once` killing
+    its own process right after its parent's batch."""
+
+    def __init__(self, url: str, lost: str) -> None:
+        super().__init__(url)
+        self.lost = lost
+        self.dropped: list[WorkerSpec] = []
+
+    def start(self, specs: Sequence[WorkerSpec]) -> None:
+        kept = []
+        for spec in specs:
+            if spec.worker_id == self.lost and not self.dropped:
+                self.dropped.append(spec)
+            else:
+                kept.append(spec)
+        super().start(kept)
+
+
+def test_a_worker_claimed_but_never_started_is_relaunched_through_its_claim_lease(
+        redis_url: str, namespace: str, client: redis.Redis,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """w0 finishes inc-0, its BATCH claims w1, and the start request for w1 is lost. Nobody
+    claims w1 again (re-running inc-0 finds it claimed), so before claims carried a lease the
+    run waited for its deadline; now w1's claim lease expires and the client relaunches it."""
+    monkeypatch.setattr(leases, "LEASE_START_GRACE_S", 1.0)  # the claim lease's lifetime
+    launcher = LosingLauncher(redis_url, lost="w1")
+    plan = plans.per_task(plans.graph(workflows.chain, n=2))
+    try:
+        result = run_plan(plan, redis_url=redis_url, namespace=namespace, launcher=launcher,
+                          timeout_s=60.0)
+    finally:
+        launcher.close()
+    assert [s.worker_id for s in launcher.dropped] == ["w1"]
+    assert result.result == 2
+    assert [(r["worker_id"], r["reason"]) for r in result.recovered] == [("w1", "lease-expired")]
+    assert run_keys(client, namespace) == []
 
 
 def _free_port() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -19,6 +20,7 @@ from runtime.embedded import EmbeddedRedis
 from runtime.errors import UnrunnablePlan
 from runtime.ids import new_dag_id
 from runtime.keys import PoolKeys, RunKeys
+from runtime.leases import parse_lease
 from runtime.program import RemoteChild, RunSettings, build_program, decode_program
 from runtime.scripts import BatchUpdate, batch_call, call_sync, error_call, started_workers
 from tests.runtime import plans, workflows
@@ -149,9 +151,29 @@ def test_readiness_counts_each_parent_once(redis_server: EmbeddedRedis,
         assert notified == sorted(ch for ch, (_, w) in children.items() if w == worker)
     assert sorted(claimed) == sorted({w for _, w in children.values()})
     assert int(c.hget(keys.progress(), "done") or 0) == len(events)
-    c.delete(keys.progress(), keys.started(), keys.timings(),
+    c.delete(keys.progress(), keys.started(), keys.timings(), keys.leases(),
              *(keys.deps(ch) for ch in children), *(keys.notify(w) for w in ("wa", "wb", "wc")))
     c.close()
+
+
+def test_a_claim_writes_the_claimed_workers_first_lease_once(rclient: redis.Redis) -> None:
+    """The claim and the start request cannot be one step (the request leaves after the
+    script): the claimed worker holds a generation-1 lease from the claim on, so a request lost
+    with its sender is noticed when that lease expires. A repeated update claims nothing and
+    leaves the lease (by then the worker's own) alone."""
+    keys = RunKeys(f"t{uuid.uuid4().hex[:8]}", new_dag_id("c"))
+    rclient.hset(keys.progress(), "total", 2)
+    update = BatchUpdate([("p", [RemoteChild("c", "wc", 1)])], 1)
+    assert started_workers(call_sync(rclient, batch_call(keys, update, 60))) == (True, ["wc"])
+    generation, expires_at = parse_lease(rclient.hget(keys.leases(), "wc") or b"")
+    assert generation == 1
+    assert expires_at > time.time()
+    assert 0 < rclient.ttl(keys.leases()) <= 60
+    rclient.hset(keys.leases(), "wc", "1 123.0")  # the worker renewed it meanwhile
+    assert started_workers(call_sync(rclient, batch_call(keys, update, 60))) == (True, [])
+    assert rclient.hget(keys.leases(), "wc") == b"1 123.0"
+    rclient.delete(keys.progress(), keys.started(), keys.timings(), keys.leases(),
+                   keys.deps("c"), keys.notify("wc"))
 
 
 def test_batch_of_a_finished_run_writes_nothing(rclient: redis.Redis) -> None:
