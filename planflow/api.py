@@ -9,6 +9,7 @@ is a `Plan`, a `.plan` path, a `@workflow` object, a `module.py[:workflow]` path
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from planner.compiler import DEFAULT_PLATFORM, CompileOptions, compile_graph
 from planner.errors import UsageError
 from planner.graph import TaskGraph
 from planner.loader import load_graph, trace_workflow
-from planner.plan import Plan, load_plan, read_plan_json
+from planner.plan import Plan, PlanSummary, load_plan, read_plan_json
 from planner.trace import Workflow
 from runtime.result import RunResult
 
@@ -133,9 +134,25 @@ def run(target: Target, params: Mapping[str, Any] | None = None, *, inline: bool
         return run_inline(plan)
     from runtime.client import run_plan
 
-    return run_plan(plan, redis_url=configured_url(redis), namespace=namespace,
-                    launcher=launcher, timeout_s=timeout_s, metrics_upload=metrics_upload,
-                    progress=progress, retries=retries)
+    result = run_plan(plan, redis_url=configured_url(redis), namespace=namespace,
+                      launcher=launcher, timeout_s=timeout_s, metrics_upload=metrics_upload,
+                      progress=progress, retries=retries)
+    if result.upsized:
+        result = dataclasses.replace(result, replanned=_replanned(plan, result.upsized))
+    return result
+
+
+def _replanned(plan: Plan, upsized: Mapping[str, int]) -> PlanSummary:
+    """The plan's predicted figures with the workers that were relaunched larger (memory
+    limit exceeded) on the configurations they finished on: what the run really cost."""
+    from planner.compiler import load as load_platform
+    from planner.whatif import what_if
+
+    source = str(plan.options.get("platform") or plan.platform)
+    changes = [(plan.worker(w).tasks[0], mb) for w, mb in sorted(upsized.items())]
+    s = what_if(plan, load_platform(source), set_memory=changes).scenario
+    return PlanSummary(s.makespan_s, s.cost_usd, s.gb_s, s.workers, s.cold_starts,
+                       s.critical_path)
 
 
 def simulate(target: Target, params: Mapping[str, Any] | None = None, *,

@@ -186,6 +186,9 @@ def run_json(result: RunResult) -> dict[str, Any]:
         "workers_started": result.workers_started,
         "recovered": list(result.recovered),
         "upsized": result.upsized,
+        "replanned": None if result.replanned is None else {
+            "makespan_s": result.replanned.makespan_s, "cost_usd": result.replanned.cost_usd,
+            "gb_s": result.replanned.gb_s},
         "error": None,
         "tasks": [
             {"id": t.task_id, "worker": t.worker, "start_s": t.start_s, "finish_s": t.finish_s,

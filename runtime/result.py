@@ -33,6 +33,9 @@ class RunResult:
     executor: str
     tasks: Mapping[str, TaskTiming] = field(default_factory=dict)
     workers_started: int = 0
+    replanned: PlanSummary | None = None
+    """The plan's figures re-simulated with the up-sized workers' larger configurations (set
+    by `planflow.api.run` when a worker was relaunched larger; None otherwise)."""
     recovered: tuple[Mapping[str, Any], ...] = ()
     """Worker relaunches (`runtime.leases`): worker_id, generation, reason (crash, oom,
     timeout, lease-expired), task_id, from_memory_mb, memory_mb."""
