@@ -39,6 +39,7 @@ from metadata.access import MetadataAccess  # noqa: E402
 from metadata.store import MetricsStore  # noqa: E402
 from planner.plan import Plan, WorkerPlan  # noqa: E402
 from runtime.embedded import EmbeddedRedis  # noqa: E402
+from runtime.local import shutdown_pools  # noqa: E402
 from simulator.platform import load_platform  # noqa: E402
 
 CONFIGS_MB = (512, 1024, 1769, 3538)
@@ -142,6 +143,7 @@ def main() -> None:
             runs = run_workload(server.url, name, params)
             with MetricsStore(server.url, NAMESPACE) as store:
                 rows.extend(evaluate(store, name, runs))
+        shutdown_pools(server.url, NAMESPACE)  # the runs used a URL, so their pool outlives them
     print(f"\ntrained on {TRAIN_MB} MB, predicted at {HELD_OUT_MB} MB (never trained on)")
     print(f"{'workload':16} {'function':12} {'tasks':>5} {'mean exec':>10} {'dur MAPE%':>10} "
           f"{'dur p90%':>9} {'out MAPE%':>10} {'noise%':>7}")
