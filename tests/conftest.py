@@ -7,13 +7,33 @@ hand. Each test gets its own key namespace, so tests never see each other's keys
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from runtime.embedded import EmbeddedRedis
+from runtime.embedded import DATA_DIR_ENV, EmbeddedRedis
+
+REDIS_URL_ENV = "PLANFLOW_REDIS_URL"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def planflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """No test touches the user's ~/.planflow or their PLANFLOW_REDIS_URL: pool logs, embedded
+    data and metrics of the whole session go to a temporary PLANFLOW_HOME."""
+    home = tmp_path_factory.mktemp("planflow-home")
+    saved = {k: os.environ.get(k) for k in (DATA_DIR_ENV, REDIS_URL_ENV)}
+    os.environ[DATA_DIR_ENV] = str(home)
+    os.environ.pop(REDIS_URL_ENV, None)
+    yield home
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _free_port() -> int:

@@ -7,7 +7,6 @@ and is shut down at the end, and the session then checks that none of its proces
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,25 +15,12 @@ import psutil
 import pytest
 import redis
 
-from runtime.embedded import DATA_DIR_ENV, EmbeddedRedis
+from runtime.embedded import EmbeddedRedis
 from runtime.local import LocalLauncher
 from runtime.threads import ThreadLauncher
 
 POOL_KEEP_WARM_S = 120.0
 """Keep-warm time of the test session's pool (it is shut down explicitly at the end)."""
-
-
-@pytest.fixture(scope="session", autouse=True)
-def planflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Pool logs and embedded data of the runtime tests go to a temporary PLANFLOW_HOME."""
-    home = tmp_path_factory.mktemp("planflow-home")
-    old = os.environ.get(DATA_DIR_ENV)
-    os.environ[DATA_DIR_ENV] = str(home)
-    yield home
-    if old is None:
-        os.environ.pop(DATA_DIR_ENV, None)
-    else:
-        os.environ[DATA_DIR_ENV] = old
 
 
 @pytest.fixture(scope="session")
