@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from planflow.cli import JsonOpt, app, guard, print_json
+from planner.plan import jsonable
 
 metrics_app = typer.Typer(help="Inspect the metrics recorded by runs.", no_args_is_help=True)
 app.add_typer(metrics_app, name="metrics")
@@ -23,8 +24,6 @@ def _with_store(redis: str | None, namespace: str, action: Any) -> Any:
     from planflow.stores import metrics_store
 
     with metrics_store(redis, namespace) as store:
-        if store is None:
-            return action(None)
         return action(store)
 
 
@@ -168,10 +167,10 @@ def _pct(x: float | None) -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    """Containers walked with keys as strings (CPU counts are float keys); leaves as
+    `planner.plan.jsonable` gives them."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
-    if isinstance(value, float | int | str | bool) or value is None:
-        return value
-    return repr(value)
+    return jsonable(value)

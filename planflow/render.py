@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from planner.plan import Plan
+from planner.plan import Plan, jsonable
 from runtime.result import RunResult
 
 if TYPE_CHECKING:
@@ -24,15 +23,6 @@ def _console() -> Any:
     from rich.console import Console
 
     return Console()
-
-
-def jsonable(value: Any) -> Any:
-    """`value` if JSON can encode it (finite numbers), else its repr."""
-    try:
-        json.dumps(value, allow_nan=False)
-        return value
-    except (TypeError, ValueError):
-        return repr(value)
 
 
 def _fmt_s(x: float) -> str:

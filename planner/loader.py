@@ -78,7 +78,7 @@ def trace_workflow(wf: Workflow, params: Mapping[str, Any] | None = None) -> Tas
     try:
         trace, output = wf.trace(values)
     except WorkflowDefinitionError:
-        raise
+        raise  # already names the task and argument
     except Exception as err:
         raise WorkflowDefinitionError(
             f"workflow '{wf.name}' raised while it was traced: {type(err).__name__}: {err}"

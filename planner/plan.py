@@ -134,17 +134,17 @@ class Plan:
             "strategy": self.strategy,
             "platform": self.platform,
             "created_at": self.created_at,
-            "params": {k: _jsonable(v) for k, v in graph.params.items()},
+            "params": {k: jsonable(v) for k, v in graph.params.items()},
             "makespan_s": self.summary.makespan_s,
             "cost_usd": self.summary.cost_usd,
             "gb_s": self.summary.gb_s,
             "critical_path": list(self.summary.critical_path),
             "cold_starts": self.summary.cold_starts,
             "baseline": _summary_json(self.baseline) if self.baseline else None,
-            "options": {k: _jsonable(v) for k, v in self.options.items()},
+            "options": {k: jsonable(v) for k, v in self.options.items()},
             "notes": list(self.notes),
             "prediction_sources": dict(self.prediction_sources),
-            "planning": {k: _jsonable(v) for k, v in self.planning.items()},
+            "planning": {k: jsonable(v) for k, v in self.planning.items()},
             "downgrades": [_downgrade_json(d) for d in self.downgrades],
             "sink": graph.sink,
             "dropped": list(graph.dropped),
@@ -286,8 +286,8 @@ def _summary_json(s: PlanSummary) -> dict[str, Any]:
     return d
 
 
-def _jsonable(value: Any) -> Any:
-    """JSON-encodable values as they are, anything else as its repr."""
+def jsonable(value: Any) -> Any:
+    """JSON-encodable values as they are (finite numbers), anything else as its repr."""
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):

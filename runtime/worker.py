@@ -269,11 +269,11 @@ class Worker:
 
     # -- inputs -------------------------------------------------------------------------------
 
-    def _inputs(self, step: TaskStep) -> int:
-        """Make the step's remote inputs local; returns the bytes fetched."""
+    def _inputs(self, step: TaskStep) -> None:
+        """Make the step's remote inputs local (their sizes go to `_sizes`)."""
         missing = [p for p in step.remote_parents if p not in self._values]
         if not missing:
-            return 0
+            return
         if self.spec.attempt > 1:
             self._await_recovered(step, missing)
         while step.task_id not in self._ready and not self._all_inflight(missing):
@@ -281,7 +281,6 @@ class Worker:
         todo = [p for p in missing if p not in self._inflight]
         if todo:
             self._prefetch(todo)
-        nbytes = 0
         for parent in missing:
             future, index = self._inflight.pop(parent)
             raw = future.result()[index]
@@ -290,8 +289,6 @@ class Worker:
                                    "(deleted or expired)")
             self._values[parent] = loads_value(raw)
             self._sizes[parent] = len(raw)
-            nbytes += len(raw)
-        return nbytes
 
     def _await_recovered(self, step: TaskStep, missing: list[str]) -> None:
         """A relaunched worker's wait: the dead process may have drained the notify list, so
