@@ -196,6 +196,11 @@ class MetricsStore:
             raw = self._client.lrange(keys.worker_records_key(self.namespace, run_id), 0, -1)
         return _decode(WorkerRecord, raw, run_id)
 
+    def worker_record_count(self, run_id: str) -> int:
+        """How many workers of `run_id` have written their WorkerRecord (their last record)."""
+        with self._guard(f"counting worker records of {run_id}"):
+            return int(self._client.llen(keys.worker_records_key(self.namespace, run_id)))
+
     def recent_worker_records(self, max_runs: int = 20) -> list[WorkerRecord]:
         """Worker records of the `max_runs` most recent runs that have any."""
         ns = self.namespace

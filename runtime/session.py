@@ -16,7 +16,11 @@ them to a `RunSession`. The order below is the protocol's:
    `error`: the error records name the failed task (the first one is also written to
    `<PLANFLOW_HOME>/logs/<dag id>.error.json`, atomically); workers are stopped, keys deleted;
    deadline or interrupt: workers are stopped, keys deleted, the error (or Ctrl-C) re-raised;
-5. the RunRecord goes to the metrics store, whatever the outcome.
+5. the RunRecord goes to the metrics store, whatever the outcome; after a successful run the
+   client also waits (at most `METRICS_SETTLE_S`) until every started worker has flushed its
+   records: a worker flushes right after its last task, which can be after the sink published
+   the result, and a compile right after the run (or the embedded Redis stopping) must not miss
+   them.
 """
 
 from __future__ import annotations
@@ -70,6 +74,13 @@ RETRY_FIRST_S = 0.1
 RETRY_MAX_S = 2.0
 """Longest wait between two reconnection attempts."""
 
+METRICS_SETTLE_S = 2.0
+"""Longest wait, after a successful run, for the workers' last metrics records (a worker killed
+mid-run never writes its own, so the wait is bounded)."""
+
+METRICS_POLL_S = 0.005
+"""Polling interval of that wait."""
+
 ERROR_FILE_SUFFIX = ".error.json"
 """A failed run's first error record is kept in `<PLANFLOW_HOME>/logs/<dag id>` + this."""
 
@@ -97,6 +108,7 @@ class RunSession:
         self.keys = RunKeys(self.settings.namespace, self.settings.dag_id)
         self.redis = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S + WAIT_SLICE_S)
         self.started_at = 0.0
+        self._workers_started = 0
 
     def execute(self, timeout_s: float) -> RunResult:
         deadline = time.monotonic() + timeout_s
@@ -111,6 +123,7 @@ class RunSession:
                 raise self._failure()
             result = self._collect()
             ok = True
+            self._workers_started = result.workers_started
             return result
         except BaseException:
             self._abort()
@@ -318,8 +331,20 @@ class RunSession:
         try:
             with MetricsStore(self.url, self.settings.namespace) as store:
                 store.write_run(record)
+                if ok:
+                    self._await_worker_records(store)
         except Exception as err:
             log.warning("metrics: cannot record run %s: %s", self.settings.dag_id, err)
+
+    def _await_worker_records(self, store: MetricsStore) -> None:
+        run_id, expected = self.settings.dag_id, self._workers_started
+        give_up = time.monotonic() + METRICS_SETTLE_S
+        while (have := store.worker_record_count(run_id)) < expected:
+            if time.monotonic() >= give_up:
+                log.info("metrics: %d of %d workers of %s recorded within %.0f s", have,
+                         expected, run_id, METRICS_SETTLE_S)
+                return
+            time.sleep(METRICS_POLL_S)
 
 
 def decode_timings(rows: Iterable[bytes | str]) -> list[tuple[str, str, float, float, int]]:

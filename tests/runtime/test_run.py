@@ -3,6 +3,7 @@ executor's for any placement, failures reach the client, nothing of a run is lef
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ from metadata.store import MetricsStore
 from planner.plan import Plan
 from runtime.client import RunProgress, run_plan
 from runtime.errors import TaskFailed
-from runtime.events import Event, TaskSettled
+from runtime.events import Event, TaskSettled, WorkerFinished
 from runtime.inline import run_inline
 from runtime.keys import RunKeys
 from runtime.program import RemoteChild
@@ -95,6 +96,26 @@ def test_metrics_are_recorded_per_task_worker_and_run(redis_url: str, namespace:
         run_record = store.run(result.dag_id)
         assert run_record is not None and run_record.ok
         assert run_record.observed_makespan_s > 0
+
+
+def test_every_workers_metrics_are_stored_when_the_run_returns(redis_url: str,
+                                                              namespace: str) -> None:
+    """Workers flush after their last task, after the sink may have published the result; the
+    client waits for them, so a compile right after a run (or an embedded Redis that stops with
+    the run) does not lose the run's records. A slow listener delays every worker's flush."""
+    def slow(event: Event) -> None:
+        if isinstance(event, WorkerFinished):
+            time.sleep(0.3)
+
+    launcher = ThreadLauncher(redis_url, listeners=[slow])
+    plan = plans.round_robin(plans.graph(workflows.fan, width=4), 2)
+    result = run(plan, redis_url, namespace, launcher)
+    with MetricsStore(redis_url, namespace) as store:
+        assert sorted(w.worker_id for w in store.worker_records(result.dag_id)) == ["w0", "w1"]
+        keys = {n.function_key for n in plan.graph.nodes}
+        assert sorted(r.task_id for rs in store.task_records(keys).values() for r in rs
+                      if r.run_id == result.dag_id) == sorted(n.id for n in plan.graph.nodes)
+    launcher.close()
 
 
 def test_a_failing_task_raises_task_failed_and_nothing_downstream_runs(
