@@ -57,8 +57,9 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
              dag_id: str | None = None, retries: int = 0) -> RunResult:
     """Execute `plan` on the decentralized executor and return the sink's result.
 
-    `redis_url=None` uses `$PLANFLOW_REDIS_URL`, else a private embedded Redis (data kept in
-    `$PLANFLOW_HOME`, default ~/.planflow) started for this run and stopped after it.
+    `redis_url=None` uses `$PLANFLOW_REDIS_URL`, else the embedded Redis of `$PLANFLOW_HOME`
+    (default ~/.planflow; data kept there), started for this run, or joined if another planflow
+    command is using it, and stopped by its last user (`runtime.embedded`).
     `launcher` is `local` (worker processes with enforced limits and a warm pool), `thread`,
     `inline` (the reference executor, no Redis), or a Launcher object (not closed here).
     `retries`: attempts after the first for tasks whose options set none (`runtime.retry`).
@@ -74,9 +75,9 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
         from runtime.inline import run_inline
 
         return run_inline(plan, dag_id)
-    with _redis_for_run(redis_url) as (url, embedded):
+    with _redis_for_run(redis_url) as url:
         owned = isinstance(launcher, str)
-        launch = make_launcher(launcher, url, namespace, owns_pool=embedded,
+        launch = make_launcher(launcher, url, namespace,
                                keep_warm_s=keep_warm_of(plan.platform)) \
             if isinstance(launcher, str) else launcher
         try:
@@ -94,15 +95,14 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
                 launch.close()
 
 
-def make_launcher(name: str, url: str, namespace: str, *, owns_pool: bool = False,
+def make_launcher(name: str, url: str, namespace: str, *,
                   keep_warm_s: float = DEFAULT_KEEP_WARM_S) -> Launcher:
-    """A launcher by name. `owns_pool`: a local pool this launcher starts is shut down on close
-    (used when the Redis server itself goes away after the run)."""
+    """A launcher by name. A local pool outlives the run (kept warm for the next one); on the
+    embedded Redis, the server's last user stops it (`runtime.embedded`)."""
     if name == "local":
         from runtime.local import LocalLauncher
 
-        return LocalLauncher(url, namespace, shutdown_on_close=owns_pool,
-                             keep_warm_s=keep_warm_s)
+        return LocalLauncher(url, namespace, keep_warm_s=keep_warm_s)
     if name == "thread":
         from runtime.threads import ThreadLauncher
 
@@ -150,15 +150,15 @@ def _check_arguments(namespace: str, launcher: str | Launcher, timeout_s: float,
 
 
 @contextlib.contextmanager
-def _redis_for_run(redis_url: str | None) -> Iterator[tuple[str, bool]]:
-    """(url, embedded): the given URL, $PLANFLOW_REDIS_URL, or an embedded server's."""
+def _redis_for_run(redis_url: str | None) -> Iterator[str]:
+    """The given URL, $PLANFLOW_REDIS_URL, or the embedded server's."""
     url = redis_url or os.environ.get(REDIS_URL_ENV)
     if url:
         _ping(url)
-        yield url, False
+        yield url
         return
     with EmbeddedRedis(persistent=True) as server:
-        yield server.url, True
+        yield server.url
 
 
 def _ping(url: str) -> None:

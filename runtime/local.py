@@ -6,9 +6,10 @@ launcher) also makes sure a pool server is alive - reusing one that is (warm pro
 over from run to run) or starting `python -m runtime.pool` detached, with the Redis URL in its
 environment - and talks to it: prewarm before a run, cancel a run's workers, shut it down.
 
-A pool started by a launcher with `shutdown_on_close=True` is stopped on `close()` (the client
-does this when Redis itself is an embedded server that stops after the run); otherwise it
-outlives the client and exits after its keep-warm time without work.
+A pool outlives the client that started it (its warm processes serve the next run) and exits
+after its keep-warm time without work, or when Redis has been gone for a while. The last user
+of an embedded Redis stops every pool on it first (`shutdown_all_pools`), since their Redis is
+about to go away; tools that own a pool outright use `shutdown_on_close=True`.
 """
 
 from __future__ import annotations
@@ -191,3 +192,15 @@ def shutdown_pools(url: str, namespace: str, timeout_s: float = SHUTDOWN_WAIT_S 
                    for pool_id in client.live_pools())
     finally:
         client.redis.close()
+
+
+def shutdown_all_pools(url: str, timeout_s: float = SHUTDOWN_WAIT_S + 5.0) -> int:
+    """`shutdown_pools` for every namespace that has a pool server on this Redis (the last user
+    of an embedded server stops them before the server goes away)."""
+    client = redis.Redis.from_url(url, socket_timeout=REPLY_SLICE_S + 30.0)
+    try:
+        suffix = PoolKeys("x").alive()[1:]  # ":pool:alive"
+        namespaces = {k.decode()[:-len(suffix)] for k in client.scan_iter(f"*{suffix}")}
+    finally:
+        client.close()
+    return sum(shutdown_pools(url, ns, timeout_s) for ns in sorted(namespaces))

@@ -3,6 +3,9 @@ of `run_plan` when no Redis URL is given (metrics persist in the data directory)
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -60,3 +63,66 @@ def test_run_without_a_url_uses_an_embedded_server_and_keeps_metrics(
         c = redis.Redis.from_url(server.url)
         assert [k for k in c.scan_iter("planflow:{*")] == []
         c.close()
+
+
+def test_users_of_one_data_directory_share_one_server(tmp_path: Path) -> None:
+    first = EmbeddedRedis(data_dir=tmp_path, persistent=True).start()
+    second = EmbeddedRedis(data_dir=tmp_path, persistent=True).start()
+    pid = first.pid
+    assert pid is not None and second.pid == pid and redis_servers_in(tmp_path) == [pid]
+    c = redis.Redis.from_url(second.url)
+    c.set("k", "v")
+    first.stop()  # not the last user: the server stays for the second
+    assert c.get("k") == b"v"
+    c.close()
+    second.stop()
+    assert redis_servers_in(tmp_path) == []
+    with EmbeddedRedis(data_dir=tmp_path, persistent=True) as again:  # the data was kept
+        c = redis.Redis.from_url(again.url)
+        assert c.get("k") == b"v"
+        c.close()
+
+
+def test_a_server_left_by_a_killed_user_is_adopted_and_stopped(tmp_path: Path) -> None:
+    code = ("import sys, time; from pathlib import Path; from runtime.embedded import "
+            "EmbeddedRedis; s = EmbeddedRedis(data_dir=Path(sys.argv[1])).start(); "
+            "print(s.pid, flush=True); time.sleep(600)")
+    user = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                            text=True)
+    assert user.stdout is not None
+    pid = int(user.stdout.readline())
+    user.kill()  # SIGKILL: no chance to stop its server
+    user.wait()
+    assert redis_servers_in(tmp_path) == [pid]
+    with EmbeddedRedis(data_dir=tmp_path, persistent=True) as server:
+        assert server.pid == pid
+    assert redis_servers_in(tmp_path) == []
+
+
+def test_a_deep_data_directory_shares_its_socket_too(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    first = EmbeddedRedis(data_dir=deep, persistent=True).start()
+    second = EmbeddedRedis(data_dir=deep, persistent=True).start()
+    assert first.socket_path == second.socket_path and not first.socket_path.is_relative_to(deep)
+    assert first.pid == second.pid
+    second.stop()
+    first.stop()
+    assert redis_servers_in(deep) == []
+
+
+def test_concurrent_runs_on_the_embedded_store_share_it_and_lose_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(REDIS_URL_ENV, raising=False)
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    plan = plans.round_robin(plans.graph(workflows.fan, width=6), 3)
+    pools_before = set(pool_processes("planflow"))
+    with ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(lambda _: run_plan(plan, timeout_s=60.0), range(4)))
+    assert [r.result for r in results] == [21] * 4
+    assert redis_servers_in(tmp_path) == []
+    assert set(pool_processes("planflow")) <= pools_before
+    with EmbeddedRedis(data_dir=tmp_path, persistent=True) as server, \
+            MetricsStore(server.url, "planflow") as store:
+        assert {r.dag_id for r in results} <= {r.run_id for r in store.runs()}
+        for r in results:
+            assert len(store.worker_records(r.dag_id)) == 3
