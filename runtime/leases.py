@@ -1,6 +1,8 @@
 """Worker leases and recovery: how a dead or stuck worker is noticed and relaunched, boundedly.
 
-**Lease.** Hash `leases` of the run: worker id -> `"<generation> <expires at, unix s>"`. A
+**Lease.** Hash `leases` of the run: worker id -> `"<generation> <expires at, unix s>"`. Expiry
+times are the Redis server's clock (the scripts read TIME), and whoever checks them compares
+with that clock too: workers, pools and the client may run on machines whose clocks disagree. A
 worker holds one lease (not one per task: its tasks run one after another in one process, so
 the process's liveness is what matters), written by its data-plane thread when it starts and
 renewed every `LEASE_RENEW_S` (one LEASE script call per second per worker; nothing per task).
@@ -68,7 +70,9 @@ LEASE_LUA = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur and tonumber(string.match(cur, '^(%d+)')) > tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
+local t = redis.call('TIME')
+local expires = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. string.format('%.6f', expires))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
@@ -77,7 +81,9 @@ RELAUNCH_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
 if cur and tonumber(string.match(cur, '^(%d+)')) ~= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3] .. ' ' .. ARGV[4])
+local t = redis.call('TIME')
+local expires = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3] .. ' ' .. string.format('%.6f', expires))
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('RPUSH', KEYS[3], ARGV[5])
 redis.call('EXPIRE', KEYS[3], ARGV[6])
@@ -91,11 +97,11 @@ RELAUNCH = Script(RELAUNCH_LUA)
 def lease_call(keys: RunKeys, worker_id: str, generation: int, ttl_s: int) -> ScriptCall:
     """Write or renew a lease; the reply is 1 (held), 0 (superseded) or -1 (run gone)."""
     return ScriptCall(LEASE, [keys.leases(), keys.progress()],
-                      [worker_id, str(generation), repr(time.time() + LEASE_TTL_S), str(ttl_s)])
+                      [worker_id, str(generation), repr(LEASE_TTL_S), str(ttl_s)])
 
 
 def parse_lease(raw: bytes | str) -> tuple[int, float]:
-    """(generation, expires at) of a lease value."""
+    """(generation, expires at by the Redis server's clock) of a lease value."""
     text = raw.decode() if isinstance(raw, bytes) else raw
     gen, expires = text.split()
     return int(gen), float(expires)
@@ -144,7 +150,11 @@ def relaunch_call(keys: RunKeys, old: WorkerSpec, new: WorkerSpec, death: Death,
                          "reason": death.reason, "task_id": death.task,
                          "from_memory_mb": old.memory_mb, "memory_mb": new.memory_mb,
                          "at": time.time()})
-    expires = time.time() + LEASE_START_GRACE_S
     return ScriptCall(RELAUNCH, [keys.progress(), keys.leases(), keys.recovered()],
-                      [old.worker_id, str(old.attempt), str(new.attempt), repr(expires), record,
-                       str(ttl_s)])
+                      [old.worker_id, str(old.attempt), str(new.attempt),
+                       repr(LEASE_START_GRACE_S), record, str(ttl_s)])
+
+
+def server_time(reply: tuple[int, int] | list[int]) -> float:
+    """Unix seconds from a Redis TIME reply (seconds, microseconds)."""
+    return int(reply[0]) + int(reply[1]) / 1e6

@@ -10,7 +10,8 @@ succeeds) makes it ready: its id is pushed to its worker's `notify` list, and th
 is claimed with HSETNX on `started` - exactly once per worker, whoever gets there first (the
 client claims root workers the same way). The script returns `{1, workers whose start it
 claimed...}`; the caller starts them. The claim also writes the claimed worker's first lease
-(generation 1, expiring `LEASE_START_GRACE_S` from now; the worker renews it once it runs): the
+(generation 1, expiring `LEASE_START_GRACE_S` from now by the server's clock; the worker renews
+it once it runs): the
 start request leaves the caller only after the script, so a caller that dies in between (its
 process killed, its pool gone) would otherwise leave a worker claimed - never claimed again, the
 claim being once - yet never started, which nobody could see. With the lease, the client's
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +77,7 @@ if ARGV[6] ~= '' then
     end
   end
 end
-local out = {1}
+local out, expires = {1}, nil
 for wi = 1, #KEYS - 4 do
   local list = ready[wi]
   if list ~= nil then
@@ -88,7 +88,11 @@ for wi = 1, #KEYS - 4 do
     redis.call('EXPIRE', key, ttl)
     local wid = ARGV[7 + wi]
     if redis.call('HSETNX', KEYS[1], wid, '1') == 1 then
-      redis.call('HSET', KEYS[4], wid, '1 ' .. ARGV[7])
+      if expires == nil then
+        local t = redis.call('TIME')
+        expires = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[7]))
+      end
+      redis.call('HSET', KEYS[4], wid, '1 ' .. expires)
       redis.call('EXPIRE', KEYS[4], ttl)
       out[#out + 1] = wid
     end
@@ -165,15 +169,15 @@ def batch_call(keys: RunKeys, update: BatchUpdate, ttl_s: int) -> ScriptCall:
                  *(keys.notify(w) for w in worker_index)]
     args = [str(ttl_s), keys.deps(""), str(update.done), str(update.running),
             update.timings_json, json.dumps(entries, separators=(",", ":")) if entries else "",
-            repr(claim_lease_expiry()), *worker_index]
+            repr(claim_grace_s()), *worker_index]
     return ScriptCall(BATCH, call_keys, args)
 
 
-def claim_lease_expiry() -> float:
-    """When the lease written with a worker's claim expires unless the worker renews it."""
+def claim_grace_s() -> float:
+    """How long the lease written with a worker's claim lasts unless the worker renews it."""
     from runtime.leases import LEASE_START_GRACE_S  # leases imports this module
 
-    return time.time() + LEASE_START_GRACE_S
+    return LEASE_START_GRACE_S
 
 
 def started_workers(reply: Any) -> tuple[bool, list[str]]:

@@ -46,10 +46,17 @@ from runtime.embedded import default_data_dir
 from runtime.errors import RunError, StoreError, TaskFailed
 from runtime.keys import RunKeys
 from runtime.launcher import Launcher, WorkerSpec
-from runtime.leases import LEASE_CHECK_S, Death, parse_lease, relaunch_call, relaunch_spec
+from runtime.leases import (
+    LEASE_CHECK_S,
+    Death,
+    parse_lease,
+    relaunch_call,
+    relaunch_spec,
+    server_time,
+)
 from runtime.program import RunProgram
 from runtime.result import RunResult, TaskTiming
-from runtime.scripts import call_sync, claim_lease_expiry
+from runtime.scripts import call_sync, claim_grace_s
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +161,7 @@ class RunSession:
         pipe.expire(keys.started(), ttl)
         # a claim comes with the worker's first lease (as BATCH does for the workers it claims):
         # a start request lost on its way (the pool died holding it) is then relaunched
-        claim = f"1 {claim_lease_expiry()!r}"
+        claim = f"1 {server_time(self.redis.time()) + claim_grace_s()!r}"  # Redis's clock
         pipe.hset(keys.leases(), mapping=dict.fromkeys(prog.root_workers, claim))
         pipe.expire(keys.leases(), ttl)
         pipe.execute()
@@ -204,12 +211,13 @@ class RunSession:
         pipe.exists(self.keys.progress())
         pipe.hgetall(self.keys.leases())
         pipe.llen(self.keys.done())
-        exists, leases, signals = pipe.execute()
+        pipe.time()
+        exists, leases, signals, clock = pipe.execute()
         if not exists and not signals:
             raise RunError(f"run {self.settings.dag_id}: its state vanished from Redis at "
                            f"{redact_url(self.url)} (a restart without persistence, a flush, or "
                            "an eviction); nothing can finish it. Run it again")
-        now = time.time()
+        now = server_time(clock)  # leases expire by the Redis server's clock
         for raw_id, raw in leases.items():
             generation, expires_at = parse_lease(raw)
             if expires_at < now:

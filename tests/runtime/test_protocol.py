@@ -20,7 +20,17 @@ from runtime.embedded import EmbeddedRedis
 from runtime.errors import UnrunnablePlan
 from runtime.ids import new_dag_id
 from runtime.keys import PoolKeys, RunKeys
-from runtime.leases import parse_lease
+from runtime.launcher import WorkerSpec
+from runtime.leases import (
+    LEASE_START_GRACE_S,
+    LEASE_TTL_S,
+    Death,
+    lease_call,
+    parse_lease,
+    relaunch_call,
+    relaunch_spec,
+    server_time,
+)
 from runtime.program import RemoteChild, RunSettings, build_program, decode_program
 from runtime.scripts import BatchUpdate, batch_call, call_sync, error_call, started_workers
 from tests.runtime import plans, workflows
@@ -174,6 +184,33 @@ def test_a_claim_writes_the_claimed_workers_first_lease_once(rclient: redis.Redi
     assert rclient.hget(keys.leases(), "wc") == b"1 123.0"
     rclient.delete(keys.progress(), keys.started(), keys.timings(), keys.leases(),
                    keys.deps("c"), keys.notify("wc"))
+
+
+def test_leases_expire_by_the_redis_servers_clock(rclient: redis.Redis,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers, pools and the client may run where clocks disagree: every lease (claim, renewal,
+    relaunch) is stamped with the server's TIME, whatever the writer's clock says."""
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 3600.0)  # the writer's clock is 1 h off
+    keys = RunKeys(f"t{uuid.uuid4().hex[:8]}", new_dag_id("c"))
+    rclient.hset(keys.progress(), "total", 2)
+
+    def lease_left(worker: str) -> float:
+        _, expires_at = parse_lease(rclient.hget(keys.leases(), worker) or b"")
+        return expires_at - server_time(rclient.time())
+
+    update = BatchUpdate([("p", [RemoteChild("c", "wc", 1)])], 1)
+    call_sync(rclient, batch_call(keys, update, 60))
+    assert LEASE_START_GRACE_S - 5 < lease_left("wc") <= LEASE_START_GRACE_S
+    assert call_sync(rclient, lease_call(keys, "wc", 1, 60)) == 1
+    assert LEASE_TTL_S - 5 < lease_left("wc") <= LEASE_TTL_S
+    old = WorkerSpec(keys.namespace, keys.dag_id, "wc", 512, 0.29, real(), 1)
+    new = relaunch_spec(old, Death("crash"))
+    assert new is not None
+    assert call_sync(rclient, relaunch_call(keys, old, new, Death("crash"), 60)) == 1
+    assert LEASE_START_GRACE_S - 5 < lease_left("wc") <= LEASE_START_GRACE_S
+    rclient.delete(keys.progress(), keys.started(), keys.timings(), keys.leases(),
+                   keys.notify("wc"), keys.deps("c"), keys.recovered())
 
 
 def test_batch_of_a_finished_run_writes_nothing(rclient: redis.Redis) -> None:
