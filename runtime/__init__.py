@@ -71,19 +71,22 @@ A run, step by step:
    `timeout_s` is killed by the pool server (a thread cannot be interrupted safely inside
    arbitrary code; a process can, and the pool already owns it) and counts as a failed attempt:
    the worker is relaunched with that attempt used, or the run fails with `TaskTimeout`.
+   An attempt cut short by its process's death (timeout, OOM kill, signal) is recorded by the
+   pool server, which saw it die (`runtime.deaths`).
 8. Leases (`runtime.leases`): each running worker holds one lease in hash `leases`,
-   `"<generation> <expires at>"`, renewed every second by its data-plane thread (no per-task
-   round trip). The pool server relaunches a worker whose process died the moment it reaps it
-   (after an OOM kill on the platform's next larger configuration, recorded in list
-   `recovered` and in the run result); the waiting client relaunches workers whose lease
-   expired (the pool itself is gone). A worker holds its lease from the moment it is claimed
-   (the claim writes it, generation 1), not only once it runs: a claimer that dies between its
-   claim and its start request (killed right after its BATCH, a pool that dies holding the
-   request) would otherwise leave a worker claimed once and for all, never started, and the
-   run waiting for nothing anyone could see. RELAUNCH is a compare-and-set on the generation,
-   so each death is relaunched once; relaunches are bounded. A relaunched worker reruns its
-   program from the start - safe because every update is idempotent - and finds its inputs in the
-   producers' output hashes, since its `notify` list may have been drained by the dead one.
+   `"<generation> <expires at>"` by the Redis server's clock, renewed every second by its
+   data-plane thread (no per-task round trip). The pool server relaunches a worker whose process
+   died the moment it reaps it (after an OOM kill on the platform's next larger configuration,
+   recorded in list `recovered` and in the run result); the waiting client relaunches workers
+   whose lease expired (the pool itself is gone). A worker holds its lease from the moment it is
+   claimed (the claim writes it, generation 1), not only once it runs: a claimer that dies
+   between its claim and its start request (killed right after its BATCH, a pool that dies
+   holding the request) would otherwise leave a worker claimed once and for all, never started,
+   and the run waiting for nothing anyone could see. RELAUNCH is a compare-and-set on the
+   generation, so each death is relaunched once; relaunches are bounded. A relaunched worker
+   reruns its program from the start - safe because every update is idempotent - and finds its
+   inputs in the producers' output hashes, since its `notify` list may have been drained by the
+   dead one.
 9. Faults of Redis: workers and the client retry a lost connection with capped backoff, then
    fail; a run whose keys vanished (restart without persistence) fails at the client's next
    check, naming that. Every client wait has a deadline.

@@ -10,36 +10,34 @@ child -> server `done` after each worker. EOF from the server also means exit (t
 an idle child leaves at once, a busy one after finishing its worker).
 
 A small shared-memory slot tells the server which task the child is running - its id,
-function, attempt and the attempt's deadline - so a child that dies mid-task (OOM kill, SIGKILL)
-is reported naming that task, and one whose attempt passes its `timeout_s` is killed by the
-server (`runtime.leases` says what follows). Each child's stderr goes to its own file,
-`<PLANFLOW_HOME>/logs/worker-<pid>.err`, whose tail error records carry; the server removes it
-when the child has exited.
+function, attempt, start, input size and the attempt's deadline - so a child that dies mid-task
+(OOM kill, SIGKILL) is reported naming that task, and one whose attempt passes its `timeout_s`
+is killed by the server (`runtime.deaths` says what follows). Each child's stderr goes to its
+own file, `<PLANFLOW_HOME>/logs/worker-<pid>.err`, whose tail error records carry; the server
+removes it when the child has exited.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import mmap
 import os
 import signal
 import socket
 import sys
-import time
 from dataclasses import dataclass
 
 from runtime.context import WorkerContext
 from runtime.embedded import default_data_dir
 from runtime.events import Event, TaskStarted, WorkerFinished
 from runtime.launcher import WorkerSpec
-from runtime.worker import WORKER_SWITCH_INTERVAL_S, Worker, stderr_tail
+from runtime.worker import WORKER_SWITCH_INTERVAL_S, Worker
 
 log = logging.getLogger(__name__)
 
-STATUS_BYTES = 512
-"""Size of a child's status slot: `<task>\\t<function>\\t<deadline>\\t<attempt>\\t<attempts>`
-of the running task, NUL-padded."""
+STATUS_BYTES = 1024
+"""Size of a child's status slot: the `Running` fields of the running task, tab-separated,
+NUL-padded."""
 
 LOG_DIR_NAME = "logs"
 """Children's stderr files live under `<PLANFLOW_HOME>/logs/`."""
@@ -54,13 +52,27 @@ class Running:
     deadline_at: float = 0.0
     attempt: int = 1
     max_attempts: int = 1
+    started_at: float = 0.0
+    function_key: str = ""
+    input_bytes: int = 0
+
+    @classmethod
+    def of(cls, event: TaskStarted) -> Running:
+        return cls(event.task_id, event.function_name, event.deadline_at, event.attempt,
+                   event.max_attempts, event.started_at, event.function_key, event.input_bytes)
+
+    def dumps(self) -> str:
+        return (f"{self.task_id}\t{self.function}\t{self.deadline_at!r}\t{self.attempt}\t"
+                f"{self.max_attempts}\t{self.started_at!r}\t{self.function_key}\t"
+                f"{self.input_bytes}")
 
     @classmethod
     def parse(cls, text: str) -> Running:
         parts = text.split("\t")
-        if len(parts) != 5:
+        if len(parts) != 8:  # nothing running, or a slot cut short
             return cls(parts[0], parts[1] if len(parts) > 1 else "")
-        return cls(parts[0], parts[1], float(parts[2]), int(parts[3]), int(parts[4]))
+        return cls(parts[0], parts[1], float(parts[2]), int(parts[3]), int(parts[4]),
+                   float(parts[5]), parts[6], int(parts[7]))
 
 
 def stderr_path(pid: int) -> str:
@@ -94,8 +106,7 @@ class _StatusListener:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, TaskStarted):
-            self.slot.write(f"{event.task_id}\t{event.function_name}\t{event.deadline_at!r}\t"
-                            f"{event.attempt}\t{event.max_attempts}")
+            self.slot.write(Running.of(event).dumps())
         elif isinstance(event, WorkerFinished):
             self.slot.write("")
 
@@ -163,30 +174,3 @@ def serve(url: str, sock: socket.socket, slot: StatusSlot) -> int:
                 return 0  # the server is gone
     finally:
         ctx.close()
-
-
-def death_record(spec: WorkerSpec, pid: int, status: int, running: Running, oom: bool,
-                 timed_out: bool = False) -> tuple[str, str]:
-    """(task id, error record JSON) for a process that died running `spec` (`status`: its wait
-    status; `timed_out`: killed by the server past the task's deadline)."""
-    if timed_out:
-        exc_type = "TaskTimeout"
-        message = (f"task {running.task_id} ran past its timeout (attempt {running.attempt} "
-                   f"of {running.max_attempts}); worker {spec.worker_id} (pid {pid}) was killed")
-    else:
-        exc_type = "WorkerDied"
-        if os.WIFSIGNALED(status):
-            how = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
-        else:
-            how = f"exited with status {os.WEXITSTATUS(status)}"
-        message = f"worker {spec.worker_id} (pid {pid}) {how}"
-        if oom:
-            message += f" after reaching its memory limit of {spec.memory_mb} MB"
-        if spec.crashes:
-            message += f" ({spec.crashes + 1} times; relaunches exhausted)"
-    task_id = running.task_id or spec.worker_id
-    return task_id, json.dumps({
-        "task_id": task_id, "function": running.function or "?", "attempt": running.attempt,
-        "exc_type": exc_type, "message": message, "traceback": "",
-        "worker_id": spec.worker_id, "generation": spec.attempt,
-        "stderr_tail": stderr_tail(stderr_path(pid)), "at": time.time()})

@@ -22,6 +22,8 @@ class TaskStarted:
     max_attempts: int = 1
     deadline_at: float = 0.0
     """When the attempt must have finished (unix s; 0: no timeout). The pool enforces it."""
+    function_key: str = ""
+    input_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,10 @@ it has had no process for as long, on `shutdown`, or when Redis has been unreach
 processes per configuration, import modules), `cancel` (kill a run's processes, ignore its later
 requests, then reply), `shutdown` (finish busy workers, then exit and reply).
 
-A process that dies while running a worker (OOM kill, signal) is relaunched (`runtime.leases`:
-the server reaps its children, so it is the first to know, and knows why), on the platform's
-next larger configuration after an OOM kill; an attempt that runs past its task's `timeout_s`
-(the child's status slot holds the deadline) is killed and relaunched while the task has
-attempts left. When the budget is spent, the death is reported as that worker's failure - the
-task it was running, how it died, whether it hit its memory limit or its timeout - through the
-same atomic error record a failing task writes, so the client never waits for a dead worker.
+A process that dies while running a worker (OOM kill, signal) is recorded, then relaunched or
+reported as the run's failure (`runtime.deaths`): the server reaps its children, so it is the
+first to know, and knows why. An attempt that runs past its task's `timeout_s` (the child's
+status slot holds the deadline) is killed by the server and handled the same way.
 Requests of another namespace than the server's are refused (logged, dropped).
 `--mode spawn` starts every worker as a fresh `python -m runtime.worker` (cold, for comparison).
 """
@@ -47,12 +44,12 @@ from dataclasses import dataclass
 
 import redis
 
-from runtime.child import Running, StatusSlot, death_record, fork_child, stderr_path
-from runtime.keys import PoolKeys, RunKeys
+from runtime.child import Running, StatusSlot, fork_child, stderr_path
+from runtime.deaths import RECORD_TTL_S, DeathHandler
+from runtime.keys import PoolKeys
 from runtime.launcher import WorkerSpec
-from runtime.leases import Death, relaunch_call, relaunch_spec
+from runtime.leases import Death
 from runtime.limits import ResourceLimiter
-from runtime.scripts import call_sync, error_call
 from runtime.worker import REDIS_URL_ENV
 
 log = logging.getLogger(__name__)
@@ -87,8 +84,6 @@ SHUTDOWN_WAIT_S = 60.0
 FORGET_CANCELLED_S = 3600.0
 """How long a cancelled run's late start requests are still ignored."""
 
-RECORD_TTL_S = 3600
-"""TTL of error records and replies the server writes (the client deletes them earlier)."""
 
 
 @dataclass
@@ -119,6 +114,7 @@ class PoolServer:
         self.pool_id = f"{socket.gethostname()}-{os.getpid()}"
         self.redis = redis.Redis.from_url(url, socket_timeout=POOL_TICK_S + 10.0)
         self.limiter = ResourceLimiter(f"pool{os.getpid()}")
+        self.deaths = DeathHandler(self.redis, url, self.pool_id)
         self.procs: dict[int, Process] = {}
         self.backlog: deque[WorkerSpec] = deque()
         self.cancelled: dict[str, float] = {}
@@ -311,30 +307,13 @@ class PoolServer:
                     os.kill(proc.pid, signal.SIGKILL)
 
     def _report_death(self, proc: Process, status: int) -> None:
-        """Relaunch the dead process's worker if its budget allows, else fail the run."""
-        spec = proc.spec
-        assert spec is not None
+        """Record, relaunch or fail the dead process's worker (`runtime.deaths`)."""
+        assert proc.spec is not None
         running = Running.parse(proc.slot.read() if proc.slot is not None else "")
-        oom = self.limiter.oom_kills(proc.pid) > 0
-        death = proc.timed_out or Death("oom" if oom else "crash", running.task_id)
-        keys = RunKeys(spec.namespace, spec.dag_id)
-        try:
-            new = relaunch_spec(spec, death)
-            if new is not None:
-                if int(call_sync(self.redis, relaunch_call(keys, spec, new, death,
-                                                           RECORD_TTL_S))):
-                    log.warning("pool %s: worker %s of %s died (%s); relaunched as generation "
-                                "%d at %d MB", self.pool_id, spec.worker_id, spec.dag_id,
-                                death.reason, new.attempt, new.memory_mb)
-                    self.backlog.append(new)
-                return  # relaunched, by us or by whoever noticed first (or the run is over)
-            task_id, record = death_record(spec, proc.pid, status, running, oom,
-                                           timed_out=proc.timed_out is not None)
-            log.error("pool %s: %s (run %s)", self.pool_id, record, spec.dag_id)
-            call_sync(self.redis, error_call(keys, task_id, record, RECORD_TTL_S))
-        except redis.RedisError as err:
-            log.error("pool %s: cannot handle the death of %s: %s", self.pool_id,
-                      spec.worker_id, err)
+        new = self.deaths.handle(proc.spec, proc.pid, status, running,
+                                 self.limiter.oom_kills(proc.pid) > 0, proc.timed_out)
+        if new is not None:
+            self.backlog.append(new)
 
     def _retire(self, proc: Process) -> None:
         """Ask an idle process to exit (reaped later)."""
@@ -417,6 +396,7 @@ class PoolServer:
             self.procs.pop(proc.pid, None)
             self._reaped(proc, 0)
         self.limiter.close()
+        self.deaths.close()
         with contextlib.suppress(redis.RedisError):
             self.redis.hdel(self.keys.alive(), self.pool_id)
             if self._shutdown_reply:

@@ -219,7 +219,8 @@ class Worker:
             started_at = time.time()
             deadline = started_at + policy.timeout_s if policy.timeout_s else 0.0
             self._emit(TaskStarted(self.spec.dag_id, step.task_id, self.spec.worker_id,
-                                   step.function, started_at, attempt, policy.attempts, deadline))
+                                   step.function, started_at, attempt, policy.attempts, deadline,
+                                   step.function_key, input_bytes))
             t1 = time.perf_counter()
             try:
                 value = code.call(self._values)

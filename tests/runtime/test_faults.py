@@ -59,6 +59,18 @@ def only_metrics_and_pool_keys(client: redis.Redis, namespace: str) -> None:
     assert all(k.startswith((f"{namespace}:metrics:", f"{namespace}:pool:")) for k in left), left
 
 
+def attempt_records(url: str, launcher: LocalLauncher, plan: Plan, result: RunResult,
+                    task_id: str) -> list[tuple[int, bool, str]]:
+    """(attempt, ok, error type) of every record of `task_id` in this run, in start order: an
+    attempt whose process was killed is recorded by the pool, which saw it die."""
+    key = plan.graph.node(task_id).function_key
+    with MetricsStore(url, launcher.keys.namespace) as store:
+        records = [r for r in store.task_records([key])[key]
+                   if r.run_id == result.dag_id and r.task_id == task_id]
+    return [(r.attempt, r.ok, (r.error or "").split(":")[0])
+            for r in sorted(records, key=lambda r: r.started_at)]
+
+
 def test_a_task_that_fails_twice_succeeds_with_retries_and_records_each_attempt(
         redis_url: str, local_launcher: LocalLauncher, tmp_path: Path) -> None:
     counter = tmp_path / "attempts"
@@ -130,10 +142,13 @@ def test_a_worker_sigkilled_from_outside_mid_task_is_relaunched(
 
     killer = threading.Thread(target=kill_first)
     killer.start()
-    result = run(plan, redis_url, local_launcher)
+    result = run(plan, redis_url, local_launcher, metrics_upload="per-task")
     killer.join()
     assert result.result == 2
     assert [r["reason"] for r in result.recovered] == ["crash"]
+    killed = result.recovered[0]["task_id"]
+    assert attempt_records(redis_url, local_launcher, plan, result, killed) == \
+        [(1, False, "WorkerDied"), (1, True, "")]  # a crash is not the task's attempt to count
 
 
 def test_a_task_past_its_memory_limit_is_retried_on_a_larger_configuration(
@@ -154,10 +169,12 @@ def test_an_attempt_past_timeout_s_is_killed_and_retried(redis_url: str,
                                                          local_launcher: LocalLauncher,
                                                          tmp_path: Path) -> None:
     plan = plans.per_task(plans.graph(workflows.stuck_chain, path=tmp_path / "n"))
-    result = run(plan, redis_url, local_launcher)
+    result = run(plan, redis_url, local_launcher, metrics_upload="per-task")
     assert result.result == 102
     assert [(r["task_id"], r["reason"]) for r in result.recovered] == \
         [("stuck_once-0", "timeout")]
+    assert attempt_records(redis_url, local_launcher, plan, result, "stuck_once-0") == \
+        [(1, False, "TaskTimeout"), (2, True, "")]
 
 
 def test_a_task_past_timeout_s_without_retries_fails_the_run(
