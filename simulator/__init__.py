@@ -43,17 +43,30 @@ BW = storage bandwidth.
     request time, ties by (task index, producer index) with storage reads first. Latencies
     overlap; bytes share the bandwidth serially (equal to fair sharing for the last finisher).
     start = max(prev, end of every download of the task).
-  * finish = start + duration_s. The output is uploaded (L + output_bytes/BW, occupying the
-    worker) if a consumer runs on another worker, or the task is the sink, or its delayed_io is
-    False. done = finish + upload (or finish). The next task's prev is done.
+  * finish = start + duration_s, unless the platform has `host_cpus` (below). The output is
+    uploaded (L + output_bytes/BW, occupying the worker) if a consumer runs on another worker, or
+    the task is the sink, or its delayed_io is False. done = finish + upload (or finish). The
+    next task's prev is done.
   * Each remote edge is downloaded on its own (edge_bytes); the simulator does not cache an output
     that two tasks of one worker both read. Uploads do not share the download link.
   * makespan = done of the sink (every task is an ancestor of the sink, so this is the last event).
 
+Shared host CPUs (only when `Platform.host_cpus` is set; absent on the built-ins, so `lambda` and
+`local` are unaffected). Every worker runs on one machine of host_cpus CPUs. `duration_s` is a
+task's time alone on that machine at its worker's configuration; tasks *executing* at once (from
+start to finish; start-up, fetches, uploads and waiting use no host CPU) share the CPUs: a task
+demands min(configuration CPUs, host_cpus), and when demands add up to more than host_cpus the
+CPUs are water-filled (max-min fair, each capped by its demand, as CFS shares cores among
+cgroups with quotas); a task given s CPUs of demand d progresses at rate s/d. finish is when its
+duration_s of work is done; the timeline uses that stretched duration as the task's length, so
+critical path and slack hold the sharing fixed. `simulator.host` implements it (one virtual clock
+per configuration). A task completion comes before any other event at the same time.
+
 Event ordering. The engine advances each worker's task sequence as far as known inputs allow
 (those times depend only on values already final) and uses one heap for the events that interact
 across workers: worker stops (priority 0: free slots and containers first), worker requests
-(priority 1) and pre-load link requests (priority 2). Heap entries are (time, priority, key1,
+(priority 1), pre-load link requests (priority 2) and, with shared host CPUs, task execution
+starts (priority 3). Heap entries are (time, priority, key1,
 key2) with keys = (worker index, 0 data / 1 pre-warm), or (task index, edge position / -1 for
 storage); no two entries compare equal, so the order never depends on insertion order.
 

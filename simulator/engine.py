@@ -14,12 +14,15 @@ Changing state:
 
 A worker's cursor computes its tasks' times as soon as their inputs' times are known: those
 depend only on values that are already final, so they can run ahead of the heap's clock. Only
-three kinds of event need the clock: worker stops (priority 0; they free a slot and a container),
-worker requests (1; they take a slot and maybe a warm container) and pre-load link requests
-(2; a worker's link serves them FIFO). Heap entries are `(time, priority, key1, key2)`, all
-distinct (see the package docstring). Every computed node (task, worker, download) is appended
-to `order`, a topological order of the timeline graph, and every constraint that is not
-derivable from the input alone is appended to the dynamic timeline edges.
+three kinds of event need the clock: worker stops (priority 0; they free a slot and a
+container), worker requests (1; they take a slot and maybe a warm container) and pre-load link
+requests (2; a worker's link serves them FIFO). With shared host CPUs (`simulator.host`) a
+task's finish depends on what else executes, so a cursor stops at a task's start (an execution-
+start event, priority 3) and resumes at its completion, which `HostCpus` reports
+(`_run_shared`). Heap entries are `(time, priority, key1, key2)`, all distinct (see the package
+docstring). Every computed node (task, worker, download) is appended to `order`, a topological
+order of the timeline graph, and every constraint that is not derivable from the input alone is
+appended to the dynamic timeline edges.
 """
 
 from __future__ import annotations
@@ -30,11 +33,14 @@ from collections import deque
 import numpy as np
 
 from simulator.errors import SimulatorError
+from simulator.host import HostCpus
 from simulator.prepare import Prepared
 
 PRIO_STOP = 0
 PRIO_REQUEST = 1
 PRIO_LINK = 2
+PRIO_EXEC = 3
+"""Only with shared host CPUs: a task begins executing (joins the host's CPU sharing)."""
 
 REQUEST_DATA = 0
 """Request key2: the first task's inputs became available (or it is a root)."""
@@ -42,6 +48,9 @@ REQUEST_PREWARM = 1
 """Request key2: the pre-warm time came first."""
 
 NEW, REQUESTED, STARTED, STOPPED = 0, 1, 2, 3
+
+WAITING, EXECUTING = 0, 1
+"""Task phase with shared host CPUs: start not yet known / executing (until its completion)."""
 
 STORAGE = -1
 """Link request key2 for a pre-loading worker's storage read of a task."""
@@ -61,8 +70,11 @@ class Engine:
         keep_warm_s: float,
         worker_config: list[int],
         record_events: bool,
+        host: HostCpus | None = None,
     ) -> None:
         self._load_constants(prep, duration_s, worker_config)
+        self.host = host
+        self.phase = [WAITING] * prep.n
         self.limit = concurrency_limit
         self.keep_warm = keep_warm_s
         self.record = record_events
@@ -144,6 +156,9 @@ class Engine:
 
     # -- main loop ------------------------------------------------------------------------
     def run(self) -> None:
+        if self.host is not None:
+            self._run_shared(self.host)
+            return
         heap, work, advance = self.heap, self.work, self._advance
         while heap:
             t, prio, a, b = heapq.heappop(heap)
@@ -153,6 +168,31 @@ class Engine:
                 self._on_request(t, a, b)
             else:
                 self._on_link(t, a, b)
+            while work:
+                advance(work.popleft())
+        self._check_finished()
+
+    def _run_shared(self, host: HostCpus) -> None:
+        """`run` with shared host CPUs: task completions come from `host`, and come first among
+        events at the same time (they free CPU share before anything else happens then)."""
+        heap, work, advance = self.heap, self.work, self._advance_shared
+        while True:
+            t_done, u, config = host.next_completion()
+            if heap and heap[0][0] < t_done:
+                t, prio, a, b = heapq.heappop(heap)
+                if prio == PRIO_STOP:
+                    self._on_stop(t, a)
+                elif prio == PRIO_REQUEST:
+                    self._on_request(t, a, b)
+                elif prio == PRIO_LINK:
+                    self._on_link(t, a, b)
+                else:
+                    host.start(t, a, self.config[self.worker_of[a]], self.duration[a])
+            elif u >= 0:
+                host.complete(t_done, config)
+                self._completed(u, t_done)
+            else:
+                break
             while work:
                 advance(work.popleft())
         self._check_finished()
@@ -274,6 +314,46 @@ class Engine:
         self.cursor[k] = i
         if i == end:
             heapq.heappush(self.heap, (prev, PRIO_STOP, k, 0))
+
+    def _advance_shared(self, k: int) -> None:
+        """`_advance`/`_advance_preload` with shared host CPUs: stop at the next task's start,
+        which becomes a PRIO_EXEC event; `_completed` goes on from its completion."""
+        i, end = self.cursor[k], self.wptr[k + 1]
+        if i == end:
+            return
+        u = self.wtasks[i]
+        if self.phase[u] == EXECUTING:
+            return
+        prev = self.ready_at[k] if i == self.wptr[k] else self.done[self.wtasks[i - 1]]
+        if self.worker_preload[k]:
+            if self.storage_state[u] == 1:
+                heapq.heappush(self.heap, (prev, PRIO_LINK, u, STORAGE))
+                self.storage_state[u] = 2
+            if self.storage_state[u] == 2 or self.undownloaded[u]:
+                return
+            ready = max(prev, self.avail_max[u])
+            start = max(prev, self.download_max[u])
+        else:
+            if self.unavail[u]:
+                return
+            ready = max(prev, self.avail_max[u])
+            start = ready + self.fetch[u]
+        self.ready[u] = ready
+        self.start[u] = start
+        self.phase[u] = EXECUTING
+        heapq.heappush(self.heap, (start, PRIO_EXEC, u, 0))
+
+    def _completed(self, u: int, finish: float) -> None:
+        """Task u (executing on shared CPUs) completes at `finish`; its worker goes on."""
+        k = self.worker_of[u]
+        done = finish + self.upload[u]
+        self.length[u] = done - self.start[u]  # the timeline's weight: duration as stretched
+        self._computed(u, self.ready[u], self.start[u], finish, done)
+        self.cursor[k] += 1
+        if self.cursor[k] == self.wptr[k + 1]:
+            heapq.heappush(self.heap, (done, PRIO_STOP, k, 0))
+        else:
+            self.work.append(k)
 
     def _computed(self, u: int, ready: float, start: float, finish: float, done: float) -> None:
         self.ready[u] = ready

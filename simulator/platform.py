@@ -1,8 +1,9 @@
 """Platform model: resource configurations and the costs the simulator charges.
 
 A `Platform` is an immutable value: the resource configurations a worker can run with (sorted by
-memory), prices, start-up times, keep-warm time, transfer latency and bandwidth, and the
-concurrency limit. `load_platform` returns a built-in (`lambda`, `local`: TOML files shipped in
+memory), prices, start-up times, keep-warm time, transfer latency and bandwidth, the
+concurrency limit, and for a platform whose workers share one machine, that machine's CPUs
+(`host_cpus`). `load_platform` returns a built-in (`lambda`, `local`: TOML files shipped in
 `simulator/platforms/`) or reads a user TOML file that defines a platform or extends one
 (`simulator.platform_file` documents the format).
 
@@ -97,6 +98,9 @@ class Platform:
     concurrency_limit: int
     billing_granularity_s: float = 0.001
     description: str = field(default="", compare=False)
+    host_cpus: float | None = None
+    """CPUs of the one machine all workers share (`local`); tasks that execute at once share
+    them (`simulator.host`). None: every worker has its configuration's CPUs to itself."""
 
     def __post_init__(self) -> None:
         where = f"platform {self.name!r}"
@@ -122,6 +126,8 @@ class Platform:
             raise PlatformError(f"{where}: concurrency_limit must be an integer")
         if self.concurrency_limit < 1:
             raise PlatformError(f"{where}: concurrency_limit must be >= 1")
+        if self.host_cpus is not None and not (0 < self.host_cpus < math.inf):
+            raise PlatformError(f"{where}: host_cpus must be a number > 0, got {self.host_cpus}")
 
     # -- configurations -------------------------------------------------------------------
     def config_index(self, memory_mb: int) -> int:

@@ -14,11 +14,14 @@ A platform file holds the fields of `simulator.platform.Platform` at top level:
     storage_bandwidth_bps = 80e6        # bytes/second of one worker's link to the data store
     concurrency_limit = 1000            # workers alive at once
     billing_granularity_s = 0.001       # billed time is rounded up to this
+    host_cpus = 2                       # optional: CPUs of the one machine all workers share
     configs = [128, 256, { memory_mb = 1769, cpus = 1.0, cold_start_s = 0.3 }]
 
 `configs` items are a memory size in MB or a table with `memory_mb` and optional `cpus`,
-`cold_start_s`, `warm_start_s`. A file that `extends` another inherits every field it does not
-set; `configs`, when set, replaces the inherited list. Every error names the file and the field.
+`cold_start_s`, `warm_start_s`. `host_cpus` is optional (absent: workers do not share CPUs;
+tasks that execute at once on a host share its CPUs, see `simulator.host`). A file that
+`extends` another inherits every field it does not set; `configs`, when set, replaces the
+inherited list. Every error names the file and the field.
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ _FLOAT_FIELDS = (
     "storage_latency_s",
     "storage_bandwidth_bps",
     "billing_granularity_s",
+    "host_cpus",
 )
+_OPTIONAL = ("billing_granularity_s", "host_cpus")
 _STR_FIELDS = ("name", "extends", "description")
 _INT_FIELDS = ("concurrency_limit",)
 _KNOWN = (*_FLOAT_FIELDS, *_STR_FIELDS, *_INT_FIELDS, "configs")
@@ -123,7 +128,7 @@ def _check_fields(data: dict[str, Any], where: str) -> dict[str, Any]:
         elif key in _INT_FIELDS:
             out[key] = _check_int(value, where, key, minimum=1)
         elif key in _FLOAT_FIELDS:
-            positive = key == "storage_bandwidth_bps"
+            positive = key in ("storage_bandwidth_bps", "host_cpus")
             out[key] = _check_float(value, where, key, positive=positive)
         else:
             out[key] = _check_configs(value, where)
@@ -187,7 +192,7 @@ def _check_float(value: Any, where: str, key: str, positive: bool = False) -> fl
 
 def _build(fields: dict[str, Any], where: str) -> Platform:
     missing = [k for k in (*_FLOAT_FIELDS, *_INT_FIELDS, "configs") if k not in fields]
-    missing = [k for k in missing if k != "billing_granularity_s"]
+    missing = [k for k in missing if k not in _OPTIONAL]
     if missing:
         raise PlatformError(f"{where}: field {missing[0]!r} is missing (missing: {missing})")
     fields = {k: v for k, v in fields.items() if k != "extends"}

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from simulator.engine import REQUEST_PREWARM, Engine
+from simulator.host import HostCpus
 from simulator.model import SimInput
 from simulator.platform import Platform
 from simulator.prepare import Prepared, prepare
@@ -84,6 +85,8 @@ def run_engine(
         keep_warm_s=platform.keep_warm_s,
         worker_config=inp.worker_config.tolist(),
         record_events=record_events,
+        host=None if platform.host_cpus is None else HostCpus(
+            platform.host_cpus, [c.cpus for c in platform.configs]),
     )
     engine.run()
     return engine

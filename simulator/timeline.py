@@ -46,7 +46,8 @@ def build_timeline(prep: Prepared, engine: Engine, worker: np.ndarray) -> Timeli
     node_base[n : n + w] = np.where(
         from_constant, np.asarray(engine.request_at) + ready_at - started_at, -math.inf
     )
-    makespan = float(start[n - 1] + prep.length_s[n - 1])
+    length = np.asarray(engine.length, np.float64)  # durations as executed (host sharing)
+    makespan = float(start[n - 1] + length[n - 1])
     critical = _critical_nodes(node_time, node_base, src, dst, weight, n - 1, makespan)
     return Timeline(
         n_tasks=n,
@@ -59,7 +60,7 @@ def build_timeline(prep: Prepared, engine: Engine, worker: np.ndarray) -> Timeli
         order=np.asarray(engine.order, np.int64),
         download_task=np.asarray(engine.link_task, np.int64),
         download_producer=np.asarray(engine.link_producer, np.int64),
-        sink_length_s=float(prep.length_s[n - 1]),
+        sink_length_s=float(length[n - 1]),
         critical_nodes=critical,
     )
 
@@ -68,7 +69,7 @@ def _static_edges(
     prep: Prepared, engine: Engine, worker: np.ndarray, start_up: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = prep.n
-    length, preload = prep.length_s, prep.task_preload
+    length, preload = np.asarray(engine.length, np.float64), prep.task_preload
     fetch = np.where(preload, 0.0, prep.fetch_s)
     rin_dst = np.repeat(np.arange(n), np.diff(prep.rin_ptr))
     data = ~preload[rin_dst]

@@ -1,0 +1,103 @@
+"""Shared host CPUs: tasks that execute at once share `Platform.host_cpus` (processor sharing).
+
+A platform whose workers are processes on one machine (`local`) has more CPU quota on offer
+than cores: every worker gets its configuration's CPUs as a cgroup quota, but the quotas of the
+workers running at once can add up to more than the host has. The kernel then shares the cores
+among the runnable processes, each capped by its quota (CFS: equal weights, so a max-min fair
+share). This module models exactly that, for task execution only:
+
+* an executing task demands d = min(its worker's configuration CPUs, host_cpus);
+* when the demands of the executing tasks add up to at most host_cpus, each runs at full speed;
+* otherwise the host's CPUs are water-filled: in increasing order of demand, a task gets its
+  demand if that is at most an equal share of what is left, else every remaining task gets the
+  equal share. A task that gets s CPUs of its demand d progresses at rate s / d: its
+  `duration_s` (the time it takes alone at its configuration) is work done at rate 1.
+
+Tasks of one configuration have one demand, so they always progress at one rate: each
+configuration keeps a *virtual clock* (its progress since the start) and a heap of its tasks'
+virtual finish times (virtual clock at start + duration). The next completion is the earliest
+heap top over configurations, converted to real time by that configuration's rate. Rates change
+only when a task starts or completes. Cost per event: O(log n + c) for c configurations.
+
+Ties are explicit: among completions at the same real time, the lowest task index first (within
+a configuration, the heap's (virtual finish, task index) order).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+NOTHING = (math.inf, -1, -1)
+"""`next_completion` when no task executes: (time, task, configuration)."""
+
+
+class HostCpus:
+    """Processor sharing of `capacity` CPUs among executing tasks, grouped by configuration."""
+
+    def __init__(self, capacity: float, demand: list[float]) -> None:
+        self.capacity = capacity
+        self.demand = [min(d, capacity) for d in demand]  # per configuration
+        c = len(demand)
+        self.count = [0] * c
+        self.vclock = [0.0] * c
+        self.rate = [1.0] * c
+        self.heaps: list[list[tuple[float, int]]] = [[] for _ in range(c)]
+        self.now = 0.0
+        self.by_demand = sorted(range(c), key=lambda i: (self.demand[i], i))
+
+    def start(self, t: float, task: int, config: int, work_s: float) -> None:
+        """Task `task` of configuration `config` begins `work_s` seconds of work at `t`."""
+        self._advance(t)
+        heapq.heappush(self.heaps[config], (self.vclock[config] + work_s, task))
+        self.count[config] += 1
+        self._rates()
+
+    def next_completion(self) -> tuple[float, int, int]:
+        """(real time, task, configuration) of the next completion; NOTHING when idle."""
+        best = NOTHING
+        for c, heap in enumerate(self.heaps):
+            if not heap:
+                continue
+            vfinish, task = heap[0]
+            t = self.now + max(0.0, vfinish - self.vclock[c]) / self.rate[c]
+            if t < best[0] or (t == best[0] and task < best[1]):
+                best = (t, task, c)
+        return best
+
+    def complete(self, t: float, config: int) -> None:
+        """The task at the top of `config`'s heap completes at `t` (from `next_completion`)."""
+        self._advance(t)
+        heapq.heappop(self.heaps[config])
+        self.count[config] -= 1
+        self._rates()
+
+    def _advance(self, t: float) -> None:
+        dt = t - self.now
+        if dt > 0:
+            for c, n in enumerate(self.count):
+                if n:
+                    self.vclock[c] += self.rate[c] * dt
+            self.now = t
+
+    def _rates(self) -> None:
+        """Water-fill the capacity over the configurations' demands (module docstring)."""
+        count, demand, rate = self.count, self.demand, self.rate
+        total = sum(n * d for n, d in zip(count, demand, strict=True))
+        if total <= self.capacity:
+            for c in range(len(rate)):
+                rate[c] = 1.0
+            return
+        left, tasks = self.capacity, sum(count)
+        for c in self.by_demand:
+            n = count[c]
+            if not n:
+                continue
+            share = left / tasks
+            if demand[c] <= share:
+                rate[c] = 1.0
+                left -= n * demand[c]
+            else:
+                rate[c] = share / demand[c]
+                left -= n * share
+            tasks -= n
