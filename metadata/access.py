@@ -11,6 +11,11 @@ For each task the planner asks, MetadataAccess answers from the best source it h
 3. `prior`: the same formula with e = `DEFAULT_DURATION_S` (0.1 s) and output `DEFAULT_OUTPUT_BYTES`
    (1 KiB), for a function nobody has measured or described.
 
+Durations are learned from `TaskRecord.isolated_s`: the recorded time less what other
+processes on the same host took from it (measured per attempt, `runtime.cpuclock`), so a run
+with many workers crowding a small machine does not teach the predictor that the function is
+slow; contention is the simulator's business, not the function's.
+
 Every prediction carries its source per task, so `compile` can say how much of a plan rests on
 measurements. Spread is log-space (a log-normal around the point estimate, so
 `quantile(0.5) == mean_s`): from residuals for history (plus `EXTRAPOLATION_SIGMA` at unobserved
@@ -156,7 +161,7 @@ class MetadataAccess:
             self._records[key] = recs
             ok = [r for r in recs if r.usable]
             self._durations[key] = fit_duration(
-                [r.input_bytes for r in ok], [r.cpus for r in ok], [r.exec_s for r in ok]
+                [r.input_bytes for r in ok], [r.cpus for r in ok], [r.isolated_s for r in ok]
             ) if ok else None
             self._outputs[key] = fit_output(
                 [r.input_bytes for r in ok], [r.output_bytes for r in ok]) if ok else None

@@ -73,6 +73,8 @@ class TaskRecord(_RecordBase):
 
     `exec_s` is the function's own run time; `fetch_s`/`upload_s` move inputs/outputs through the
     store, `update_s` updates downstream dependency state, `invoke_s` starts other workers.
+    `cpu_s` and `contention_s` (optional: older records lack them) say how much of `exec_s` was
+    lost to other processes on the same host (`runtime.cpuclock`).
     """
 
     KIND: ClassVar[str] = "task"
@@ -95,6 +97,20 @@ class TaskRecord(_RecordBase):
     ok: bool
     peak_memory_mb: float | None = None
     error: str | None = None
+    cpu_s: float | None = None
+    """CPU time of the worker process during the attempt (None: not measured)."""
+    contention_s: float | None = None
+    """Part of `exec_s` the task waited for a core held by another process (host contention,
+    not its own CPU quota); None: not measured."""
+
+    @property
+    def isolated_s(self) -> float:
+        """`exec_s` as it would have been with the host to itself: less the contention, but
+        never below what the CPU time needs at this configuration's CPU share."""
+        if not self.contention_s:
+            return self.exec_s
+        floor = self.cpu_s / self.cpus if self.cpu_s is not None and self.cpus > 0 else 0.0
+        return max(self.exec_s - self.contention_s, floor)
 
     @property
     def usable(self) -> bool:

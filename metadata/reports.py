@@ -105,7 +105,7 @@ def _function_accuracy(key: str, records: list[TaskRecord]) -> FunctionAccuracy:
     runs = np.array([r.run_id for r in ok])
     x = np.array([r.input_bytes for r in ok], dtype=float)
     c = np.array([r.cpus for r in ok], dtype=float)
-    t = np.array([r.exec_s for r in ok], dtype=float)
+    t = np.array([r.isolated_s for r in ok], dtype=float)
     o = np.array([r.output_bytes for r in ok], dtype=float)
     dur_err: list[float] = []
     out_err: list[float] = []
@@ -137,5 +137,6 @@ def _summary(key: str, records: list[TaskRecord]) -> FunctionSummary:
         function_key=key, function_name=records[0].function_name if records else key,
         records=len(records), failed=len(records) - len(ok), runs=len({r.run_id for r in ok}),
         configurations=dict(sorted(configs.items())),
-        duration=fit_duration(x, [r.cpus for r in ok], [r.exec_s for r in ok]) if ok else None,
+        duration=fit_duration(x, [r.cpus for r in ok], [r.isolated_s for r in ok])
+        if ok else None,
         output=fit_output(x, [r.output_bytes for r in ok]) if ok else None)

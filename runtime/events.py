@@ -47,6 +47,10 @@ class TaskFinished:
     error: str | None = None
     settles: bool = True
     """A TaskSettled event follows once the task's batch has reached Redis."""
+    cpu_s: float | None = None
+    contention_s: float = 0.0
+    """CPU time of the attempt, and the part of its wall time other processes had the core
+    (`runtime.cpuclock`)."""
 
 
 @dataclass(frozen=True, slots=True)

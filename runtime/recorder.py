@@ -70,4 +70,5 @@ def _task_record(e: TaskFinished, upload_s: float, update_s: float,
         function_name=e.function_name, worker_id=e.worker_id, memory_mb=e.memory_mb,
         cpus=e.cpus, attempt=e.attempt, started_at=e.started_at, input_bytes=e.input_bytes,
         fetch_s=e.fetch_s, exec_s=e.exec_s, output_bytes=e.output_bytes, upload_s=upload_s,
-        update_s=update_s, invoke_s=invoke_s, ok=e.ok, error=e.error)
+        update_s=update_s, invoke_s=invoke_s, ok=e.ok, error=e.error, cpu_s=e.cpu_s,
+        contention_s=e.contention_s)

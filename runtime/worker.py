@@ -44,6 +44,7 @@ from metadata.writer import MetricsWriter
 from planner.graph import TaskCode
 from runtime.codec import dumps_value, estimate_size, loads_value
 from runtime.context import Download, PlanLoadError, WorkerContext
+from runtime.cpuclock import CpuClock
 from runtime.dataplane import BatchSent, Completion, Uploader
 from runtime.events import Event, Listener, TaskFinished, TaskSettled, TaskStarted, WorkerFinished
 from runtime.ids import DAG_ID_PATTERN
@@ -119,6 +120,8 @@ class Worker:
         self._listeners = list(listeners)
         self._cold = cold
         self._cancelled = cancelled
+        self._clock: CpuClock
+        """Opened by `run` on the thread that runs the tasks."""
         self._values: dict[str, Any] = {}
         self._sizes: dict[str, int] = {}
         """Serialized size of each value in `_values` (inputs are measured one way, local or
@@ -154,9 +157,11 @@ class Worker:
                                                  settings.metrics_upload))
         self._listeners.append(recorder)
         outcome = "failed"
+        self._clock = CpuClock()
         try:
             outcome = self._run(download)
         finally:
+            self._clock.close()
             prog = download.program
             self._emit(WorkerFinished(
                 self.spec.dag_id, prog.worker_id, prog.memory_mb, prog.cpus,
@@ -221,13 +226,16 @@ class Worker:
             self._emit(TaskStarted(self.spec.dag_id, step.task_id, self.spec.worker_id,
                                    step.function, started_at, attempt, policy.attempts, deadline,
                                    step.function_key, input_bytes))
+            before = self._clock.read()
             t1 = time.perf_counter()
             try:
                 value = code.call(self._values)
                 break
             except Exception as err:
                 exec_s = time.perf_counter() - t1
-                self._finished(step, attempt, started_at, fetch_s, exec_s, input_bytes, 0, err)
+                usage = self._clock.between(before, self._clock.read())
+                self._finished(step, attempt, started_at, fetch_s, exec_s, usage, input_bytes, 0,
+                               err)
                 if not policy.should_retry(err, attempt):
                     self._report(step, err, uploader.ttl_s, uploader, attempt)
                     return False
@@ -236,6 +244,7 @@ class Worker:
                 self._sleep(policy.delay_s(self.spec.dag_id, step.task_id, attempt), uploader)
                 fetch_s = 0.0
         exec_s = time.perf_counter() - t1
+        usage = self._clock.between(before, self._clock.read())
         payload = dumps_value(value) if step.remote_children or step.is_sink else None
         out_bytes = len(payload) if payload is not None else estimate_size(value)
         if step.local_uses:
@@ -246,7 +255,8 @@ class Worker:
         uploader.put(Completion(step, payload, started_at, time.time(), last, attempt),
                      urgent=bool(step.remote_children) or step.is_sink or last)
         self.tasks_run += 1
-        self._finished(step, attempt, started_at, fetch_s, exec_s, input_bytes, out_bytes, None)
+        self._finished(step, attempt, started_at, fetch_s, exec_s, usage, input_bytes,
+                       out_bytes, None)
         return True
 
     def _sleep(self, seconds: float, uploader: Uploader) -> None:
@@ -381,8 +391,9 @@ class Worker:
                                    invoke if c.step.remote_children else 0.0))
 
     def _finished(self, step: TaskStep, attempt: int, started_at: float, fetch_s: float,
-                  exec_s: float, input_bytes: int, output_bytes: int,
-                  err: BaseException | None) -> None:
+                  exec_s: float, usage: tuple[float, float | None], input_bytes: int,
+                  output_bytes: int, err: BaseException | None) -> None:
+        """Emit TaskFinished; `usage` is (contention_s, cpu_s) from the worker's CpuClock."""
         memory_mb, cpus = step.memory_mb, step.cpus
         if self.spec.memory_mb > memory_mb:  # relaunched larger after an OOM kill
             memory_mb, cpus = self.spec.memory_mb, self.spec.cpus
@@ -390,7 +401,8 @@ class Worker:
             self.spec.dag_id, step.task_id, self.spec.worker_id, step.function,
             step.function_key, memory_mb, cpus, attempt, started_at, fetch_s, exec_s,
             input_bytes, output_bytes, err is None,
-            None if err is None else f"{type(err).__name__}: {err}"))
+            None if err is None else f"{type(err).__name__}: {err}",
+            cpu_s=usage[1], contention_s=usage[0]))
 
     def _report(self, step: TaskStep, err: BaseException, ttl_s: int,
                 uploader: Uploader, attempt: int = 1) -> None:

@@ -136,3 +136,13 @@ def test_records_with_impossible_values_do_not_train() -> None:
     pred = access.predict_durations(["wf.nan:1"], [0.0], CPUS)
     assert pred.source.tolist() == ["prior"]
     assert access.duration_model("wf.nan:1") is None
+
+
+def test_durations_are_learned_without_the_time_other_processes_took() -> None:
+    """Recorded in a crowded run (most of each attempt spent waiting for a core): the model
+    learns what the function takes, not what the crowd made it take."""
+    crowded = [task("wf.f:1", run_id=f"dag-{i}", task_id=f"f-{i}", cpus=1.0, exec_s=1.0,
+                    cpu_s=0.1, contention_s=0.9) for i in range(4)]
+    access = MetadataAccess.from_records(crowded, **PLATFORM)
+    predicted = access.predict_durations(["wf.f:1"], [1000], [1.0]).mean_s[0, 0]
+    assert predicted == pytest.approx(0.1, rel=0.01)

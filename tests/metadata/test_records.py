@@ -81,3 +81,17 @@ def test_any_task_record_round_trips(exec_s: float, input_bytes: int, error: str
 
 def test_worker_startup_is_request_to_start() -> None:
     assert worker(requested_at=10.0, started_at=10.25).startup_s == pytest.approx(0.25)
+
+
+def test_isolated_time_takes_out_host_contention_but_not_the_quota() -> None:
+    # half the wall time waiting for a core another process held: that half is not the task's
+    crowded = task(exec_s=1.0, cpu_s=0.5, contention_s=0.5, cpus=1.0)
+    assert crowded.isolated_s == 0.5
+    # a 0.5-CPU task cannot run faster than its quota allows, whatever the contention says
+    quota = task(exec_s=1.0, cpu_s=0.4, contention_s=0.9, cpus=0.5)
+    assert quota.isolated_s == 0.8
+    # not measured (older records, other systems): the wall time as it is
+    assert task(exec_s=1.0).isolated_s == 1.0
+    old = task(exec_s=1.0, cpu_s=0.5, contention_s=0.5).to_dict()
+    del old["cpu_s"], old["contention_s"]
+    assert TaskRecord.from_dict(old).isolated_s == 1.0
