@@ -148,9 +148,8 @@ def _replanned(plan: Plan, upsized: Mapping[str, int]) -> PlanSummary:
     from planner.compiler import load as load_platform
     from planner.whatif import what_if
 
-    source = str(plan.options.get("platform") or plan.platform)
     changes = [(plan.worker(w).tasks[0], mb) for w, mb in sorted(upsized.items())]
-    s = what_if(plan, load_platform(source), set_memory=changes).scenario
+    s = what_if(plan, load_platform(plan.platform_source), set_memory=changes).scenario
     return PlanSummary(s.makespan_s, s.cost_usd, s.gb_s, s.workers, s.cold_starts,
                        s.critical_path)
 
@@ -174,9 +173,8 @@ def simulate(target: Target, params: Mapping[str, Any] | None = None, *,
     compile_platform = str(options.get("platform") or DEFAULT_PLATFORM)
     with learned_predictions(access, redis, namespace, platform or compile_platform) as history:
         plan = as_plan(target, params, access=history, **options)
-        # the plan's own platform: as given to compile (a name or a TOML path), else its name
-        source = platform or str(plan.options.get("platform") or plan.platform)
-        return what_if(plan, load_platform(source), all_memory_mb=all_memory_mb,
+        return what_if(plan, load_platform(platform or plan.platform_source),
+                       all_memory_mb=all_memory_mb,
                        set_memory=[parse_set(item) for item in set_memory], samples=samples,
                        seed=seed, gantt=None if gantt is None else str(gantt), access=history)
 

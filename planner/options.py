@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from planner.errors import UsageError
@@ -55,6 +56,9 @@ class CompileOptions:
             raise UsageError(f"--quantile must be in (0, 1), got {self.quantile}")
         if self.memory_mb is not None and self.memory_mb <= 0:
             raise UsageError(f"--memory-mb must be > 0, got {self.memory_mb}")
+        if Path(self.platform).suffix == ".toml" and Path(self.platform).is_file():
+            # a plan keeps its options: name the file so that it is found from any directory
+            object.__setattr__(self, "platform", str(Path(self.platform).resolve()))
 
     def as_dict(self) -> Mapping[str, Any]:
         return asdict(self)

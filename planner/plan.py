@@ -118,6 +118,12 @@ class Plan:
     def workflow(self) -> str:
         return self.graph.workflow
 
+    @property
+    def platform_source(self) -> str:
+        """What loads this plan's platform again: the built-in name, or the TOML file (its
+        absolute path) the plan was compiled with; `platform` is only the platform's name."""
+        return str(self.options.get("platform") or self.platform)
+
     def worker(self, worker_id: str) -> WorkerPlan:
         for w in self.workers:
             if w.worker_id == worker_id:

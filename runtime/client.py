@@ -78,7 +78,7 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
     with _redis_for_run(redis_url) as url:
         owned = isinstance(launcher, str)
         launch = make_launcher(launcher, url, namespace,
-                               keep_warm_s=keep_warm_of(plan.platform)) \
+                               keep_warm_s=keep_warm_of(plan.platform_source)) \
             if isinstance(launcher, str) else launcher
         try:
             now = time.time()
@@ -86,7 +86,7 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
                 namespace, dag_id, plan.workflow, plan.graph.sink, len(plan.graph.nodes),
                 int(timeout_s) + RUN_KEY_TTL_MARGIN_S, now + timeout_s, launch.name,
                 str(UploadStrategy.parse(metrics_upload)), now, retries,
-                platform_sizes(plan.platform))
+                platform_sizes(plan.platform_source))
             program = build_program(plan, settings)
             session = RunSession(plan, program, url, launch, progress)
             return session.execute(timeout_s)

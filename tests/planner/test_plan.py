@@ -121,3 +121,19 @@ def test_a_zip_that_is_not_a_plan(tmp_path: Path):
 def test_missing_file(tmp_path: Path):
     with pytest.raises(PlanFileError, match="no such plan file"):
         load_plan(tmp_path / "nope.plan")
+
+
+def test_a_plan_compiled_for_a_platform_file_finds_it_from_any_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from planner.options import CompileOptions
+    from runtime.client import keep_warm_of
+
+    (tmp_path / "mine.toml").write_text('extends = "local"\nname = "mine"\nkeep_warm_s = 7\n')
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_wf.py").write_text(MODULE)
+    plan = compile_graph(load_graph(str(tmp_path / "my_wf.py"), {"n": "3"}),
+                         CompileOptions(platform="mine.toml"))
+    monkeypatch.chdir("/")
+    assert plan.platform == "mine"
+    assert plan.platform_source == str(tmp_path / "mine.toml")
+    assert keep_warm_of(plan.platform_source) == 7.0
