@@ -187,6 +187,7 @@ def print_table(rows: list[Row]) -> None:
 
 
 def main() -> None:
+    global PLATFORM  # the platform every step uses (set once, from --platform)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--platform", default=PLATFORM,
                         help="platform name or TOML file, e.g. one that extends local with "
@@ -200,7 +201,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks/results/simulator_accuracy.json")
     args = parser.parse_args()
-    global PLATFORM
     PLATFORM = args.platform
     only = {w for w in args.only.split(",") if w}
     rows: list[Row] = []
