@@ -27,3 +27,11 @@ def test_ruff_is_clean() -> None:
 def test_mypy_is_clean() -> None:
     res = _run("mypy", *PACKAGES)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "benchmarks").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_benchmark_scripts_compile(script: Path) -> None:
+    """Benchmarks run outside the suite; at least they must be valid Python (ruff does not
+    report every compile-time error, e.g. a name used before its `global` statement)."""
+    compile(script.read_text(), str(script), "exec")
