@@ -168,8 +168,8 @@ def figure_sources(url: str) -> dict[str, str]:
         access.load([])
         figures: dict[str, Any] = dict(access.figure_sources())
         best = platform.configs[platform.best_config_index].memory_mb
-        figures["cold_ready_s"] = round(access.ready_time(best, True), 4)
-        figures["warm_ready_s"] = round(access.ready_time(best, False), 4)
+        figures["cold_start_s"] = round(access.startup_time(best, True), 4)
+        figures["warm_start_s"] = round(access.startup_time(best, False), 4)
         return figures
 
 

@@ -82,7 +82,8 @@ A run, step by step:
    claimed (the claim writes it, generation 1), not only once it runs: a claimer that dies
    between its claim and its start request (killed right after its BATCH, a pool that dies
    holding the request) would otherwise leave a worker claimed once and for all, never started,
-   and the run waiting for nothing anyone could see. RELAUNCH is a compare-and-set on the
+   and the run waiting for nothing anyone could see; the claimer's relaunched generation asks
+   for such a worker again at once (`runtime.scripts`). RELAUNCH is a compare-and-set on the
    generation, so each death is relaunched once; relaunches are bounded. A relaunched worker
    reruns its program from the start - safe because every update is idempotent - and finds its
    inputs in the producers' output hashes, since its `notify` list may have been drained by the

@@ -5,7 +5,9 @@ workers ran took longer than its configuration alone explains, and a predictor t
 wall time would expect the crowd on every future run (matmul's `multiply`: 0.05 s alone, 0.6 s
 recorded with 27 running at once on 2 cores). So each attempt also records
 
-- `cpu_s`: CPU time of the worker process during the task (`time.process_time`);
+- `cpu_s`: time the task's thread spent on a CPU (`/proc/thread-self/schedstat`, field 1; the
+  process's CPU time where that file is missing) - the thread's own, not the data-plane
+  thread's, which may be uploading earlier outputs meanwhile;
 - `contention_s`: time the task's thread was runnable but not running because another process
   had the core - the thread's run delay (`/proc/thread-self/schedstat`, field 2) minus the time
   its CPU quota throttled it (`throttled_time` of the worker's cgroup `cpu.stat`), since the
@@ -50,16 +52,17 @@ class CpuClock:
             if group not in (None, "/") and self._sched is not None else None
 
     def read(self) -> Reading:
-        delay = throttled = 0.0
+        cpu, delay, throttled = time.process_time(), 0.0, 0.0
         if self._sched is not None:
             with contextlib.suppress(OSError, ValueError, IndexError):
-                delay = int(os.pread(self._sched, 256, 0).split()[1]) / 1e9
+                fields = os.pread(self._sched, 256, 0).split()
+                cpu, delay = int(fields[0]) / 1e9, int(fields[1]) / 1e9
         if self._cpu_stat is not None:
             with contextlib.suppress(OSError, ValueError):
                 for line in os.pread(self._cpu_stat, 1024, 0).splitlines():
                     if line.startswith(b"throttled_time "):
                         throttled = int(line.split()[1]) / 1e9
-        return Reading(time.process_time(), delay, throttled)
+        return Reading(cpu, delay, throttled)
 
     @property
     def measures_contention(self) -> bool:

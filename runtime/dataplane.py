@@ -29,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -186,6 +188,9 @@ class Uploader:
         self.superseded = False
         """Set when a newer generation of this worker holds the lease (we were presumed dead)."""
         self._generation = generation
+        self._holder = f"{os.getpid()}-{secrets.token_hex(4)}"
+        """Names this process in the lease: of two processes started for one generation (a
+        start request sent twice), the first to write its lease keeps it."""
         self._ticker = io.submit(self._tick())
         self._lease = io.submit(self._hold_lease())
 
@@ -240,13 +245,14 @@ class Uploader:
         connection is retried at the next one, for REDIS_RETRY_S at most."""
         lost_since: float | None = None
         while True:
-            call = lease_call(self._keys, self._worker_id, self._generation, self.ttl_s)
+            call = lease_call(self._keys, self._worker_id, self._generation, self.ttl_s,
+                              self._holder)
             try:
                 reply = int(await call_async(self._io.client, call))
                 lost_since = None
                 if reply == 0:
-                    log.error("worker %s: a newer generation holds the lease; stopping",
-                              self._worker_id)
+                    log.error("worker %s: another process (a newer generation, or a second "
+                              "start of this one) holds the lease; stopping", self._worker_id)
                     self.superseded = True
                 elif reply < 0:
                     self.gone = True
@@ -296,7 +302,7 @@ class Uploader:
         update = BatchUpdate(
             [(c.step.task_id, c.step.remote_children) for c in items if c.step.remote_children],
             len(items), running, json.dumps(rows, separators=(",", ":")) if rows else "")
-        call = batch_call(keys, update, ttl)
+        call = batch_call(keys, update, ttl, claimer=f"{self._worker_id} {self._generation}")
         pipe = self._io.client.pipeline(transaction=sink is not None)
         outputs = {c.step.task_id: c.payload for c in items
                    if c.payload is not None and not c.step.is_sink}

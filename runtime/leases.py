@@ -1,12 +1,16 @@
 """Worker leases and recovery: how a dead or stuck worker is noticed and relaunched, boundedly.
 
-**Lease.** Hash `leases` of the run: worker id -> `"<generation> <expires at, unix s>"`. Expiry
-times are the Redis server's clock (the scripts read TIME), and whoever checks them compares
-with that clock too: workers, pools and the client may run on machines whose clocks disagree. A
-worker holds one lease (not one per task: its tasks run one after another in one process, so
-the process's liveness is what matters), written by its data-plane thread when it starts and
-renewed every `LEASE_RENEW_S` (one LEASE script call per second per worker; nothing per task).
-The worker's last batch deletes it. The generation is the worker's `WorkerSpec.attempt`.
+**Lease.** Hash `leases` of the run: worker id -> `"<generation> <expires at, unix s>
+<holder>"`, the holder being `c` (claimed or relaunched, no process running it yet) or the token
+of the process that holds it: a process may take a `c` lease of its generation, renew its own,
+and is told it was superseded (LEASE returns 0) when a newer generation or another process of
+its own generation (a start asked for twice) holds it. Expiry times are the Redis server's clock
+(the scripts read TIME), and whoever checks them compares with that clock too: workers, pools
+and the client may run on machines whose clocks disagree. A worker holds one lease (not one per
+task: its tasks run one after another in one process, so the process's liveness is what
+matters), written by its data-plane thread when it starts and renewed every `LEASE_RENEW_S` (one
+LEASE script call per second per worker; nothing per task). The worker's last batch deletes it.
+The generation is the worker's `WorkerSpec.attempt`.
 
 A lease exists from the moment a worker is *claimed* (HSETNX on `started`, by the client for
 root workers, by BATCH for the others): the claim writes generation 1, expiring after
@@ -14,7 +18,8 @@ root workers, by BATCH for the others): the claim writes generation 1, expiring 
 after the claim is committed, and the claim is once per run; a claimer killed in between (its
 task SIGKILLed it right after the batch) or a pool that dies holding the request would leave a
 worker claimed, never started and never claimed again - a hang no lease could reveal. With the
-claim lease it is relaunched like a worker that stopped renewing.
+claim lease it is relaunched like a worker that stopped renewing - or sooner, by the claimer's
+own relaunched generation (`runtime.scripts`).
 
 **Who notices an expired lease, and why two parties.**
 
@@ -69,10 +74,16 @@ MAX_GENERATIONS = 8
 LEASE_LUA = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur and tonumber(string.match(cur, '^(%d+)')) > tonumber(ARGV[2]) then return 0 end
+if cur then
+  local gen, holder = string.match(cur, '^(%d+) %S+ ?(%S*)$')
+  if tonumber(gen) > tonumber(ARGV[2]) then return 0 end
+  if tonumber(gen) == tonumber(ARGV[2]) and holder ~= 'c' and holder ~= ''
+      and holder ~= ARGV[5] then return 0 end
+end
 local t = redis.call('TIME')
 local expires = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. string.format('%.6f', expires))
+redis.call('HSET', KEYS[1], ARGV[1],
+           ARGV[2] .. ' ' .. string.format('%.6f', expires) .. ' ' .. ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
@@ -83,7 +94,7 @@ local cur = redis.call('HGET', KEYS[2], ARGV[1])
 if cur and tonumber(string.match(cur, '^(%d+)')) ~= tonumber(ARGV[2]) then return 0 end
 local t = redis.call('TIME')
 local expires = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[4])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3] .. ' ' .. string.format('%.6f', expires))
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3] .. ' ' .. string.format('%.6f', expires) .. ' c')
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('RPUSH', KEYS[3], ARGV[5])
 redis.call('EXPIRE', KEYS[3], ARGV[6])
@@ -94,16 +105,19 @@ LEASE = Script(LEASE_LUA)
 RELAUNCH = Script(RELAUNCH_LUA)
 
 
-def lease_call(keys: RunKeys, worker_id: str, generation: int, ttl_s: int) -> ScriptCall:
-    """Write or renew a lease; the reply is 1 (held), 0 (superseded) or -1 (run gone)."""
+def lease_call(keys: RunKeys, worker_id: str, generation: int, ttl_s: int,
+               holder: str) -> ScriptCall:
+    """Write or renew a lease for process `holder` (a token unique to it); the reply is 1
+    (held), 0 (superseded: a newer generation, or another process of this one, holds it) or -1
+    (run gone)."""
     return ScriptCall(LEASE, [keys.leases(), keys.progress()],
-                      [worker_id, str(generation), repr(LEASE_TTL_S), str(ttl_s)])
+                      [worker_id, str(generation), repr(LEASE_TTL_S), str(ttl_s), holder])
 
 
 def parse_lease(raw: bytes | str) -> tuple[int, float]:
     """(generation, expires at by the Redis server's clock) of a lease value."""
     text = raw.decode() if isinstance(raw, bytes) else raw
-    gen, expires = text.split()
+    gen, expires = text.split()[:2]  # then the holder: `c` (claimed, not yet running) or a token
     return int(gen), float(expires)
 
 

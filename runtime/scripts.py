@@ -7,15 +7,22 @@ waits for several remote parents, a string written with SET NX when it waits for
 ignore a parent already recorded, so a re-run (retried) task never counts twice. The write that
 completes a child (the set reaches the child's number of remote parents, or the SET NX
 succeeds) makes it ready: its id is pushed to its worker's `notify` list, and the worker's start
-is claimed with HSETNX on `started` - exactly once per worker, whoever gets there first (the
-client claims root workers the same way). The script returns `{1, workers whose start it
-claimed...}`; the caller starts them. The claim also writes the claimed worker's first lease
-(generation 1, expiring `LEASE_START_GRACE_S` from now by the server's clock; the worker renews
-it once it runs): the
-start request leaves the caller only after the script, so a caller that dies in between (its
-process killed, its pool gone) would otherwise leave a worker claimed - never claimed again, the
-claim being once - yet never started, which nobody could see. With the lease, the client's
-lease check relaunches it like any worker that stopped renewing (`runtime.leases`).
+is claimed with HSETNX on `started` (value: the claimer, `"<worker id> <generation>"`) - once
+per worker, whoever gets there first (the client claims root workers the same way). The script
+returns `{1, workers whose start it claimed...}`; the caller starts them. The claim also writes
+the claimed worker's first lease, `"1 <expires> c"` (generation 1, expiring
+`LEASE_START_GRACE_S` from now by the server's clock, `c`: claimed, not yet running; the worker
+replaces it when it runs).
+
+The start request leaves the caller only after the script, so a caller killed in between would
+leave a worker claimed - never claimed again, the claim being once - yet never asked for. Two
+things cover that. A claimer is relaunched at once by the pool that reaped it; re-running its
+tasks, it finds their children already complete, and for each child's worker still holding the
+claim lease of an earlier generation of the same claimer, it claims the start again (its
+generation replaces the old one in `started`, so it asks once). And when the claimer's pool is
+gone too, the claim lease expires and the client relaunches the worker (`runtime.leases`). If a
+start is asked for twice after all (the dead claimer's request did leave), the first process to
+write its lease keeps it and the second stops (`LEASE`).
 
 When the run's `progress` key is gone (finished, cancelled or expired) it writes nothing and
 returns `{0}`, so a straggler never recreates the keys of a run that was cleaned up.
@@ -51,51 +58,68 @@ if ARGV[4] ~= '0' then redis.call('HINCRBY', KEYS[2], 'running', ARGV[4]) end
 if ARGV[5] ~= '' and redis.call('RPUSH', KEYS[3], ARGV[5]) == 1 then
   redis.call('EXPIRE', KEYS[3], ttl)
 end
-local ready = {}
+local ready, again = {}, {}
 if ARGV[6] ~= '' then
   for _, e in ipairs(cjson.decode(ARGV[6])) do
     local child, need, wi, parents = e[1], e[2], e[3], e[4]
     local deps = prefix .. child
-    local now_ready = false
+    local now_ready, was_ready = false, false
     if need == 1 then
       now_ready = redis.call('SET', deps, parents[1], 'NX', 'EX', ttl) ~= false
+      was_ready = not now_ready
     else
       local added = 0
       for i = 1, #parents, 1000 do
         added = added + redis.call('SADD', deps, unpack(parents, i, math.min(i + 999, #parents)))
       end
+      local n = redis.call('SCARD', deps)
       if added > 0 then
-        local n = redis.call('SCARD', deps)
         if n == added then redis.call('EXPIRE', deps, ttl) end
         now_ready = n == need
+      else
+        was_ready = n == need
       end
     end
     if now_ready then
       local list = ready[wi]
       if list == nil then list = {}; ready[wi] = list end
       list[#list + 1] = child
+    elseif was_ready then
+      again[wi] = true
     end
   end
 end
+local claimer = ARGV[8]
+local me = string.match(claimer, '^(%S+) ')
 local out, expires = {1}, nil
 for wi = 1, #KEYS - 4 do
-  local list = ready[wi]
+  local list, wid = ready[wi], ARGV[8 + wi]
+  local claim = false
   if list ~= nil then
     local key = KEYS[4 + wi]
     for i = 1, #list, 1000 do
       redis.call('RPUSH', key, unpack(list, i, math.min(i + 999, #list)))
     end
     redis.call('EXPIRE', key, ttl)
-    local wid = ARGV[7 + wi]
-    if redis.call('HSETNX', KEYS[1], wid, '1') == 1 then
-      if expires == nil then
-        local t = redis.call('TIME')
-        expires = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[7]))
-      end
-      redis.call('HSET', KEYS[4], wid, '1 ' .. expires)
-      redis.call('EXPIRE', KEYS[4], ttl)
-      out[#out + 1] = wid
+    claim = redis.call('HSETNX', KEYS[1], wid, claimer) == 1
+  end
+  if not claim and me ~= nil and (list ~= nil or again[wi]) then
+    local by = redis.call('HGET', KEYS[1], wid)
+    local lease = redis.call('HGET', KEYS[4], wid)
+    if by and by ~= claimer and string.match(by, '^(%S+) ') == me and lease
+        and string.match(lease, '^1 %S+ c$') then
+      redis.call('HSET', KEYS[1], wid, claimer)
+      claim = true
     end
+  end
+  if claim then
+    if expires == nil then
+      local t = redis.call('TIME')
+      expires = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[7]))
+    end
+    redis.call('HSET', KEYS[4], wid, '1 ' .. expires .. ' c')
+    redis.call('EXPIRE', KEYS[4], ttl)
+    out[#out + 1] = wid
   end
 end
 return out
@@ -151,8 +175,9 @@ class BatchUpdate:
     timings_json: str = ""
 
 
-def batch_call(keys: RunKeys, update: BatchUpdate, ttl_s: int) -> ScriptCall:
+def batch_call(keys: RunKeys, update: BatchUpdate, ttl_s: int, claimer: str = "") -> ScriptCall:
     """The BATCH call of one batch: per remote child, the parents of this batch that finished.
+    `claimer` is `"<worker id> <generation>"` of the worker sending it ("" for others).
 
     The children travel as one JSON argument (decoded by the script's cjson) and their `deps`
     keys are built in the script from the prefix `RunKeys.deps("")` gives: a fan-out of 1,000
@@ -169,7 +194,7 @@ def batch_call(keys: RunKeys, update: BatchUpdate, ttl_s: int) -> ScriptCall:
                  *(keys.notify(w) for w in worker_index)]
     args = [str(ttl_s), keys.deps(""), str(update.done), str(update.running),
             update.timings_json, json.dumps(entries, separators=(",", ":")) if entries else "",
-            repr(claim_grace_s()), *worker_index]
+            repr(claim_grace_s()), claimer, *worker_index]
     return ScriptCall(BATCH, call_keys, args)
 
 

@@ -161,7 +161,7 @@ class RunSession:
         pipe.expire(keys.started(), ttl)
         # a claim comes with the worker's first lease (as BATCH does for the workers it claims):
         # a start request lost on its way (the pool died holding it) is then relaunched
-        claim = f"1 {server_time(self.redis.time()) + claim_grace_s()!r}"  # Redis's clock
+        claim = f"1 {server_time(self.redis.time()) + claim_grace_s()!r} c"  # Redis's clock
         pipe.hset(keys.leases(), mapping=dict.fromkeys(prog.root_workers, claim))
         pipe.expire(keys.leases(), ttl)
         pipe.execute()

@@ -202,13 +202,45 @@ def test_leases_expire_by_the_redis_servers_clock(rclient: redis.Redis,
     update = BatchUpdate([("p", [RemoteChild("c", "wc", 1)])], 1)
     call_sync(rclient, batch_call(keys, update, 60))
     assert LEASE_START_GRACE_S - 5 < lease_left("wc") <= LEASE_START_GRACE_S
-    assert call_sync(rclient, lease_call(keys, "wc", 1, 60)) == 1
+    assert call_sync(rclient, lease_call(keys, "wc", 1, 60, "p1")) == 1
     assert LEASE_TTL_S - 5 < lease_left("wc") <= LEASE_TTL_S
     old = WorkerSpec(keys.namespace, keys.dag_id, "wc", 512, 0.29, real(), 1)
     new = relaunch_spec(old, Death("crash"))
     assert new is not None
     assert call_sync(rclient, relaunch_call(keys, old, new, Death("crash"), 60)) == 1
     assert LEASE_START_GRACE_S - 5 < lease_left("wc") <= LEASE_START_GRACE_S
+    rclient.delete(keys.progress(), keys.started(), keys.timings(), keys.leases(),
+                   keys.notify("wc"), keys.deps("c"), keys.recovered())
+
+
+def test_a_relaunched_claimer_starts_the_workers_its_dead_generation_claimed(
+        rclient: redis.Redis) -> None:
+    """A claimer killed between its BATCH and its start request leaves a worker claimed but
+    never asked for. Its relaunched generation, re-running the same tasks, asks again (instead
+    of the run waiting out the claim lease); nobody else does, nor the same generation twice.
+    Should both requests arrive, the first process to write its lease keeps it."""
+    keys = RunKeys(f"t{uuid.uuid4().hex[:8]}", new_dag_id("c"))
+    rclient.hset(keys.progress(), "total", 2)
+    update = BatchUpdate([("p", [RemoteChild("c", "wc", 1)])], 1)
+
+    def claims(claimer: str) -> list[str]:
+        return started_workers(call_sync(rclient, batch_call(keys, update, 60, claimer)))[1]
+
+    assert claims("w0 1") == ["wc"]
+    assert claims("w0 1") == []  # the same generation asks once
+    assert claims("w9 1") == []  # another worker never asks for it
+    assert claims("w0 2") == ["wc"]  # w0 died after its claim: generation 2 asks again
+    assert call_sync(rclient, lease_call(keys, "wc", 1, 60, "first")) == 1
+    assert call_sync(rclient, lease_call(keys, "wc", 1, 60, "second")) == 0  # a duplicate
+    assert call_sync(rclient, lease_call(keys, "wc", 1, 60, "first")) == 1
+    assert claims("w0 3") == []  # wc runs: nothing to ask for
+    old = WorkerSpec(keys.namespace, keys.dag_id, "wc", 512, 0.29, time.time(), 1)
+    new = relaunch_spec(old, Death("crash"))
+    assert new is not None
+    assert call_sync(rclient, relaunch_call(keys, old, new, Death("crash"), 60)) == 1
+    assert claims("w0 4") == []  # relaunched by the pool: not the claimer's to ask for
+    assert call_sync(rclient, lease_call(keys, "wc", 1, 60, "first")) == 0  # superseded
+    assert call_sync(rclient, lease_call(keys, "wc", 2, 60, "third")) == 1
     rclient.delete(keys.progress(), keys.started(), keys.timings(), keys.leases(),
                    keys.notify("wc"), keys.deps("c"), keys.recovered())
 
