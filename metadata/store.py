@@ -105,29 +105,36 @@ class MetricsStore:
     # -- writing --------------------------------------------------------------------------------
 
     def write(self, records: Iterable[Record]) -> int:
-        """Append any mix of records in one pipeline; returns how many were written."""
+        """Append any mix of records in one pipeline; returns how many were written. Task
+        records go first: once a worker's WorkerRecord (its last) is readable, so are they."""
         ns = self.namespace
-        pipe = self._client.pipeline(transaction=False)
         names: dict[str, str] = {}  # function key -> function name
+        tasks: dict[str, list[str]] = {}  # function key -> its records, in order
+        others: list[WorkerRecord | RunRecord] = []
         count = 0
         for rec in records:
             count += 1
             if isinstance(rec, TaskRecord):
-                pipe.rpush(keys.task_records_key(ns, rec.function_key), rec.to_json())
+                tasks.setdefault(rec.function_key, []).append(rec.to_json())
                 names[rec.function_key] = rec.function_name
-            elif isinstance(rec, WorkerRecord):
-                pipe.rpush(keys.worker_records_key(ns, rec.run_id), rec.to_json())
-                pipe.zadd(keys.worker_runs_key(ns), {rec.run_id: rec.requested_at}, nx=True)
-            elif isinstance(rec, RunRecord):
-                pipe.hset(keys.runs_key(ns), rec.run_id, rec.to_json())
+            elif isinstance(rec, WorkerRecord | RunRecord):
+                others.append(rec)
             else:
                 raise TypeError(f"not a metric record: {rec!r}")
         if not count:
             return 0
-        for fk in names:
+        pipe = self._client.pipeline(transaction=False)
+        for fk, lines in tasks.items():  # one variadic RPUSH per function, then its cap
+            pipe.rpush(keys.task_records_key(ns, fk), *lines)
             pipe.ltrim(keys.task_records_key(ns, fk), -self.max_records_per_function, -1)
         if names:
             pipe.hset(keys.functions_key(ns), mapping=cast(Any, names))  # redis-py's Mapping type
+        for rec in others:  # after the task records: a worker's record says all of its are in
+            if isinstance(rec, WorkerRecord):
+                pipe.rpush(keys.worker_records_key(ns, rec.run_id), rec.to_json())
+                pipe.zadd(keys.worker_runs_key(ns), {rec.run_id: rec.requested_at}, nx=True)
+            else:
+                pipe.hset(keys.runs_key(ns), rec.run_id, rec.to_json())
         with self._guard(f"writing {count} metric records"):
             pipe.execute()
         return count
