@@ -95,12 +95,14 @@ def sim_input(pred: Predictions, asg: Assignment) -> SimInput:
     from simulator import SimInput
 
     n = pred.n_tasks
-    duration = pred.duration_s[np.arange(n), asg.task_config()]
+    config = asg.task_config()
+    duration = pred.duration_s[np.arange(n), config]
     return SimInput(duration_s=duration, output_bytes=pred.output_bytes,
                     storage_bytes=pred.storage_bytes, edge_src=pred.edge_src,
                     edge_dst=pred.edge_dst, edge_bytes=pred.edge_bytes, worker=asg.worker,
                     worker_config=asg.config, worker_prewarm_at_s=asg.prewarm_at_s,
-                    worker_preload=asg.preload, delayed_io=asg.delayed_io, sink=n - 1)
+                    worker_preload=asg.preload, delayed_io=asg.delayed_io, sink=n - 1,
+                    cpu_demand=pred.cpu_demand[np.arange(n), config])
 
 
 def simulate_assignment(pred: Predictions, asg: Assignment, platform: Platform,

@@ -17,6 +17,12 @@ picks a set of such continuation edges; the chains they form are the workers.
 * `wukong`: WUKONG's rule. A task becomes ready on the worker of its last-finishing parent
   (earliest-finish estimate; ties: higher parent index); that worker continues with the first
   (lowest index) child it made ready and starts new workers for the others.
+* `lanes`: at most k workers for the whole run, for one machine whose k CPUs all workers
+  share (a platform with `host_cpus`). More workers than CPUs only take turns on them, each
+  paying its start-up; k lanes keep every CPU busy with one worker each. List scheduling: tasks
+  by decreasing upward rank (the `tail` of `static_times`, which puts parents first), each to
+  the lane where it would finish first, an edge between lanes paying its lag. Unlike the others
+  this is not a set of paths: a lane takes any tasks, and runs them in plan order.
 
 Workers are numbered densely in the order of their first task.
 """
@@ -84,6 +90,30 @@ def wukong(pred: Predictions, config: np.ndarray, lag: np.ndarray) -> np.ndarray
             releaser[d] = s
     edges = sorted((p, c) for c, p in releaser.items())  # lowest child first per parent
     return _chains(pred.n_tasks, edges)
+
+
+def lanes(pred: Predictions, config: np.ndarray, lag: np.ndarray, k: int) -> np.ndarray:
+    """At most `k` workers by list scheduling (module docstring)."""
+    n = pred.n_tasks
+    dur = pred.duration_s[np.arange(n), config].tolist()
+    _, tail = static_times(pred, config, lag)
+    parents: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+    for s, d, lg in zip(pred.edge_src.tolist(), pred.edge_dst.tolist(), lag.tolist(),
+                        strict=True):
+        parents[d].append((s, lg))
+    free = [0.0] * k
+    finish = [0.0] * n
+    lane = [0] * n
+    for i in sorted(range(n), key=lambda t: (-tail[t], t)):
+        best, best_end = 0, float("inf")
+        for j in range(k):
+            start = max([free[j], *(finish[p] + (lg if lane[p] != j else 0.0)
+                                    for p, lg in parents[i])])
+            if start + dur[i] < best_end:
+                best, best_end = j, start + dur[i]
+        lane[i], finish[i] = best, best_end
+        free[best] = best_end
+    return dense_workers(np.asarray(lane, np.int64))
 
 
 def wait_free(pred: Predictions, worker: np.ndarray) -> np.ndarray:

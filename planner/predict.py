@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +38,9 @@ FALLBACK_OUTPUT_BYTES = 1024.0
 
 FALLBACK_SPREAD = 0.3
 """Coefficient of variation assumed for durations when metadata is unavailable."""
+
+MIN_CPU_DEMAND = 0.01
+"""Floor of a task's CPU demand (a task of no measurable work still occupies its share)."""
 
 SOURCES = ("history", "history-other-config", "hint", "prior")
 """Prediction sources, best first (the same names metadata uses)."""
@@ -72,6 +76,22 @@ class Predictions:
     def feasible(self) -> np.ndarray:
         """bool[n, c]: the configuration has at least the memory the task needs."""
         return self.memory_mb[None, :] >= self.min_memory_mb[:, None]
+
+    @cached_property
+    def cpu_demand(self) -> np.ndarray:
+        """float[n, c]: CPUs each task keeps busy at each configuration (what it takes of a
+        shared host, `simulator.host`): its CPU work over its duration, at most the
+        configuration's CPUs. The work is duration x CPUs at the largest configuration of at
+        most one CPU, where a task is CPU-bound; so a task that runs no faster on 2 CPUs than
+        on 1 keeps one busy, and one that halves its time keeps two."""
+        cpus = self.cpus.astype(np.float64)
+        upto_one = cpus <= 1.0
+        ref = int(np.flatnonzero(upto_one)[-1]) if upto_one.any() else 0
+        work = self.duration_s[:, ref] * cpus[ref]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            demand = work[:, None] / self.duration_s
+        return np.asarray(np.clip(np.nan_to_num(demand, nan=1.0, posinf=1.0),
+                                  MIN_CPU_DEMAND, cpus[None, :]), np.float64)
 
     def source_counts(self) -> dict[str, int]:
         """How many tasks each source predicted (all sources listed)."""

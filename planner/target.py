@@ -15,11 +15,17 @@ fastest (then cheapest, then first) is kept:
   never waits for another worker, and no pre-warm. Workers are requested only when their
   inputs exist, so a plan of this kind cannot deadlock.
 
+On a platform whose workers share one machine's CPUs (`host_cpus`, e.g. `local`), every
+candidate is tried, and with them 1 to ceil(host_cpus) *lanes* (`placement.lanes`): with the
+host's sharing simulated, more workers than CPUs take turns and pay start-ups, and the
+simulation says which is faster.
+
 The kept candidate's makespan is the target that the strategy's plan must not exceed.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -68,7 +74,8 @@ def best_everywhere(stage: Stage) -> Target:
         tried.append(cand.name if found else f"{cand.name} (deadlocks)")
         if found and (best is None or _key(found) < _key(best)):
             best = Target(cand.name, *found, ())
-        if cand is candidates[0] and found and found[0].n_workers <= _limit(stage):
+        if cand is candidates[0] and found and found[0].n_workers <= _limit(stage) \
+                and stage.platform.host_cpus is None:
             break
     if best is None:
         raise PlanningError(f"every placement deadlocks under the concurrency limit of "
@@ -105,7 +112,17 @@ def _candidates(stage: Stage) -> list[Candidate]:
         if main.prewarm else []
     wait_free = [Candidate("wait-free " + c.name, placement.wait_free(pred, c.worker), False)
                  for c in placements]
-    return [main, *no_prewarm, *placements[1:], *wait_free]
+    return [main, *no_prewarm, *placements[1:], *wait_free, *_host_lanes(stage, best, lag)]
+
+
+def _host_lanes(stage: Stage, best: np.ndarray, lag: np.ndarray) -> list[Candidate]:
+    """On a platform whose workers share one host's CPUs: 1..ceil(host CPUs) lanes."""
+    host = stage.platform.host_cpus
+    if host is None or stage.options.strategy == "wukong" or not stage.options.clustering:
+        return []
+    return [Candidate(f"{k} lane{'s' if k > 1 else ''} (host CPUs)",
+                      placement.lanes(stage.pred, best, lag, k), False)
+            for k in range(1, math.ceil(host) + 1)]
 
 
 def _evaluate(stage: Stage, cand: Candidate) -> tuple[Assignment, SimResult] | None:

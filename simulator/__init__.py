@@ -51,16 +51,17 @@ BW = storage bandwidth.
     that two tasks of one worker both read. Uploads do not share the download link.
   * makespan = done of the sink (every task is an ancestor of the sink, so this is the last event).
 
-Shared host CPUs (only when `Platform.host_cpus` is set; absent on the built-ins, so `lambda` and
-`local` are unaffected). Every worker runs on one machine of host_cpus CPUs. `duration_s` is a
-task's time alone on that machine at its worker's configuration; tasks *executing* at once (from
-start to finish; start-up, fetches, uploads and waiting use no host CPU) share the CPUs: a task
-demands min(configuration CPUs, host_cpus), and when demands add up to more than host_cpus the
-CPUs are water-filled (max-min fair, each capped by its demand, as CFS shares cores among
-cgroups with quotas); a task given s CPUs of demand d progresses at rate s/d. finish is when its
-duration_s of work is done; the timeline uses that stretched duration as the task's length, so
-critical path and slack hold the sharing fixed. `simulator.host` implements it (one virtual clock
-per configuration). A task completion comes before any other event at the same time.
+Shared host CPUs (only when `Platform.host_cpus` is set, as on `local`; absent on `lambda`). Every
+worker runs on one machine of host_cpus CPUs. `duration_s` is a task's time alone on that machine
+at its worker's configuration; tasks *executing* at once (from start to finish; start-up, fetches,
+uploads and waiting use no host CPU) share the CPUs: a task demands min(its `cpu_demand`,
+host_cpus) - the CPUs it keeps busy, by default its configuration's - and when demands add up to
+more than host_cpus the CPUs are water-filled (max-min fair, each capped by its demand, as CFS
+shares cores among cgroups with quotas); a task given s CPUs of demand d progresses at rate s/d.
+finish is when its duration_s of work is done; the timeline uses that stretched duration as the
+task's length, so critical path and slack hold the sharing fixed. `simulator.host` implements it
+(one virtual clock per demand class).
+A task completion comes before any other event at the same time.
 
 Event ordering. The engine advances each worker's task sequence as far as known inputs allow
 (those times depend only on values already final) and uses one heap for the events that interact

@@ -70,10 +70,11 @@ class Engine:
         keep_warm_s: float,
         worker_config: list[int],
         record_events: bool,
-        host: HostCpus | None = None,
+        host: tuple[HostCpus, list[int]] | None = None,
     ) -> None:
         self._load_constants(prep, duration_s, worker_config)
-        self.host = host
+        self.host: HostCpus | None = host[0] if host is not None else None
+        self.host_class: list[int] = host[1] if host is not None else []
         self.phase = [WAITING] * prep.n
         self.limit = concurrency_limit
         self.keep_warm = keep_warm_s
@@ -187,7 +188,7 @@ class Engine:
                 elif prio == PRIO_LINK:
                     self._on_link(t, a, b)
                 else:
-                    host.start(t, a, self.config[self.worker_of[a]], self.duration[a])
+                    host.start(t, a, self.host_class[a], self.duration[a])
             elif u >= 0:
                 host.complete(t_done, config)
                 self._completed(u, t_done)

@@ -6,21 +6,24 @@ workers running at once can add up to more than the host has. The kernel then sh
 among the runnable processes, each capped by its quota (CFS: equal weights, so a max-min fair
 share). This module models exactly that, for task execution only:
 
-* an executing task demands d = min(its worker's configuration CPUs, host_cpus);
+* an executing task demands d = min(its CPU demand, host_cpus): the CPUs it keeps busy, given
+  per task (`SimInput.cpu_demand`: a single-threaded task on a 2-CPU worker keeps one busy),
+  else its worker's configuration CPUs;
 * when the demands of the executing tasks add up to at most host_cpus, each runs at full speed;
 * otherwise the host's CPUs are water-filled: in increasing order of demand, a task gets its
   demand if that is at most an equal share of what is left, else every remaining task gets the
   equal share. A task that gets s CPUs of its demand d progresses at rate s / d: its
   `duration_s` (the time it takes alone at its configuration) is work done at rate 1.
 
-Tasks of one configuration have one demand, so they always progress at one rate: each
-configuration keeps a *virtual clock* (its progress since the start) and a heap of its tasks'
-virtual finish times (virtual clock at start + duration). The next completion is the earliest
-heap top over configurations, converted to real time by that configuration's rate. Rates change
-only when a task starts or completes. Cost per event: O(log n + c) for c configurations.
+Tasks of one demand always progress at one rate, so tasks are grouped into demand *classes* (the
+engine numbers the distinct demands); each class keeps a *virtual clock* (its progress since the
+start) and a heap of its tasks' virtual finish times (virtual clock at start + duration). The
+next completion is the earliest heap top over classes, converted to real time by that class's
+rate. Rates change only when a task starts or completes. Cost per event: O(log n + c) for c
+classes.
 
 Ties are explicit: among completions at the same real time, the lowest task index first (within
-a configuration, the heap's (virtual finish, task index) order).
+a class, the heap's (virtual finish, task index) order).
 """
 
 from __future__ import annotations
@@ -29,15 +32,16 @@ import heapq
 import math
 
 NOTHING = (math.inf, -1, -1)
-"""`next_completion` when no task executes: (time, task, configuration)."""
+"""`next_completion` when no task executes: (time, task, class)."""
 
 
 class HostCpus:
-    """Processor sharing of `capacity` CPUs among executing tasks, grouped by configuration."""
+    """Processor sharing of `capacity` CPUs among executing tasks, grouped by demand class
+    (`demand[c]`: the CPUs each task of class c keeps busy)."""
 
     def __init__(self, capacity: float, demand: list[float]) -> None:
         self.capacity = capacity
-        self.demand = [min(d, capacity) for d in demand]  # per configuration
+        self.demand = [min(d, capacity) for d in demand]  # per class
         c = len(demand)
         self.count = [0] * c
         self.vclock = [0.0] * c
@@ -47,7 +51,7 @@ class HostCpus:
         self.by_demand = sorted(range(c), key=lambda i: (self.demand[i], i))
 
     def start(self, t: float, task: int, config: int, work_s: float) -> None:
-        """Task `task` of configuration `config` begins `work_s` seconds of work at `t`."""
+        """Task `task` of demand class `config` begins `work_s` seconds of work at `t`."""
         self._advance(t)
         heapq.heappush(self.heaps[config], (self.vclock[config] + work_s, task))
         self.count[config] += 1

@@ -55,8 +55,16 @@ class SimInput:
     worker_preload: np.ndarray  # bool[w] fetch remote inputs as soon as they exist
     delayed_io: np.ndarray  # bool[n] skip the upload when every consumer is local
     sink: int
+    cpu_demand: np.ndarray | None = None
+    """float[n]: CPUs a task keeps busy while it executes, for platforms whose workers share a
+    host (`simulator.host`); None: each task uses its worker's configuration CPUs."""
 
     def __post_init__(self) -> None:
+        if self.cpu_demand is not None:
+            demand = np.asarray(self.cpu_demand, dtype=np.float64)
+            if demand.shape != np.shape(self.duration_s) or not np.all(demand > 0):
+                raise SimulatorError("SimInput.cpu_demand must hold one CPU count > 0 per task")
+            object.__setattr__(self, "cpu_demand", demand)
         for f in fields(self):
             if f.name in _DTYPES:
                 value = getattr(self, f.name)

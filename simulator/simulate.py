@@ -85,8 +85,7 @@ def run_engine(
         keep_warm_s=platform.keep_warm_s,
         worker_config=inp.worker_config.tolist(),
         record_events=record_events,
-        host=None if platform.host_cpus is None else HostCpus(
-            platform.host_cpus, [c.cpus for c in platform.configs]),
+        host=None if platform.host_cpus is None else _host(inp, platform, platform.host_cpus),
     )
     engine.run()
     return engine
@@ -103,3 +102,14 @@ def bill(
     gb_s = float(np.dot(prep.memory_gb, billed))
     cost = gb_s * platform.price_per_gb_s + prep.w * platform.price_per_invocation
     return billed, gb_s, cost if math.isfinite(cost) else math.inf
+
+
+def _host(inp: SimInput, platform: Platform, capacity: float) -> tuple[HostCpus, list[int]]:
+    """The host's CPU sharing and each task's demand class (tasks of equal demand share one)."""
+    if inp.cpu_demand is not None:
+        demand = inp.cpu_demand
+    else:
+        cpus = np.array([c.cpus for c in platform.configs], np.float64)
+        demand = cpus[inp.worker_config[inp.worker]]
+    classes, task_class = np.unique(np.round(demand, 6), return_inverse=True)
+    return HostCpus(capacity, classes.tolist()), task_class.tolist()

@@ -67,3 +67,21 @@ def test_wait_free_drops_continuations_into_fan_ins_only():
 def test_singletons():
     pred, _, _ = setup(diamond())
     assert placement.singletons(pred.n_tasks).tolist() == [0, 1, 2, 3]
+
+
+def test_lanes_list_schedule_onto_at_most_k_workers():
+    """Four independent 1 s tasks under a root, on 2 lanes: two each, the root with the first;
+    the sink goes to the lane where it can start first."""
+    specs = {"r": Spec(()), **{c: Spec(("r",)) for c in "abcd"}, "s": Spec(tuple("abcd"))}
+    pred, best, lag = setup(specs)
+    assert groups(pred, placement.lanes(pred, best, lag, 2)) == \
+        [["r", "a", "c"], ["b", "d", "s"]]
+    assert groups(pred, placement.lanes(pred, best, lag, 1)) == [list("rabcds")]
+
+
+def test_cpu_demand_is_cpu_work_over_duration():
+    """At two CPUs a single-threaded task keeps one busy, a fully parallel one two; at one CPU
+    every task keeps one."""
+    specs = {"one": Spec((), parallelism=1.0), "two": Spec(("one",), parallelism=2.0)}
+    pred = predict(dag("d", specs), PLATFORM)
+    assert pred.cpu_demand.tolist() == [[1.0, 1.0], [1.0, 2.0]]

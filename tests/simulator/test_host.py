@@ -198,3 +198,19 @@ def test_slack_holds_the_sharing_fixed() -> None:
     result = simulate(bag([1.0, 1.0, 0.5]), host(1.0))
     assert result.slack_s[0] == 0.0 or result.slack_s[1] == 0.0
     assert dataclasses.is_dataclass(result)
+
+
+def test_a_task_takes_of_the_host_only_the_cpus_it_keeps_busy() -> None:
+    """Two single-threaded tasks on two-CPU workers (config 1): by their configuration they
+    would demand 4 CPUs of 2; with their demand of one CPU each, both run at full speed."""
+    by_config = bag([1.0, 1.0], configs=[1, 1])
+    assert simulate(by_config, host(2.0)).makespan_s == 2.0
+    single = dataclasses.replace(by_config, cpu_demand=np.array([1.0, 1.0, 1.0]))
+    assert simulate(single, host(2.0)).makespan_s == 1.0
+
+
+def test_a_cpu_demand_per_task_is_checked() -> None:
+    with pytest.raises(Exception, match="cpu_demand"):
+        dataclasses.replace(bag([1.0]), cpu_demand=np.array([1.0]))
+    with pytest.raises(Exception, match="cpu_demand"):
+        dataclasses.replace(bag([1.0]), cpu_demand=np.array([1.0, 0.0]))
