@@ -61,6 +61,7 @@ def build_plan(stage: Stage, target: Target, final: Outcome, bound: float,
     summary, baseline = summarize(res, ids), summarize(base_res, ids)
     planning = {**timings, "target_makespan_s": float(base_res.makespan_s), "bound_s": bound,
                 "placement": target.name, "placements_tried": target.tried,
+                "placement_makespans_s": target.makespans,
                 "rounds": final.rounds, "simulations": final.simulations,
                 "unfinished_workers": final.remaining}
     return Plan(stage.graph, stage.options.strategy, stage.platform.name, tasks, workers,

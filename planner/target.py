@@ -26,7 +26,7 @@ The kept candidate's makespan is the target that the strategy's plan must not ex
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -62,6 +62,8 @@ class Target:
     assignment: Assignment
     result: SimResult
     tried: tuple[str, ...]
+    makespans: dict[str, float] = field(default_factory=dict)
+    """Simulated makespan of every candidate that did not deadlock, by name."""
 
 
 def best_everywhere(stage: Stage) -> Target:
@@ -69,9 +71,12 @@ def best_everywhere(stage: Stage) -> Target:
     candidates = _candidates(stage)
     best: Target | None = None
     tried = []
+    makespans: dict[str, float] = {}
     for cand in candidates:
         found = _evaluate(stage, cand)
         tried.append(cand.name if found else f"{cand.name} (deadlocks)")
+        if found:
+            makespans[cand.name] = float(found[1].makespan_s)
         if found and (best is None or _key(found) < _key(best)):
             best = Target(cand.name, *found, ())
         if cand is candidates[0] and found and found[0].n_workers <= _limit(stage) \
@@ -80,7 +85,7 @@ def best_everywhere(stage: Stage) -> Target:
     if best is None:
         raise PlanningError(f"every placement deadlocks under the concurrency limit of "
                             f"{_limit(stage)} workers of platform '{stage.platform.name}'")
-    return replace(best, tried=tuple(tried))
+    return replace(best, tried=tuple(tried), makespans=makespans)
 
 
 def _key(found: tuple[Assignment, SimResult] | Target) -> tuple[float, float]:

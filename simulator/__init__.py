@@ -51,16 +51,18 @@ BW = storage bandwidth.
     that two tasks of one worker both read. Uploads do not share the download link.
   * makespan = done of the sink (every task is an ancestor of the sink, so this is the last event).
 
-Shared host CPUs (only when `Platform.host_cpus` is set, as on `local`; absent on `lambda`). Every
-worker runs on one machine of host_cpus CPUs. `duration_s` is a task's time alone on that machine
-at its worker's configuration; tasks *executing* at once (from start to finish; start-up, fetches,
-uploads and waiting use no host CPU) share the CPUs: a task demands min(its `cpu_demand`,
-host_cpus) - the CPUs it keeps busy, by default its configuration's - and when demands add up to
-more than host_cpus the CPUs are water-filled (max-min fair, each capped by its demand, as CFS
-shares cores among cgroups with quotas); a task given s CPUs of demand d progresses at rate s/d.
-finish is when its duration_s of work is done; the timeline uses that stretched duration as the
-task's length, so critical path and slack hold the sharing fixed. `simulator.host` implements it
-(one virtual clock per demand class).
+Shared host CPUs (only when `Platform.host_cpus` is set; absent on the built-ins). Every worker
+runs on one machine of host_cpus CPUs, where moving data is CPU work too ((de)serialising and
+copying it through the store). A task's host work is its fetch (unless pre-loaded), its
+`duration_s` (its time alone on that machine at its worker's configuration) and its upload, one
+after another; tasks doing host work at once share the CPUs (start-up and waiting use none): a task
+demands min(its `cpu_demand`, host_cpus) - the CPUs it keeps busy, by default its configuration's -
+and when demands add up to more than host_cpus the CPUs are water-filled (max-min fair, each capped
+by its demand, as CFS shares cores among cgroups with quotas); a task given s CPUs of demand d
+progresses at rate s/d. Its host work begins when it is ready (pre-loaded: at its start) and each
+part takes its share of the stretched time, so start, finish and done are stretched alike; the
+timeline uses the stretched fetch and length, so critical path and slack hold the sharing fixed.
+`simulator.host` implements it (one virtual clock per demand class).
 A task completion comes before any other event at the same time.
 
 Event ordering. The engine advances each worker's task sequence as far as known inputs allow

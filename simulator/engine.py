@@ -75,6 +75,11 @@ class Engine:
         self._load_constants(prep, duration_s, worker_config)
         self.host: HostCpus | None = host[0] if host is not None else None
         self.host_class: list[int] = host[1] if host is not None else []
+        self.host_work = [0.0] * prep.n if host is not None else []
+        """Seconds of host CPU work of each task: its fetch (unless pre-loaded), execution and
+        upload; on one machine moving data is (de)serialising and copying it, CPU work too."""
+        self.fetch_eff = self.fetch if host is None else list(self.fetch)
+        """Each task's fetch time as it happened (stretched by host sharing)."""
         self.phase = [WAITING] * prep.n
         self.limit = concurrency_limit
         self.keep_warm = keep_warm_s
@@ -188,7 +193,7 @@ class Engine:
                 elif prio == PRIO_LINK:
                     self._on_link(t, a, b)
                 else:
-                    host.start(t, a, self.host_class[a], self.duration[a])
+                    host.start(t, a, self.host_class[a], self.host_work[a])
             elif u >= 0:
                 host.complete(t_done, config)
                 self._completed(u, t_done)
@@ -334,22 +339,33 @@ class Engine:
                 return
             ready = max(prev, self.avail_max[u])
             start = max(prev, self.download_max[u])
+            begin, self.host_work[u] = start, self.duration[u] + self.upload[u]
         else:
             if self.unavail[u]:
                 return
             ready = max(prev, self.avail_max[u])
-            start = ready + self.fetch[u]
+            start = ready  # until the fetch, shared like the rest, is known
+            begin = ready
+            self.host_work[u] = self.fetch[u] + self.duration[u] + self.upload[u]
         self.ready[u] = ready
         self.start[u] = start
         self.phase[u] = EXECUTING
-        heapq.heappush(self.heap, (start, PRIO_EXEC, u, 0))
+        heapq.heappush(self.heap, (begin, PRIO_EXEC, u, 0))
 
-    def _completed(self, u: int, finish: float) -> None:
-        """Task u (executing on shared CPUs) completes at `finish`; its worker goes on."""
+    def _completed(self, u: int, done: float) -> None:
+        """Task u's host work (fetch unless pre-loaded, execution, upload) is done at `done`:
+        each part took its share of the stretched time; its worker goes on."""
         k = self.worker_of[u]
-        done = finish + self.upload[u]
-        self.length[u] = done - self.start[u]  # the timeline's weight: duration as stretched
-        self._computed(u, self.ready[u], self.start[u], finish, done)
+        began = self.start[u]  # the ready time, unless pre-loaded (then the start)
+        work = self.host_work[u]
+        stretch = (done - began) / work if work > 0 else 1.0
+        if not self.worker_preload[k]:
+            self.fetch_eff[u] = self.fetch[u] * stretch
+        start = began + (self.fetch_eff[u] if not self.worker_preload[k] else 0.0)
+        finish = min(start + self.duration[u] * stretch, done)
+        self.start[u] = start
+        self.length[u] = done - start  # the timeline's weight: duration and upload as stretched
+        self._computed(u, self.ready[u], start, finish, done)
         self.cursor[k] += 1
         if self.cursor[k] == self.wptr[k + 1]:
             heapq.heappush(self.heap, (done, PRIO_STOP, k, 0))

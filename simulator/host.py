@@ -4,7 +4,8 @@ A platform whose workers are processes on one machine (`local`) has more CPU quo
 than cores: every worker gets its configuration's CPUs as a cgroup quota, but the quotas of the
 workers running at once can add up to more than the host has. The kernel then shares the cores
 among the runnable processes, each capped by its quota (CFS: equal weights, so a max-min fair
-share). This module models exactly that, for task execution only:
+share). This module models that for the host work of tasks (the engine gives each task's work:
+its fetch, execution and upload, since moving data on one machine is CPU work too):
 
 * an executing task demands d = min(its CPU demand, host_cpus): the CPUs it keeps busy, given
   per task (`SimInput.cpu_demand`: a single-threaded task on a 2-CPU worker keeps one busy),

@@ -77,9 +77,9 @@ def test_a_task_never_demands_more_than_the_host() -> None:
     assert simulate(bag([1.0], configs=[1]), host(1.0)).makespan_s == 1.0
 
 
-def test_start_up_and_transfers_do_not_use_host_cpus(toy: Platform) -> None:
-    """Only execution is shared: a task waiting for its worker's cold start or its inputs does
-    not slow the task that executes meanwhile."""
+def test_start_up_and_waiting_do_not_use_host_cpus(toy: Platform) -> None:
+    """A task waiting for its worker's cold start or for its inputs does not slow the task that
+    executes meanwhile."""
     plain = simulate(dags.fan_out(), toy)
     shared = simulate(dags.fan_out(), toy.with_overrides(host_cpus=2.0))
     assert shared.makespan_s == plain.makespan_s
@@ -214,3 +214,16 @@ def test_a_cpu_demand_per_task_is_checked() -> None:
         dataclasses.replace(bag([1.0]), cpu_demand=np.array([1.0]))
     with pytest.raises(Exception, match="cpu_demand"):
         dataclasses.replace(bag([1.0]), cpu_demand=np.array([1.0, 0.0]))
+
+
+def test_moving_data_uses_the_host_cpus_too() -> None:
+    """On one machine an upload or a fetch is (de)serialising and copying: CPU work. Two 1 s
+    tasks, each with a 1 s upload, on a 1-CPU host: 4 s of work, done at 4; the sink's 1 s
+    fetch then runs alone (done at 5). With the CPUs unshared: 2, then 3."""
+    inp = SimInput.build([1.0, 1.0, 0.0], [(0, 2), (1, 2)], worker=[0, 1, 0],
+                         output_bytes=[1.0, 1.0, 0.0])
+    assert simulate(inp, host(None).with_overrides(storage_bandwidth_bps=1.0)).makespan_s == 3.0
+    shared = simulate(inp, host(1.0).with_overrides(storage_bandwidth_bps=1.0))
+    assert list(shared.task_finish_s[:2]) == [2.0, 2.0]  # each part stretched alike: the
+    assert list(shared.task_done_s[:2]) == [4.0, 4.0]  # execution by 2, the upload by 4
+    assert shared.makespan_s == 5.0
