@@ -127,6 +127,14 @@ class DurationModel:
     samples: int
     observed_cpus: tuple[float, ...]
 
+    def describe(self) -> str:
+        """One line for people: the fitted form with its numbers."""
+        per_mb = self.per_byte_s * BYTES_SCALE
+        shape = (f"serial fraction {self.serial:.2f}, faster up to {self.cap:.3g} CPUs"
+                 if self.shape_learned else "one CPU count seen: shape from the @task hint")
+        return (f"{self.fixed_s:.4g} s + {per_mb:.4g} s/MB of input at {self.ref_cpus:.3g} "
+                f"CPUs; {shape}; spread {self.sigma:.0%} ({self.samples} samples)")
+
     def predict(self, input_bytes: ArrayLike, cpus: ArrayLike, serial: ArrayLike | None = None,
                 cap: ArrayLike | None = None) -> F64:
         """Seconds, broadcasting input_bytes against cpus. `serial`/`cap` give the shape when
@@ -146,6 +154,11 @@ class OutputModel:
     per_byte: float
     sigma: float
     samples: int
+
+    def describe(self) -> str:
+        """One line for people: the fitted form with its numbers."""
+        return (f"{self.fixed_bytes:,.0f} bytes + {self.per_byte:.4g} x input bytes; spread "
+                f"{self.sigma:.0%} ({self.samples} samples)")
 
     def predict(self, input_bytes: ArrayLike) -> F64:
         return np.asarray(self.fixed_bytes + self.per_byte * np.asarray(input_bytes, float))

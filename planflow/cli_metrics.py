@@ -82,9 +82,10 @@ def show_cmd(function: Annotated[str, typer.Argument(help="Function name or key.
         for s in summaries:
             console.print(f"[bold]{s.function_name}[/bold] {s.function_key}: {s.records} "
                           f"records ({s.failed} failed) from {s.runs} runs")
-            console.print(f"  records per CPU count: {dict(sorted(s.configurations.items()))}")
-            console.print(f"  duration model: {s.duration}")
-            console.print(f"  output model: {s.output}")
+            console.print("  records per CPU count: "
+                          f"{ {round(c, 3): k for c, k in sorted(s.configurations.items())} }")
+            console.print(f"  duration: {s.duration.describe() if s.duration else 'no model'}")
+            console.print(f"  output:   {s.output.describe() if s.output else 'no model'}")
 
     guard(body)
 

@@ -57,6 +57,15 @@ def test_list_show_accuracy_prune(store_args):
     assert _json(["metrics", "list", *store_args, "--json"])["functions"] == []
 
 
+def test_show_explains_the_fitted_models_in_words(store_args):
+    res = CliRunner().invoke(app, ["metrics", "show", "work", *store_args])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stdout.split())
+    assert "16 records (0 failed) from 4 runs" in text
+    assert "duration: " in text and "s/MB of input" in text and "samples)" in text
+    assert "output: " in text and "x input bytes" in text
+
+
 def test_export_csv(store_args):
     res = CliRunner().invoke(app, ["metrics", "export", "--csv", *store_args])
     assert res.exit_code == 0
