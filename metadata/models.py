@@ -132,8 +132,9 @@ class DurationModel:
         per_mb = self.per_byte_s * BYTES_SCALE
         shape = (f"serial fraction {self.serial:.2f}, faster up to {self.cap:.3g} CPUs"
                  if self.shape_learned else "one CPU count seen: shape from the @task hint")
-        return (f"{self.fixed_s:.4g} s + {per_mb:.4g} s/MB of input at {self.ref_cpus:.3g} "
-                f"CPUs; {shape}; spread {self.sigma:.0%} ({self.samples} samples)")
+        cpus = f"{self.ref_cpus:.3g} CPU{'' if self.ref_cpus == 1 else 's'}"
+        return (f"{self.fixed_s:.4g} s + {per_mb:.4g} s/MB of input at {cpus}; {shape}; "
+                f"spread {self.sigma:.0%} ({self.samples} samples)")
 
     def predict(self, input_bytes: ArrayLike, cpus: ArrayLike, serial: ArrayLike | None = None,
                 cap: ArrayLike | None = None) -> F64:
