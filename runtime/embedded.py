@@ -21,10 +21,10 @@ when a process dies, so a killed user never holds one):
 Joining takes the shared lock, then reuses the server if one answers on the socket, else starts
 one. Leaving drops the shared lock and tries to take it exclusively without waiting: only the
 last user gets it, and that user first asks every local pool server on this Redis to shut down
-(their workers' Redis is going away), then shuts the server down (SHUTDOWN: the append-only file
-is flushed) and waits until the process is gone. A server left behind by a killed last user is
-adopted by the next command and stopped when that one leaves. Servers with `persistent=False`
-(tests, benchmarks) are private, as before.
+(their workers' Redis is going away), then stops the server (SIGTERM: Redis flushes the
+append-only file and exits) and waits until the process is gone. A server left behind by a
+killed last user is adopted by the next command and stopped when that one leaves. Servers with
+`persistent=False` (tests, benchmarks) are private, as before.
 """
 
 from __future__ import annotations
