@@ -40,5 +40,5 @@ def test_two_spinners_on_one_core_each_see_the_other_as_contention() -> None:
     results = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
     for r in results:
         # sharing one core evenly: about half the wall time waiting, the rest on the CPU
-        assert 0.25 < r["contention"] / r["wall"] < 0.75
+        assert 0.25 < r["contention"] / r["wall"] < 0.85  # more if others share the core
         assert r["cpu"] + r["contention"] == pytest.approx(r["wall"], rel=0.15)
