@@ -115,11 +115,10 @@ class RunSession:
         self.keys = RunKeys(self.settings.namespace, self.settings.dag_id)
         self.redis = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S + WAIT_SLICE_S)
         self.started_at = 0.0
-        self._workers_started = 0
 
     def execute(self, timeout_s: float) -> RunResult:
         deadline = time.monotonic() + timeout_s
-        ok = False
+        result: RunResult | None = None
         try:
             self._prewarm()
             self._upload()
@@ -129,14 +128,12 @@ class RunSession:
             if signal != "ok":
                 raise self._failure()
             result = self._collect()
-            ok = True
-            self._workers_started = result.workers_started
             return result
         except BaseException:
             self._abort()
             raise
         finally:
-            self._record(ok)
+            self._record(result)
             self.redis.close()
 
     # -- steps --------------------------------------------------------------------------------
@@ -327,7 +324,9 @@ class RunSession:
         for i in range(0, len(keys), 1000):
             pipe.unlink(*keys[i:i + 1000])
 
-    def _record(self, ok: bool) -> None:
+    def _record(self, result: RunResult | None) -> None:
+        """The RunRecord (`result` None: the run failed); after a success, wait for the
+        workers' own records too."""
         finished = time.time()
         start = self.started_at or finished
         record = RunRecord(
@@ -335,17 +334,17 @@ class RunSession:
             strategy=self.plan.strategy, submitted_at=self.settings.submitted_at,
             finished_at=finished, predicted_makespan_s=self.plan.summary.makespan_s,
             observed_makespan_s=finished - start, predicted_cost_usd=self.plan.summary.cost_usd,
-            ok=ok)
+            ok=result is not None)
         try:
             with MetricsStore(self.url, self.settings.namespace) as store:
                 store.write_run(record)
-                if ok:
-                    self._await_worker_records(store)
+                if result is not None:
+                    self._await_worker_records(store, result.workers_started)
         except Exception as err:
             log.warning("metrics: cannot record run %s: %s", self.settings.dag_id, err)
 
-    def _await_worker_records(self, store: MetricsStore) -> None:
-        run_id, expected = self.settings.dag_id, self._workers_started
+    def _await_worker_records(self, store: MetricsStore, expected: int) -> None:
+        run_id = self.settings.dag_id
         give_up = time.monotonic() + METRICS_SETTLE_S
         while (have := store.worker_record_count(run_id)) < expected:
             if time.monotonic() >= give_up:
