@@ -4,6 +4,7 @@ The embedded store is a private redis-server whose data lives in the persistent 
 (`$PLANFLOW_HOME`, default `~/.planflow`), the same one `planflow run` uses, so a user who never
 names a server still gets the learning loop: runs write metrics there, compiles read them.
 Reading metrics from an embedded store that has never been written does not start a server.
+Opening the store also reclaims the runs of clients that were killed (`runtime.registry`).
 """
 
 from __future__ import annotations
@@ -62,9 +63,12 @@ def metrics_store(redis_url: str | None, namespace: str = DEFAULT_NAMESPACE, *,
             store = MetricsStore(url, namespace)
             store.ping()
         except MetadataError as err:
-            raise StoreError(str(err)) from err
+            raise StoreError(str(err), condition=getattr(err, "condition", "")) from err
         except ValueError as err:
             raise UsageError(f"bad namespace {namespace!r}: {err}") from err
+        from runtime.client import reclaim
+
+        reclaim(url, namespace)  # runs whose client was killed: their keys and workers
         try:
             yield store
         finally:

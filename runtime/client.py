@@ -31,7 +31,7 @@ from metadata.keys import check_namespace
 from metadata.writer import UploadStrategy
 from planner.errors import UsageError
 from planner.plan import Plan
-from runtime.defaults import REDIS_URL_ENV
+from runtime.defaults import CLAIM_GRACE_S, REDIS_URL_ENV
 from runtime.embedded import EmbeddedRedis
 from runtime.errors import StoreError, store_error
 from runtime.ids import DAG_ID_PATTERN, new_dag_id
@@ -60,7 +60,8 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
              launcher: str | Launcher = "local", timeout_s: float = 3600.0,
              metrics_upload: str = "on-exit",
              progress: Callable[[RunProgress], None] | None = None,
-             dag_id: str | None = None, retries: int = 0) -> RunResult:
+             dag_id: str | None = None, retries: int = 0,
+             claim_grace_s: float = CLAIM_GRACE_S) -> RunResult:
     """Execute `plan` on the decentralized executor and return the sink's result.
 
     `redis_url=None` uses `$PLANFLOW_REDIS_URL`, else the embedded Redis of `$PLANFLOW_HOME`
@@ -69,6 +70,8 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
     `launcher` is `local` (worker processes with enforced limits and a warm pool), `thread`,
     `inline` (the reference executor, no Redis), or a Launcher object (not closed here).
     `retries`: attempts after the first for tasks whose options set none (`runtime.retry`).
+    `claim_grace_s`: how long a started worker may take to take its lease before it is presumed
+    lost and relaunched (`runtime.leases`; waiting for a free pool process does not count).
     Raises TaskFailed when a task raises (after its retries), RunError past the deadline,
     StoreError when Redis is unreachable (the URL named without its password), and re-raises
     KeyboardInterrupt after stopping the workers and cleaning up.
@@ -93,7 +96,7 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
                 namespace, dag_id, plan.workflow, plan.graph.sink, len(plan.graph.nodes),
                 int(timeout_s) + RUN_KEY_TTL_MARGIN_S, now + timeout_s, launch.name,
                 str(UploadStrategy.parse(metrics_upload)), now, retries,
-                platform_sizes(plan.platform_source))
+                platform_sizes(plan.platform_source), claim_grace_s)
             program = build_program(plan, settings)
             session = RunSession(plan, program, url, launch, progress)
             return session.execute(timeout_s)
@@ -189,12 +192,15 @@ def _ping(url: str) -> None:
         client.close()
 
 
-def reclaim(url: str, namespace: str, launcher: Launcher) -> None:
+def reclaim(url: str, namespace: str, launcher: Launcher | None = None) -> None:
     """Reclaim the runs of `namespace` whose clients were killed (`runtime.registry`); their
-    workers are stopped through `launcher`."""
+    workers are stopped through `launcher` (else through the local pools, if any)."""
+    from runtime.local import PoolClient
+
     client = sync_client(url)
+    stop = launcher.stop if launcher is not None else PoolClient(client, namespace).stop
     try:
-        for entry in reclaim_orphans(client, namespace, launcher.stop):
+        for entry in reclaim_orphans(client, namespace, stop):
             log.warning("reclaimed run %s of '%s' (its client, pid %d, was killed)",
                         entry.dag_id, entry.workflow, entry.pid)
     except redis.RedisError as err:

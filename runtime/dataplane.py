@@ -48,6 +48,7 @@ import redis
 import redis.asyncio as aioredis
 
 from metadata.connect import async_client
+from runtime.defaults import CLAIM_GRACE_S
 from runtime.errors import store_error
 from runtime.keys import RunKeys
 from runtime.leases import LEASE_RENEW_S, lease_call
@@ -236,7 +237,8 @@ class Uploader:
 
     def __init__(self, io: IoLoop, keys: RunKeys, worker_id: str, ttl_s: int,
                  cleanup: Sequence[str], start_workers: Callable[[Sequence[str]], None],
-                 on_sent: Callable[[BatchSent], None], generation: int = 1) -> None:
+                 on_sent: Callable[[BatchSent], None], generation: int = 1,
+                 claim_grace_s: float = CLAIM_GRACE_S) -> None:
         self._io = io
         self._keys = keys
         self._worker_id = worker_id
@@ -254,6 +256,7 @@ class Uploader:
         self.superseded = False
         """Set when a newer generation of this worker holds the lease (we were presumed dead)."""
         self._generation = generation
+        self._claim_grace_s = claim_grace_s
         self._holder = f"{os.getpid()}-{secrets.token_hex(4)}"
         """Names this process in the lease: of two processes started for one generation (a
         start request sent twice), the first to write its lease keeps it."""
@@ -367,7 +370,8 @@ class Uploader:
         calls = put_calls(keys, self._worker_id, outputs, ttl, PUT_BYTES_MAX)
         batch_at = len(calls)
         calls.append(batch_call(keys, update, ttl,
-                                claimer=f"{self._worker_id} {self._generation}"))
+                                claimer=f"{self._worker_id} {self._generation}",
+                                claim_grace_s=self._claim_grace_s))
         if sink is not None:
             calls.append(finish_call(keys, sink.payload or b"", self._cleanup, ttl))
         pipe = self._io.client.pipeline(transaction=False)

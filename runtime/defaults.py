@@ -31,3 +31,9 @@ def default_data_dir() -> Path:
 def log_dir() -> Path:
     """`<data dir>/logs` (not created here)."""
     return default_data_dir() / LOG_DIR_NAME
+
+CLAIM_GRACE_S = 30.0
+"""A claimed or relaunched worker's lease (written by whoever claimed or relaunched it) lasts
+this long unless renewed, covering the time until its process takes it (`runtime.leases`; a
+request waiting for a free process is renewed by its pool meanwhile). A run may set another
+(`RunSettings.claim_grace_s`)."""

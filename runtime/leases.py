@@ -59,6 +59,7 @@ import json
 import time
 from dataclasses import dataclass, replace
 
+from runtime.defaults import CLAIM_GRACE_S
 from runtime.keys import RunKeys
 from runtime.launcher import WorkerSpec
 from runtime.scripts import Script, ScriptCall
@@ -69,9 +70,8 @@ LEASE_TTL_S = 10.0
 LEASE_RENEW_S = 1.0
 """How often a worker's data-plane thread renews its lease."""
 
-LEASE_START_GRACE_S = 30.0
-"""A claimed or relaunched worker's lease (written by whoever claimed or relaunched it) lasts
-this long, to cover the time until the new process renews it itself."""
+LEASE_START_GRACE_S = CLAIM_GRACE_S
+"""A claimed or relaunched worker's lease lasts this long unless renewed (`runtime.defaults`)."""
 
 LEASE_CHECK_S = 2.0
 """How often the waiting client looks for expired leases."""
@@ -193,7 +193,7 @@ def relaunch_spec(spec: WorkerSpec, death: Death) -> WorkerSpec | None:
 
 
 def relaunch_call(keys: RunKeys, old: WorkerSpec, new: WorkerSpec, death: Death,
-                  ttl_s: int) -> ScriptCall:
+                  ttl_s: int, grace_s: float = LEASE_START_GRACE_S) -> ScriptCall:
     """Claim the relaunch of `old` as `new` (compare-and-set on the generation) and record it;
     the reply is 1 when this caller won and must start `new`."""
     record = json.dumps({"worker_id": old.worker_id, "generation": new.attempt,
@@ -203,7 +203,7 @@ def relaunch_call(keys: RunKeys, old: WorkerSpec, new: WorkerSpec, death: Death,
     return ScriptCall(RELAUNCH, [keys.progress(), keys.leases(), keys.recovered(),
                                  keys.relaunched()],
                       [old.worker_id, str(old.attempt), str(new.attempt),
-                       repr(LEASE_START_GRACE_S), record, str(ttl_s), new.to_json()])
+                       repr(grace_s), record, str(ttl_s), new.to_json()])
 
 
 def hold_call(keys: RunKeys, waiting: list[WorkerSpec], ttl_s: int) -> ScriptCall:

@@ -56,6 +56,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
+from runtime.defaults import CLAIM_GRACE_S
 from runtime.keys import RunKeys
 from runtime.program import RemoteChild
 
@@ -216,9 +217,11 @@ class BatchUpdate:
     timings_json: str = ""
 
 
-def batch_call(keys: RunKeys, update: BatchUpdate, ttl_s: int, claimer: str = "") -> ScriptCall:
+def batch_call(keys: RunKeys, update: BatchUpdate, ttl_s: int, claimer: str = "",
+               claim_grace_s: float = CLAIM_GRACE_S) -> ScriptCall:
     """The BATCH call of one batch: per remote child, the parents of this batch that finished.
-    `claimer` is `"<worker id> <generation>"` of the worker sending it ("" for others).
+    `claimer` is `"<worker id> <generation>"` of the worker sending it ("" for others); the
+    leases of workers it claims last `claim_grace_s` unless renewed.
 
     The children travel as one JSON argument (decoded by the script's cjson) and their `deps`
     keys are built in the script from the prefix `RunKeys.deps("")` gives: a fan-out of 1,000
@@ -235,15 +238,8 @@ def batch_call(keys: RunKeys, update: BatchUpdate, ttl_s: int, claimer: str = ""
                  *(keys.notify(w) for w in worker_index)]
     args = [str(ttl_s), keys.deps(""), str(update.done), str(update.running),
             update.timings_json, json.dumps(entries, separators=(",", ":")) if entries else "",
-            repr(claim_grace_s()), claimer, *worker_index]
+            repr(claim_grace_s), claimer, *worker_index]
     return ScriptCall(BATCH, call_keys, args)
-
-
-def claim_grace_s() -> float:
-    """How long the lease written with a worker's claim lasts unless the worker renews it."""
-    from runtime.leases import LEASE_START_GRACE_S  # leases imports this module
-
-    return LEASE_START_GRACE_S
 
 
 def started_workers(reply: Any) -> tuple[bool, list[str]]:

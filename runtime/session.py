@@ -67,7 +67,7 @@ from runtime.leases import (
 from runtime.program import RunProgram
 from runtime.registry import RunEntry, RunRegistry, this_client
 from runtime.result import RunResult, TaskTiming
-from runtime.scripts import call_sync, claim_grace_s
+from runtime.scripts import call_sync
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,8 @@ class RunSession:
         pipe.expire(keys.started(), ttl)
         # a claim comes with the worker's first lease (as BATCH does for the workers it claims):
         # a start request lost on its way (the pool died holding it) is then relaunched
-        claim = f"1 {server_time(self.redis.time()) + claim_grace_s()!r} c"  # Redis's clock
+        grace = self.settings.claim_grace_s
+        claim = f"1 {server_time(self.redis.time()) + grace!r} c"  # by Redis's clock
         pipe.hset(keys.leases(), mapping=dict.fromkeys(prog.root_workers, claim))
         pipe.expire(keys.leases(), ttl)
         pipe.execute()
@@ -254,7 +255,8 @@ class RunSession:
                            f"{old.deaths_of('') + 1} times; giving up (its pool or machine may "
                            "be gone: see the pool log in <PLANFLOW_HOME>/logs)")
         if int(call_sync(self.redis, relaunch_call(self.keys, old, new, death,
-                                                   self.settings.ttl_s))):
+                                                   self.settings.ttl_s,
+                                                   self.settings.claim_grace_s))):
             log.warning("worker %s of %s lost its lease; relaunching it (generation %d)",
                         worker_id, self.settings.dag_id, new.attempt)
             self.launcher.start([new])

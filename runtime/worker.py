@@ -175,7 +175,8 @@ class Worker:
         fns = download.shared.functions
         uploader = Uploader(self.ctx.io, self.keys, prog.worker_id, settings.ttl_s, prog.cleanup,
                             lambda ids: self._start(prog, settings.launcher, ids),
-                            self._settled, generation=self.spec.attempt)
+                            self._settled, generation=self.spec.attempt,
+                            claim_grace_s=settings.claim_grace_s)
         step: TaskStep | None = None
         try:
             for i, step in enumerate(prog.steps):
