@@ -84,6 +84,7 @@ class MetricsStore:
         self.url = redact_url(url)
         """The URL without its password (safe to show)."""
         self.max_records_per_function = max_records_per_function
+        self._raw_url = url
         try:
             self._client: redis.Redis = sync_client(url, decode_responses=True,
                                                     socket_timeout=SOCKET_TIMEOUT_S)
@@ -102,9 +103,14 @@ class MetricsStore:
         self.close()
 
     def ping(self) -> None:
-        """Raise `MetricsStoreError` unless the server answers."""
-        with self._guard("connecting"):
-            self._client.ping()
+        """Raise `MetricsStoreError` at once unless the server answers (a first contact is not
+        an outage to ride out: a wrong URL must not take the reconnect policy's 30 s)."""
+        probe = sync_client(self._raw_url, socket_timeout=SOCKET_TIMEOUT_S, outage_s=0)
+        try:
+            with self._guard("connecting"):
+                probe.ping()
+        finally:
+            probe.close()
 
     @contextlib.contextmanager
     def _guard(self, action: str) -> Iterator[None]:

@@ -90,7 +90,7 @@ def condition_of(err: BaseException) -> StoreCondition:
     a script's "Error running script ...: OOM ..."), so it is looked for as a word."""
     text = str(err)[:TEXT_SCANNED]
     for code, condition in _BY_PREFIX:
-        if re.search(rf"(^|[\s:(]){re.escape(code)}\b", text):
+        if re.search(rf"(^|[\s:(-]){re.escape(code)}\b", text):
             return condition
     if isinstance(err, rx.OutOfMemoryError):
         return _BY_PREFIX[0][1]

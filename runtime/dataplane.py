@@ -209,6 +209,10 @@ class IoLoop:
             self._loop.close()
 
 
+async def _new_lock() -> asyncio.Lock:
+    return asyncio.Lock()  # created inside the loop that uses it
+
+
 @dataclass(slots=True)
 class Completion:
     """A finished task, as queued for upload. `payload` is its pickled output when a consumer
@@ -260,6 +264,10 @@ class Uploader:
         self._holder = f"{os.getpid()}-{secrets.token_hex(4)}"
         """Names this process in the lease: of two processes started for one generation (a
         start request sent twice), the first to write its lease keeps it."""
+        self._lease_lock = io.call(_new_lock())
+        """Held by each lease renewal and by the last batch: once the last batch has deleted
+        the lease (`_released`), no renewal in flight can write it back."""
+        self._released = False
         self._ticker = io.submit(self._tick())
         self._lease = io.submit(self._hold_lease())
 
@@ -318,7 +326,10 @@ class Uploader:
             call = lease_call(self._keys, self._worker_id, self._generation, self.ttl_s,
                               self._holder)
             try:
-                reply = int(await call_async(self._io.client, call))
+                async with self._lease_lock:
+                    if self._released:
+                        return
+                    reply = int(await call_async(self._io.client, call))
             except redis.RedisError as err:
                 self._fail(store_error(err, self._io.url, f"renewing the lease of worker "
                                        f"{self._worker_id}"))
@@ -380,7 +391,12 @@ class Uploader:
         if running:  # the worker's last batch: it no longer needs a lease
             pipe.hdel(keys.leases(), self._worker_id)
         t0 = time.perf_counter()
-        replies = await pipe.execute(raise_on_error=False)
+        if running:
+            async with self._lease_lock:
+                self._released = True
+                replies = await pipe.execute(raise_on_error=False)
+        else:
+            replies = await pipe.execute(raise_on_error=False)
         replies[:len(calls)] = await self._resend_unknown(calls, replies[:len(calls)])
         round_trip = time.perf_counter() - t0
         for r in replies:

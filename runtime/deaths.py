@@ -32,7 +32,7 @@ from runtime.child import Running, stderr_path
 from runtime.keys import RunKeys
 from runtime.launcher import WorkerSpec
 from runtime.leases import Death, relaunch_call, relaunch_spec
-from runtime.scripts import call_sync, error_call
+from runtime.scripts import call_sync, report_error
 from runtime.worker import stderr_tail
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class DeathHandler:
             task_id, record = death_record(spec, pid, status, running, oom,
                                            timed_out=timed_out is not None)
             log.error("pool %s: %s (run %s)", self.pool_id, record, spec.dag_id)
-            call_sync(self.redis, error_call(keys, task_id, record, RECORD_TTL_S))
+            report_error(self.redis, keys, task_id, record, RECORD_TTL_S)
         except redis.RedisError as err:
             log.error("pool %s: cannot handle the death of %s: %s", self.pool_id,
                       spec.worker_id, err)

@@ -26,6 +26,8 @@ under `<namespace>:pool:...` and outlive runs. Metrics keys (`<namespace>:metric
 |                            |        |                      | task, configuration)              |
 | `relaunched`               | hash   | RELAUNCH script      | worker id -> its latest spec JSON |
 |                            |        |                      | (budgets carried across relaunchers)|
+| `failures` (channel)       | pubsub | workers, pools       | error records the store refused   |
+|                            |        |                      | to keep (PUBLISH works under OOM) |
 
 | namespace key (`<ns>:` + ...) | type | holds                                                  |
 |-------------------------------|------|--------------------------------------------------------|
@@ -112,6 +114,11 @@ class RunKeys:
     def recovered(self) -> str:
         """List: JSON records of worker relaunches (who, why, at which configuration)."""
         return f"{self.prefix}:recovered"
+
+    def failures(self) -> str:
+        """Pub/sub channel: error records that could not be stored (the store refused the
+        write, e.g. out of memory); the run's client listens to it while it waits."""
+        return f"{self.prefix}:failures"
 
     def relaunched(self) -> str:
         """Hash: worker id -> JSON WorkerSpec of its latest relaunch (generation, budgets)."""

@@ -59,7 +59,7 @@ from runtime.keys import PoolKeys, RunKeys
 from runtime.launcher import WorkerSpec
 from runtime.leases import LEASE_RENEW_S, Death, hold_call
 from runtime.limits import ResourceLimiter
-from runtime.scripts import call_sync, error_call
+from runtime.scripts import call_sync, report_error
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,10 @@ PREWARM_MAX_PER_CONFIG = 16
 
 REQUESTS_PER_POP = 256
 """Start requests taken per round trip when several are queued."""
+
+FORKS_PER_TICK = 8
+"""Processes forked per loop iteration at most, so a burst of requests never keeps the loop
+(reaping, control messages, renewing waiting leases) away for long."""
 
 LOOP_ERRORS_MAX = 5
 """Consecutive failed loop iterations (a bug, a refusing store) after which the server gives up:
@@ -167,8 +171,11 @@ class PoolServer:
         if item is not None:
             self._last_activity = time.monotonic()
             key, value = item
+            waiting = len(self.backlog)
             self._handle(key.decode() if isinstance(key, bytes) else key,
                          value.encode() if isinstance(value, str) else value)
+            if len(self.backlog) > waiting:  # hold the newcomers' leases before anything else
+                self._hold(list(self.backlog)[waiting:])
         self._dispatch()
         self._hold_waiting()
         self._expire_idle()
@@ -183,8 +190,8 @@ class PoolServer:
         for spec in specs:
             task_id, record = pool_failure_record(spec, self.pool_id, err, str(path))
             with contextlib.suppress(redis.RedisError):
-                call_sync(self.redis, error_call(RunKeys(spec.namespace, spec.dag_id), task_id,
-                                                 record, RECORD_TTL_S))
+                report_error(self.redis, RunKeys(spec.namespace, spec.dag_id), task_id, record,
+                             RECORD_TTL_S)
         for proc in list(self.procs.values()):
             if proc.spec is not None:
                 with contextlib.suppress(ProcessLookupError):
@@ -198,8 +205,12 @@ class PoolServer:
         if not self.backlog or now < self._next_hold:
             return
         self._next_hold = now + LEASE_RENEW_S
+        self._hold(list(self.backlog))
+
+    def _hold(self, specs: list[WorkerSpec]) -> None:
+        """HOLD the claim leases of `specs` (one script call per run, one pipeline)."""
         by_run: dict[tuple[str, str], list[WorkerSpec]] = {}
-        for spec in self.backlog:
+        for spec in specs:
             by_run.setdefault((spec.namespace, spec.dag_id), []).append(spec)
         pipe = self.redis.pipeline(transaction=False)
         calls = [hold_call(RunKeys(ns, dag), specs, RECORD_TTL_S)
@@ -258,6 +269,7 @@ class PoolServer:
     # -- processes ----------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
+        forks = 0
         while self.backlog and not self.stopping:
             spec = self.backlog[0]
             proc = self._idle(spec)
@@ -265,6 +277,9 @@ class PoolServer:
                 if len(self.procs) >= self.max_processes:
                     self._retire_idle_other(spec.config)
                     return  # wait for a process to come free
+                if forks >= FORKS_PER_TICK:
+                    return  # the rest next iteration
+                forks += 1
                 proc = self._start_process(spec.config, spec)
             self.backlog.popleft()
             if proc is not None:

@@ -25,7 +25,9 @@ start is asked for twice after all (the dead claimer's request did leave), the f
 write its lease keeps it and the second stops (`LEASE`).
 
 **Error record** (`ERROR`): writes a task's error record and the `error` completion signal in
-one step.
+one step. When the store refuses even that (out of memory), the record is PUBLISHed on the
+run's `failures` channel instead (`report_error`): PUBLISH allocates nothing that stays, so
+Redis accepts it under OOM, and the waiting client subscribes to that channel.
 
 **Outputs** (`PUT`): stores a batch of outputs in the worker's output hash (values travel as
 arguments; the caller splits batches so no single command nears the server's query-buffer limit).
@@ -253,6 +255,21 @@ def error_call(keys: RunKeys, task_id: str, record_json: str, ttl_s: int) -> Scr
     """The ERROR call that records one task's failure and signals the client."""
     return ScriptCall(ERROR, [keys.progress(), keys.errors(), keys.done()],
                       [task_id, record_json, str(ttl_s)])
+
+
+def report_error(client: redis.Redis, keys: RunKeys, task_id: str, record_json: str,
+                 ttl_s: int) -> bool:
+    """Record a failure (ERROR); when the store refuses that write (out of memory, read-only),
+    PUBLISH the record on the run's `failures` channel instead, which the waiting client
+    hears: a failure is never silently dropped. True when the record was stored or heard."""
+    try:
+        call_sync(client, error_call(keys, task_id, record_json, ttl_s))
+        return True
+    except redis.RedisError as err:
+        try:
+            return int(client.publish(keys.failures(), record_json)) > 0
+        except redis.RedisError:
+            raise err from None
 
 
 def put_calls(keys: RunKeys, worker_id: str, outputs: Mapping[str, bytes], ttl_s: int,

@@ -33,6 +33,7 @@ them to a `RunSession`. The order below is the protocol's:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -121,6 +122,9 @@ class RunSession:
         self.entry: RunEntry | None = None
         self.started_at = 0.0
         self._doing = "connecting"
+        self._failures: Any = None
+        """Subscription to the run's `failures` channel (records the store refused to keep)."""
+        self._heard: list[dict[str, Any]] = []
 
     def execute(self, timeout_s: float) -> RunResult:
         deadline = time.monotonic() + timeout_s
@@ -139,6 +143,9 @@ class RunSession:
         finally:
             with deferred_interrupts():
                 self._record(result)
+            if self._failures is not None:
+                with contextlib.suppress(redis.RedisError):
+                    self._failures.close()
             self.redis.close()
 
     def _execute(self, deadline: float, timeout_s: float) -> RunResult:
@@ -168,6 +175,8 @@ class RunSession:
         self.launcher.prewarm(configs, modules_of(fns.values()))
 
     def _register(self) -> None:
+        self._failures = self.redis.pubsub(ignore_subscribe_messages=True)
+        self._failures.subscribe(self.keys.failures())
         host, pid, pid_started = this_client()
         s = self.settings
         self.entry = RunEntry(s.dag_id, s.workflow, self.plan.strategy, s.tasks_total,
@@ -214,11 +223,22 @@ class RunSession:
             if got is not None:
                 value = got[1]
                 return value.decode() if isinstance(value, bytes) else str(value)
+            if self._heard_failure():
+                return "error"
             if self.progress:
                 self._report_progress()
             if time.monotonic() >= next_check:
                 self._check_run()
                 next_check = time.monotonic() + LEASE_CHECK_S
+
+    def _heard_failure(self) -> bool:
+        """Whether an error record arrived on the `failures` channel (the store refused to keep
+        it: `runtime.scripts.report_error`)."""
+        while (msg := self._failures.get_message(timeout=0)) is not None:
+            if msg.get("type") == "message":
+                with contextlib.suppress(ValueError, TypeError):
+                    self._heard.append(json.loads(msg["data"]))
+        return bool(self._heard)
 
     def _check_run(self) -> None:
         """The run still exists (else fail: its state is lost), the store still takes writes
@@ -305,7 +325,8 @@ class RunSession:
         """The error the run's first error record stands for: TaskFailed for a task's own
         failure, StoreError when Redis failed a worker, RunError when a worker itself did."""
         raw = self.redis.hgetall(self.keys.errors())
-        records = sorted((json.loads(v) for v in raw.values()), key=lambda r: r.get("at", 0.0))
+        records = sorted([*(json.loads(v) for v in raw.values()), *self._heard],
+                         key=lambda r: r.get("at", 0.0))
         if not records:
             return RunError(f"run {self.settings.dag_id} signalled an error but recorded none")
         r = records[0]

@@ -61,7 +61,7 @@ from runtime.launcher import Launcher, WorkerSpec
 from runtime.program import TaskStep, WorkerProgram
 from runtime.recorder import MetricsRecorder
 from runtime.retry import RetryPolicy
-from runtime.scripts import call_sync, error_call
+from runtime.scripts import report_error
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class Worker:
             task_id = err.step.task_id if err.step else f"<worker {self.spec.worker_id}>"
             record = error_record(task_id, err.step.function if err.step else "?", err.cause,
                                   self.spec.worker_id)
-            call_sync(self.ctx.redis, error_call(self.keys, task_id, record, LOAD_ERROR_TTL_S))
+            report_error(self.ctx.redis, self.keys, task_id, record, LOAD_ERROR_TTL_S)
             return "failed"
         if download is None:
             log.info("worker %s of %s: the run is gone", self.spec.worker_id, self.spec.dag_id)
@@ -408,7 +408,7 @@ class Worker:
         except Exception:  # already failing: the error below is what matters
             log.debug("drain before error report failed", exc_info=True)
         try:
-            call_sync(self.ctx.redis, error_call(self.keys, step.task_id, record, ttl_s))
+            report_error(self.ctx.redis, self.keys, step.task_id, record, ttl_s)
         except Exception:
             log.exception("worker %s: cannot record the failure of task %s",
                           self.spec.worker_id, step.task_id)

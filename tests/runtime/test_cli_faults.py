@@ -40,6 +40,14 @@ MODULE = textwrap.dedent('''
     @workflow
     def broken():
         return inc(explode(inc(0)))
+
+    @task
+    def blob(n: int) -> bytes:
+        return b"x" * n
+
+    @workflow
+    def big(n: int = 2_000_000):
+        return blob(n)
 ''')
 
 
@@ -145,3 +153,25 @@ def test_a_failing_task_exits_1_naming_it_with_one_json_object(
     assert "ZeroDivisionError" in error["traceback"]
     assert error["record_path"] in err and Path(error["record_path"]).exists()
     assert run_keys(client, namespace) == []
+
+
+@pytest.mark.parametrize("args", [
+    ("compile", "no/such/module.py"),
+    ("simulate", "no/such/module.py"),
+    ("show", "no/such.plan"),
+    ("metrics", "show", "no_such_function", "--redis", "redis://127.0.0.1:1/0"),
+], ids=lambda a: a[0] if a[0] != "metrics" else "metrics-show")
+def test_every_command_prints_one_json_object_when_it_fails(args: tuple[str, ...]) -> None:
+    code, out, err = invoke(*args, "--json")
+    assert code == 2
+    doc = json.loads(out)  # exactly one object, and nothing else on stdout
+    assert doc["error"]["exit_code"] == 2 and doc["error"]["message"] in err
+
+
+def test_a_large_bytes_result_is_summarised_in_json(module: Path, redis_url: str,
+                                                   namespace: str) -> None:
+    code, out, err = invoke("run", f"{module}:big", "--redis", redis_url, "--namespace",
+                            namespace, "--launcher", "thread", "--json")
+    assert code == 0, err
+    assert len(out) < 10_000
+    assert json.loads(out)["result"] == {"type": "bytes", "size": 2_000_000}

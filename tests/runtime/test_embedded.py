@@ -126,3 +126,41 @@ def test_concurrent_runs_on_the_embedded_store_share_it_and_lose_nothing(
         assert {r.dag_id for r in results} <= {r.run_id for r in store.runs()}
         for r in results:
             assert len(store.worker_records(r.dag_id)) == 3
+
+
+def _history_bytes(directory: Path) -> int:
+    files = [directory / "planflow.aof", *(directory / "appendonlydir").glob("*")]
+    return sum(f.stat().st_size for f in files if f.is_file())
+
+
+def test_the_last_user_compacts_coordination_traffic_out_of_the_history(tmp_path: Path) -> None:
+    """Runs write far more coordination (leases, dependency sets, deletions) than metrics; once
+    the last user leaves, the history on disk is about what the data set holds, not what was
+    ever written."""
+    with EmbeddedRedis(data_dir=tmp_path, persistent=True) as server:
+        client = redis.Redis.from_url(server.url)
+        client.set("kept", b"k" * 10_000)
+        for i in range(3_000):  # churn, like a run's keys: written, then deleted
+            client.set(f"run:{i}", b"x" * 1_000)
+            client.delete(f"run:{i}")
+        churned = int(client.info("persistence")["aof_current_size"])
+        kept = len(client.dump("kept") or b"")
+        client.close()
+    assert churned > 3_000_000
+    assert _history_bytes(tmp_path) < 4 * kept + 10_000  # header and preamble
+    with EmbeddedRedis(data_dir=tmp_path, persistent=True) as server:
+        client = redis.Redis.from_url(server.url)
+        assert client.get("kept") == b"k" * 10_000  # nothing kept was lost
+        client.close()
+
+
+def test_data_written_by_a_newer_server_is_refused_not_read_as_empty(tmp_path: Path) -> None:
+    import json
+
+    from runtime.embedded import FORMAT_NAME
+    from runtime.errors import StoreError
+
+    (tmp_path / FORMAT_NAME).write_text(json.dumps({"server_version": [99, 0, 0]}))
+    with pytest.raises(StoreError, match=r"by redis-server 99\.0\.0.*PLANFLOW_REDIS_SERVER"):
+        EmbeddedRedis(data_dir=tmp_path, persistent=True).start()
+    assert redis_servers_in(tmp_path) == []

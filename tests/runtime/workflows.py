@@ -283,3 +283,130 @@ def dies_once(path: str = "", width: int = 3):
     """inc-0 -> die_once-0 -> total-0 <- add-* (die_once kills its worker once)"""
     root = inc(0)
     return total([inc(die_once(root, path)), *(add(root, i) for i in range(width))])
+
+
+@workflow
+def tree(leaves: int = 16):
+    """A binary in-tree of additions over `leaves` leaves (inc-i):
+
+        inc-0  inc-1  inc-2  inc-3
+           \\   /        \\   /
+           add-0        add-1
+                \\      /
+                 add-2
+    """
+    level = [inc(i) for i in range(leaves)]
+    while len(level) > 1:  # an odd one out moves up a level unchanged
+        pairs = zip(level[0::2], level[1::2], strict=False)
+        level = [add(a, b) for a, b in pairs] + level[len(level) & ~1:]
+    return level[0]
+
+
+@workflow
+def chains(width: int = 4, length: int = 4):
+    """`width` independent chains of `length` incs, summed by one sink:
+
+        inc-0 -> inc-1 -> ... (length)  \\
+        ...                              total-0
+        inc-k -> ...                    /
+    """
+    ends = []
+    for i in range(width):
+        x = inc(i)
+        for _ in range(length - 1):
+            x = inc(x)
+        ends.append(x)
+    return total(ends)
+
+
+@task
+def blob(nbytes: int) -> bytes:
+    return b"x" * nbytes
+
+
+@task
+def size_of(data: bytes) -> int:
+    return len(data)
+
+
+@workflow
+def big_value(nbytes: int = 1024):
+    """blob-0 (returns `nbytes` bytes) -> size_of-0"""
+    return size_of(blob(nbytes))
+
+
+@workflow
+def big_result(nbytes: int = 1024):
+    """blob-0, whose bytes are the run's result"""
+    return blob(nbytes)
+
+
+@task
+def exits(x: int, code: int) -> int:
+    import sys
+
+    sys.exit(code)
+
+
+@workflow
+def exiting(code: int = 3):
+    """inc-0 -> exits-0 (calls sys.exit(code))"""
+    return exits(inc(0), code)
+
+
+@task
+def die_once_each(prev: int, index: int, path: str) -> int:
+    """SIGKILL this process the first time task `index` runs (one marker file per index)."""
+    marker = f"{path}.{index}"
+    if not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write("died")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return prev + index
+
+
+@workflow
+def each_dies_once(path: str = "", width: int = 3):
+    """die_once_each-0 -> die_once_each-1 -> ... (width); each kills its worker once"""
+    x = die_once_each(0, 0, path)
+    for i in range(1, width):
+        x = die_once_each(x, i, path)
+    return x
+
+
+@workflow
+def slow_fan(width: int = 8, seconds: float = 0.1):
+    """inc-0 -> pause-0..pause-(width-1) (each sleeps `seconds`, returns 1) -> total-0"""
+    root = inc(0)
+    return total([pause(root, seconds) for _ in range(width)])
+
+
+@task
+def blob_after(x: int, nbytes: int) -> bytes:
+    return bytes([x % 256]) * nbytes
+
+
+@task
+def sizes(blobs: list[bytes]) -> int:
+    return sum(len(b) for b in blobs)
+
+
+@workflow
+def fan_of_blobs(width: int = 4, nbytes: int = 1024):
+    """inc-0 -> blob_after-0..(width-1) (each `nbytes` bytes) -> sizes-0"""
+    root = inc(0)
+    return sizes([blob_after(root, nbytes) for _ in range(width)])
+
+
+@task
+def fail_at_index(x: int, index: int, fail_at: int) -> int:
+    if index == fail_at:
+        raise RuntimeError(f"leaf {index} fails")
+    return x + index
+
+
+@workflow
+def failing_fan(width: int = 10, fail_at: int = 5):
+    """inc-0 -> fail_at_index-0..(width-1) (the one at `fail_at` raises) -> total-0"""
+    root = inc(0)
+    return total([fail_at_index(root, i, fail_at) for i in range(width)])
