@@ -153,7 +153,8 @@ class IoLoop:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.client.aclose()
+        close = getattr(self.client, "aclose", None) or self.client.close  # redis-py 5.0.0
+        await close()
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)

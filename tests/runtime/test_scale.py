@@ -111,12 +111,12 @@ def small_pool(redis_server: Any, planflow_home: Path) -> Any:
 
 def test_workers_waiting_for_pool_slots_are_not_presumed_dead(redis_url: str,
                                                               small_pool: LocalLauncher) -> None:
-    """60 workers of 0.3 s each through 4 processes wait up to ~4.5 s for a slot, far past the
-    1 s claim grace this run sets: their pool renews their leases while they wait, so none is
+    """80 workers of 0.5 s each through 4 processes wait up to ~10 s for a slot, past the 4 s
+    claim grace this run sets: their pool renews their leases while they wait, so none is
     relaunched (a relaunch would be recorded in `recovered`)."""
-    g = plans.graph(workflows.slow_fan, width=60, seconds=0.3)
-    result = run(plans.per_task(g), redis_url, small_pool, claim_grace_s=1.0)
-    assert result.result == 60
+    g = plans.graph(workflows.slow_fan, width=80, seconds=0.5)
+    result = run(plans.per_task(g), redis_url, small_pool, claim_grace_s=4.0)
+    assert result.result == 80
     assert result.recovered == ()
 
 
@@ -128,8 +128,8 @@ def test_1000_workers_wait_for_64_processes(redis_url: str, planflow_home: Path,
     launcher = LocalLauncher(redis_server.url, f"big{uuid.uuid4().hex[:8]}", keep_warm_s=30.0,
                              shutdown_on_close=True, max_processes=64)
     try:
-        g = plans.graph(workflows.slow_fan, width=1000, seconds=0.05)
-        result = run(plans.per_task(g, memory_mb=128), redis_url, launcher, claim_grace_s=2.0)
+        g = plans.graph(workflows.slow_fan, width=1000, seconds=0.5)  # ~8 s of backlog
+        result = run(plans.per_task(g, memory_mb=128), redis_url, launcher, claim_grace_s=5.0)
         assert result.result == 1000
         assert result.recovered == ()
     finally:
