@@ -121,6 +121,22 @@ class RunKeys:
                 self.done(), self.result(), self.leases(), self.recovered()]
 
 
+def live_runs_pattern(namespace: str) -> str:
+    """SCAN MATCH pattern of the `progress` key of every live run of `namespace` (a run exists
+    while its `progress` does). Stop-gap for watchers (the dashboard) until a registry of live
+    runs exists; pair with `dag_id_of_progress_key`."""
+    return f"{check_namespace(namespace)}:{{dag-*}}:progress"
+
+
+def dag_id_of_progress_key(namespace: str, key: str) -> str | None:
+    """The dag id in a `progress` key of `namespace` (as `RunKeys.progress` builds it), or None
+    when `key` is not one."""
+    head, tail = f"{namespace}:{{", "}:progress"
+    if key.startswith(head) and key.endswith(tail) and len(key) > len(head) + len(tail):
+        return key[len(head):-len(tail)]
+    return None
+
+
 class PoolKeys:
     """Key names of the local launcher's pool servers in one namespace."""
 
