@@ -1,7 +1,8 @@
 """The `planflow` command line: a thin layer that wires options to `planflow.api`.
 
 This module holds the app, the error handling and the shared options; the commands live in
-`cli_plan` (compile, simulate), `cli_run` (run, show) and `cli_metrics` (metrics).
+`cli_plan` (compile, simulate), `cli_run` (run, show), `cli_metrics` (metrics) and
+`cli_dashboard` (dashboard, report).
 
 Every command prints a rich table for people, or with `--json` exactly one JSON object on stdout.
 Errors go to stderr with exit code 2 (bad input) or 1 (the workflow failed), with no traceback
@@ -79,7 +80,7 @@ def params_of(items: list[str] | None) -> dict[str, str]:
 
 
 # The commands register themselves on `app`; imported here because they import from above.
-from planflow import cli_metrics, cli_plan, cli_run  # noqa: E402, F401
+from planflow import cli_dashboard, cli_metrics, cli_plan, cli_run  # noqa: E402, F401
 
 
 def main() -> None:
