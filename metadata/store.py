@@ -203,9 +203,10 @@ class MetricsStore:
         with self._guard(f"reading the plan of run {run_id}"):
             raw = self._raw.hmget(keys.run_plan_key(self.namespace, run_id),
                                   ["doc", "recorded_at"])
-        if raw[0] is None:
+        blob, at = raw
+        if blob is None:
             return None
-        return RunPlan(run_id, float(raw[1] or 0.0), decode_doc(raw[0], run_id))
+        return RunPlan(run_id, float(at or 0.0), decode_doc(bytes(blob), run_id))
 
     def plan_summaries(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Run id -> the summary figures of its recorded plan (`metadata.runplan.summary_of`,

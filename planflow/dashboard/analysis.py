@@ -114,9 +114,20 @@ def function_rows(data: RunData) -> list[dict[str, Any]]:
 
 
 def planned_spans(doc: Mapping[str, Any]) -> list[Span]:
-    """The plan's predicted timeline: one span per task on its worker."""
-    return [Span(t["id"], t["worker"], float(t["pred_start_s"]), float(t["pred_finish_s"]),
-                 bool(t.get("critical"))) for t in doc["tasks"]]
+    """The plan's predicted timeline: one span per task on its worker, and each worker's
+    start (from its predicted start to its first task's: start-up, then any wait for inputs;
+    the plan does not tell them apart)."""
+    spans = [Span(t["id"], t["worker"], float(t["pred_start_s"]), float(t["pred_finish_s"]),
+                  bool(t.get("critical"))) for t in doc["tasks"]]
+    first: dict[str, float] = {}
+    for s in spans:
+        first[s.worker] = min(first.get(s.worker, s.start_s), s.start_s)
+    for w in doc.get("workers", ()):
+        begin = float(w.get("pred_start_s", 0.0))
+        end = first.get(w["worker_id"], begin)
+        if end > begin:
+            spans.append(Span("", w["worker_id"], begin, end, kind="startup"))
+    return spans
 
 
 def observed_spans(data: RunData) -> list[Span]:

@@ -31,6 +31,9 @@ CRITICAL_COLOR = "#7b3294"
 GRAPH_NODE_TRACE = 2
 """Index of the nodes trace in the graph figure (what the browser recolours)."""
 
+NODE_PX = 18
+"""Marker size of a one-task node."""
+
 LABELLED_NODES_MAX = 64
 """Node labels are drawn beside the markers only for graphs at most this big."""
 
@@ -47,7 +50,8 @@ MERGE_GAP_FRACTION = 0.002
 """Spans of one row closer than this fraction of the timeline merge (large Gantt charts)."""
 
 GANTT_COLORS: dict[str, str] = {
-    "planned": "#c6dbef", "planned, critical": "#dac4e6", "start-up": "#969696",
+    "planned start & wait": "#e5e5e5", "planned": "#c6dbef", "planned, critical": "#dac4e6",
+    "start-up": "#969696",
     "input fetch": "#9ecae1", "observed": "#3182bd", "observed, critical": CRITICAL_COLOR,
     "failed attempt": "#de2d26"}
 
@@ -76,7 +80,7 @@ def graph_figure(lay: GraphLayout, states: Mapping[str, str]) -> dict[str, Any]:
     cx, cy = segments(lay.critical_edges)
     colors = [node_color(n.tasks, states) for n in lay.nodes]
     biggest = max((len(n.tasks) for n in lay.nodes), default=1)
-    sizes = [10 + 22 * math.sqrt(len(n.tasks) / biggest) if lay.aggregated else 14
+    sizes = [12 + 24 * math.sqrt(len(n.tasks) / biggest) if lay.aggregated else NODE_PX
              for n in lay.nodes]
     labelled = len(lay.nodes) <= LABELLED_NODES_MAX
     nodes = {
@@ -88,7 +92,7 @@ def graph_figure(lay: GraphLayout, states: Mapping[str, str]) -> dict[str, Any]:
         "marker": {"color": colors, "size": sizes,
                    "line": {"color": [CRITICAL_COLOR if n.critical else "#636363"
                                       for n in lay.nodes],
-                            "width": [3 if n.critical else 1 for n in lay.nodes]}},
+                            "width": [2.5 if n.critical else 1 for n in lay.nodes]}},
     }
     data = [
         {"type": "scatter", "mode": "lines", "x": ex, "y": ey, "hoverinfo": "skip",
@@ -130,16 +134,24 @@ def _hover(label: str, tasks: Sequence[str], states: Mapping[str, str]) -> str:
     return f"{label}<br>" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
 
+def gantt_rows(workers: Sequence[str], planned: Sequence[Span], observed: Sequence[Span]
+               ) -> dict[str, str]:
+    """Worker -> the Gantt row it is drawn in (itself, or its band past `GANTT_ROWS_MAX`)."""
+    order = list(dict.fromkeys([*workers, *(s.worker for s in (*planned, *observed))]))
+    band = max(1, math.ceil(len(order) / GANTT_ROWS_MAX))
+    return {w: _band_label(order, i // band, band) for i, w in enumerate(order)}
+
+
 def gantt_figure(planned: Sequence[Span], observed: Sequence[Span],
                  workers: Sequence[str]) -> dict[str, Any]:
     """Planned above observed, one row per worker (`workers` gives the order)."""
-    order = list(dict.fromkeys([*workers, *(s.worker for s in (*planned, *observed))]))
-    band = max(1, math.ceil(len(order) / GANTT_ROWS_MAX))
-    row_of = {w: _band_label(order, i // band, band) for i, w in enumerate(order)}
+    row_of = gantt_rows(workers, planned, observed)
     rows = list(dict.fromkeys(row_of.values()))
+    band = max(1, math.ceil(len(row_of) / GANTT_ROWS_MAX))
     spans = {
-        "planned": [s for s in planned if not s.critical],
-        "planned, critical": [s for s in planned if s.critical],
+        "planned start & wait": [s for s in planned if s.kind == "startup"],
+        "planned": [s for s in planned if not s.critical and s.kind == "task"],
+        "planned, critical": [s for s in planned if s.critical and s.kind == "task"],
         "start-up": [s for s in observed if s.kind == "startup"],
         "input fetch": [s for s in observed if s.kind == "fetch"],
         "observed": [s for s in observed if s.kind == "task" and s.ok and not s.critical],
@@ -153,7 +165,7 @@ def gantt_figure(planned: Sequence[Span], observed: Sequence[Span],
     title = "planned (upper bar) and observed (lower bar) timeline by worker"
     notes = []
     if band > 1:
-        notes.append(f"{len(order)} workers in rows of {band}")
+        notes.append(f"{len(row_of)} workers in rows of {band}")
     if merged:
         notes.append("touching bars merged")
     if notes:

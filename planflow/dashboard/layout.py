@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 GRAPH_TASKS_MAX = 2000
@@ -106,7 +107,7 @@ def _place(tasks: Sequence[Mapping[str, Any]], gen: Mapping[str, int],
                        _function_of(groups[k], function), gen[groups[k][0]], x[k],
                        any(t in on_path for t in groups[k])) for k in keys)
     edges = sorted({(index[p], index[k]) for k in keys for p in parents[k]})
-    critical = sorted({(index[key_of[a]], index[key_of[b]]) for a, b in zip(path, path[1:])
+    critical = sorted({(index[key_of[a]], index[key_of[b]]) for a, b in pairwise(path)
                        if key_of[a] != key_of[b]})
     return GraphLayout(nodes, tuple(edges), tuple(critical),
                        {t: index[key_of[t]] for t in key_of}, aggregated)
@@ -146,4 +147,4 @@ def _function_of(ids: tuple[str, ...], function: Mapping[str, str]) -> str:
 def _label(key: str, ids: tuple[str, ...], function: Mapping[str, str], aggregated: bool) -> str:
     if not aggregated:
         return key
-    return f"{_function_of(ids, function)} ×{len(ids)}"
+    return f"{_function_of(ids, function)} \u00d7{len(ids)}"  # multiplication sign

@@ -6,20 +6,21 @@ append-only while the run goes), `HGETALL errors`, `HKEYS started`; it derives t
 (`planflow.dashboard.states`) and pushes what changed. The browser never polls: it holds one
 EventSource and recolours the graph. Events (`event:` name, JSON `data:`):
 
-| event      | data                                                   | when                        |
-|------------|--------------------------------------------------------|-----------------------------|
-| `states`   | {task id: state}, only the tasks that changed          | first poll: every task      |
-| `timings`  | [[task, worker, start s, finish s, attempt]], run time | new rows in `timings`       |
-| `progress` | {done, total, running, workers}                        | a counter changed           |
-| `reload`   | {reason}                                               | the plan was recorded late  |
-| `ended`    | {status, view}: the run's final view                   | the run's keys are gone and |
-|            |                                                        | its records have settled    |
+| event      | data                                                   | when                       |
+|------------|--------------------------------------------------------|----------------------------|
+| `states`   | {task id: state}, only the tasks that changed          | first poll: every task     |
+| `timings`  | [[task, worker, start s, finish s, attempt]], run time | new rows in `timings`      |
+| `progress` | {done, total, running, workers}                        | a counter changed          |
+| `reload`   | {reason}                                               | the plan was recorded late |
+| `ended`    | {status, view}: the run's final view                   | the run's keys are gone and|
+|            |                                                        | its records have settled   |
 
 A run ends when its `progress` key disappears (the client deletes every key). Its RunRecord
 and the workers' last records arrive just after, so `ended` waits (at most `END_WAIT_S`) until
 the RunRecord exists and every started worker has written its WorkerRecord, and it carries
-the run's final view: the page redraws from it without another request. `runs_events` does the same for the runs page: it pushes `runs`
-when the set of live runs or the number of recorded runs changes.
+the run's final view: the page redraws from it without another request. `runs_events` does
+the same for the runs page: it pushes `runs` when the set of live runs or the number of
+recorded runs changes.
 """
 
 from __future__ import annotations

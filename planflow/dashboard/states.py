@@ -3,17 +3,17 @@
 The runtime keeps no per-task "running" flag (`runtime/__init__.py`: a task is running in its
 worker's memory), so while a run goes the states are derived from what Redis does hold:
 
-| state    | live: derived from                                            | after the run          |
-|----------|---------------------------------------------------------------|------------------------|
-| planned  | its worker is not claimed yet (absent from hash `started`)    | -                      |
-| waiting  | its worker started; some parent has not finished              | -                      |
-| ready    | its worker started, every parent finished, an earlier task of | -                      |
-|          | the same worker has not                                       |                        |
-| running  | the first unfinished task of a started worker, parents done   | -                      |
-| finished | a row in list `timings`                                       | an ok TaskRecord (or   |
-|          |                                                               | the run succeeded)     |
-| failed   | an entry in hash `errors`                                     | only failed records    |
-| not-run  | -                                                             | the run failed first   |
+| state    | live: derived from                                            | after the run         |
+|----------|---------------------------------------------------------------|-----------------------|
+| planned  | its worker is not claimed yet (absent from hash `started`)    | -                     |
+| waiting  | its worker started; some parent has not finished              | -                     |
+| ready    | its worker started, every parent finished, an earlier task of | -                     |
+|          | the same worker has not                                       |                       |
+| running  | the first unfinished task of a started worker, parents done   | -                     |
+| finished | a row in list `timings`                                       | an ok TaskRecord (or  |
+|          |                                                               | the run succeeded)    |
+| failed   | an entry in hash `errors`                                     | only failed records   |
+| not-run  | -                                                             | the run failed first  |
 
 Timings are group-committed per batch, so a task shows `running` until its batch lands (a few
 milliseconds late, never early).

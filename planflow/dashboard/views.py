@@ -41,7 +41,10 @@ def run_view(data: RunData) -> dict[str, Any]:
             "aggregated": lay.aggregated, "tasks_total": lay.tasks_total}
     planned = analysis.planned_spans(doc) if doc else []
     order = [w["worker_id"] for w in doc["workers"]] if doc else []
-    view["gantt"] = figures.gantt_figure(planned, analysis.observed_spans(data), order)
+    observed = analysis.observed_spans(data)
+    view["gantt"] = figures.gantt_figure(planned, observed, order)
+    view["gantt_rows"] = figures.gantt_rows(order, planned, observed)
+    view["gantt_colors"] = figures.GANTT_COLORS
     view["pie"] = figures.pie_figure(view["components"])
     return view
 

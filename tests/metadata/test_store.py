@@ -148,7 +148,7 @@ def test_a_runs_plan_comes_back_whole_and_its_summary_alone(store: MetricsStore)
 
 
 def test_a_plan_that_is_not_a_plan_document_is_refused(store: MetricsStore) -> None:
-    with pytest.raises(RecordError, match="not a plan.json object"):
+    with pytest.raises(RecordError, match=r"not a plan\.json object"):
         store.write_plan("dag-1", {"workflow": "tree"})
 
 

@@ -99,7 +99,7 @@ const PlanflowDashboard = (() => {
       holder);
     const fill = (select, values, chosen) => select.replaceChildren(
       el("option", { value: "" }, "all"),
-      values.map((v) => el("option", { value: v, selected: v === chosen ? "" : null }, v)));
+      ...values.map((v) => el("option", { value: v, selected: v === chosen ? "" : null }, v)));
 
     async function load() {
       const q = new URLSearchParams();
@@ -301,12 +301,36 @@ const PlanflowDashboard = (() => {
       if (bar) bar.style.width = `${p.total ? (100 * p.done) / p.total : 0}%`;
       if (text) text.textContent = `${p.done} / ${p.total} · ${p.workers} workers`;
     });
+    events.addEventListener("timings", (ev) => extendGantt(JSON.parse(ev.data)));
     events.addEventListener("reload", () => refresh(false).catch(fail));
     events.addEventListener("ended", (ev) => {
       events.close();
       const data = JSON.parse(ev.data);
       refresh(true, data.view).catch(fail);
     });
+  }
+
+  function extendGantt(rows) {
+    // new observed bars while the run goes: appended to the observed traces (added if absent)
+    const div = document.getElementById("gantt");
+    const view = run.view;
+    const critical = new Set(view.summary.critical_path);
+    for (const name of ["observed", "observed, critical"]) {
+      const mine = rows.filter(([t]) => critical.has(t) === (name !== "observed"));
+      if (!mine.length) continue;
+      const y = mine.map(([, w]) => view.gantt_rows[w] || w);
+      const base = mine.map((r) => r[2]);
+      const x = mine.map((r) => Math.max(r[3] - r[2], 0));
+      const text = mine.map((r) => r[0]);
+      const index = div.data.findIndex((t) => t.name === name);
+      if (index >= 0) {
+        Plotly.extendTraces(div, { y: [y], base: [base], x: [x], text: [text] }, [index]);
+      } else {
+        Plotly.addTraces(div, { type: "bar", orientation: "h", name, offsetgroup: "observed",
+          y, base, x, text, textposition: "none", marker: { color: view.gantt_colors[name] },
+          hovertemplate: `%{text}<br>%{base:.3f} s + %{x:.3f} s<extra>${name}</extra>` });
+      }
+    }
   }
 
   async function refresh(final, given) {
@@ -321,12 +345,12 @@ const PlanflowDashboard = (() => {
     const node = run.view.graph.nodes[index];
     if (node.tasks.length === 1) { showTask(node.tasks[0]); return; }
     const shown = node.tasks.slice(0, 300);
+    const more = node.tasks.length - shown.length;
     document.getElementById("details").replaceChildren(
       el("h3", {}, node.label), el("p", {}, hover(node).replace("<br>", " · ")),
       el("div", { class: "tasklist" }, shown.map((t) => el("a", { href: "#",
         onclick: (e) => { e.preventDefault(); showTask(t); } }, t))),
-      node.tasks.length > shown.length
-        ? el("p", { class: "muted" }, `… and ${node.tasks.length - shown.length} more`) : null);
+      el("p", { class: "muted" }, more > 0 ? `… and ${more} more` : ""));
   }
 
   async function showTask(taskId) {
@@ -345,6 +369,8 @@ const PlanflowDashboard = (() => {
     const p = d.planned || {};
     const link = (t) => el("a", { href: "#", onclick: (e) => { e.preventDefault(); showTask(t); } },
       t);
+    const links = (ids) => ids.length ? ids.flatMap((t, i) => i ? [", ", link(t)] : [link(t)])
+      : "–";
     const out = [
       el("h3", { id: "task-title" }, d.id, " ", badge(d.state)),
       el("dl", {},
@@ -357,25 +383,22 @@ const PlanflowDashboard = (() => {
         el("dt", {}, "critical"), el("dd", {}, p.critical ? "yes" : `no (slack ${fmtS(p.slack_s)})`),
         el("dt", {}, "optimizations"), el("dd", {}, (p.optimizations || []).join(", ") || "–"),
         el("dt", {}, "predicted from"), el("dd", {}, p.prediction_source ?? "–"),
-        el("dt", {}, "inputs from"), el("dd", {}, d.upstream.length ? d.upstream.map(link) : "–"),
-        el("dt", {}, "consumers"), el("dd", {}, d.downstream.length ? d.downstream.map(link)
-          : "–")),
+        el("dt", {}, "inputs from"), el("dd", {}, links(d.upstream)),
+        el("dt", {}, "consumers"), el("dd", {}, links(d.downstream))),
     ];
     if (p.reasons && p.reasons.length) {
       out.push(el("div", { class: "muted" }, p.reasons.join("; ")));
     }
     if (d.attempts.length) {
-      out.push(el("h2", {}, "Attempts"), table([
-        { label: "#", cell: (a) => a.attempt },
-        { label: "worker", cell: (a) => a.worker },
-        { label: "start", num: true, cell: (a) => fmtS(a.start_s) },
-        { label: "fetch", num: true, cell: (a) => fmtS(a.fetch_s) },
-        { label: "exec", num: true, cell: (a) => fmtS(a.exec_s) },
-        { label: "upload", num: true, cell: (a) => fmtS(a.upload_s) },
-        { label: "in", num: true, cell: (a) => fmtBytes(a.input_bytes) },
-        { label: "out", num: true, cell: (a) => fmtBytes(a.output_bytes) },
-        { label: "ok", cell: (a) => a.ok ? "yes" : "no" },
-      ], d.attempts));
+      out.push(el("h2", {}, "Attempts"), ...d.attempts.map((a) => el("dl", { class: "attempt" },
+        el("dt", {}, `#${a.attempt}`), el("dd", {}, `${a.ok ? "ok" : "failed"} on ${a.worker} ` +
+          `(${a.memory_mb} MB), started ${fmtS(a.start_s)}`),
+        el("dt", {}, "seconds"), el("dd", {}, `fetch ${fmtS(a.fetch_s)} · exec ${fmtS(a.exec_s)}` +
+          ` · upload ${fmtS(a.upload_s)} · update ${fmtS(a.update_s)} · invoke ` +
+          fmtS(a.invoke_s)),
+        el("dt", {}, "sizes"), el("dd", {}, `in ${fmtBytes(a.input_bytes)} · out ` +
+          fmtBytes(a.output_bytes) + (a.peak_memory_mb ? ` · peak ${a.peak_memory_mb.toFixed(0)}`
+          + " MB" : "")))));
     } else if (d.observed.length) {
       out.push(el("h2", {}, "Observed"), el("dl", {}, d.observed.map((o) => [
         el("dt", {}, `attempt ${o.attempt}`),

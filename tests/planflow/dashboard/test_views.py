@@ -5,6 +5,7 @@ shell's escaping."""
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import plotly.graph_objects as go
 import pytest
@@ -52,7 +53,7 @@ def test_a_large_graph_aggregates_by_function_and_generation() -> None:
     assert lay.aggregated and lay.tasks_total == 8191
     assert len(lay.nodes) == 13  # one group per generation: one function
     assert [len(n.tasks) for n in lay.nodes] == [2 ** k for k in range(12, -1, -1)]
-    assert lay.nodes[0].label == "add ×4096"
+    assert lay.nodes[0].label == "add \u00d74096"
     assert set(lay.task_node.values()) == set(range(13))
     assert len(lay.edges) == 12 and len(lay.critical_edges) == 12
 
@@ -68,7 +69,7 @@ def test_every_node_of_a_generation_is_at_least_a_gap_apart(parents: list[list[i
         by_gen.setdefault(n.generation, []).append(n.x)
     for xs in by_gen.values():
         xs.sort()
-        assert all(b - a >= layout.MIN_GAP - 1e-9 for a, b in zip(xs, xs[1:]))
+        assert all(b - a >= layout.MIN_GAP - 1e-9 for a, b in pairwise(xs))
     gen = layout.generations(tasks)
     for t in tasks:
         assert all(gen[u] < gen[t["id"]] for u in t["upstream"])
