@@ -206,7 +206,8 @@ class MetricsStore:
         blob, at = raw
         if blob is None:
             return None
-        return RunPlan(run_id, float(at or 0.0), decode_doc(bytes(blob), run_id))
+        data = blob.encode() if isinstance(blob, str) else blob  # bytes: `_raw` does not decode
+        return RunPlan(run_id, float(at or 0.0), decode_doc(data, run_id))
 
     def plan_summaries(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Run id -> the summary figures of its recorded plan (`metadata.runplan.summary_of`,
