@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -32,8 +32,31 @@ app = typer.Typer(
 T = TypeVar("T")
 _state = {"debug": False}
 
+
+def _flags_take_no_value() -> None:
+    """typer prints a type beside every option in --help, flags included (`--json <bool>`),
+    which reads as if the flag took a value; here flags print none, as click's plain help
+    does. Applied once, and only where typer has the method (other versions: untouched)."""
+    from typer import core
+
+    option = getattr(core, "TyperOption", None)
+    shown = getattr(option, "display_type_rich", None)
+    if option is None or shown is None or getattr(shown, "planflow_flags", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False) or getattr(self, "count", False):
+            return None
+        return cast(str | None, shown(self, ctx))
+
+    display_type_rich.planflow_flags = True  # type: ignore[attr-defined]
+    option.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
+
 ParamOpt = Annotated[list[str] | None, typer.Option(
-    "--param", "-p", help="Workflow parameter, name=value (repeatable).")]
+    "--param", "-p", metavar="NAME=VALUE", help="Workflow parameter (repeatable).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
