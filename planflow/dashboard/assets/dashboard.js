@@ -168,6 +168,11 @@ const PlanflowDashboard = (() => {
       summaryFigures(s),
     ];
     if (s.plan_error) parts.push(el("div", { class: "note" }, s.plan_error));
+    if (s.status !== "running" && s.recorded_tasks < s.tasks) {
+      parts.push(el("div", { class: "note" }, `${s.recorded_tasks} of ${s.tasks} tasks have ` +
+        "metric records (the store keeps the newest records of each function, and a run's " +
+        "workers may not have flushed theirs): the pie and the per-function table count those"));
+    }
     if (!s.has_plan) {
       parts.push(el("div", { class: "note" }, "this run recorded no plan: the graph and the " +
         "planned timeline are not available"));
