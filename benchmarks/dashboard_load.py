@@ -42,9 +42,9 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 import planflow  # noqa: E402
-from planner.plan import Plan, PlanSummary, WorkerPlan  # noqa: E402
 from planflow.dashboard.app import create_app  # noqa: E402
 from planflow.dashboard.serve import BackgroundServer, free_port  # noqa: E402
+from planner.plan import Plan, PlanSummary, WorkerPlan  # noqa: E402
 from runtime.client import run_plan  # noqa: E402
 from runtime.embedded import EmbeddedRedis  # noqa: E402
 from runtime.local import LocalLauncher  # noqa: E402
@@ -172,12 +172,13 @@ def main() -> None:
             web.stop()
     first, rest = loads[0][0], [s for s, _ in loads[1:]] or [loads[0][0]]
     report = {
-        "tasks": tasks, "leaves": args.leaves, "workers": args.workers, "dag_id": dag_id, "compile_s": compile_s,
+        "tasks": tasks, "leaves": args.leaves, "workers": args.workers, "dag_id": dag_id,
+        "compile_s": compile_s,
         "run_s": run_s, "page_first_load_s": first, "page_reload_s": spread(rest),
         "api_run_view_s": spread(api_s), "api_run_view_bytes": api_bytes,
         "api_task_detail_s": task_s, "small_tasks": small_tasks,
-        "small_page_load_s": spread(small[1:] or small), "console_errors": [m for _, ms in loads for m in ms
-                                                        if not m.startswith("nodes=")],
+        "small_page_load_s": spread(small[1:] or small),
+        "console_errors": [m for _, ms in loads for m in ms if not m.startswith("nodes=")],
         "graph_nodes": loads[0][1][-1], "repeat": args.repeat,
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
                     "shared": True},

@@ -19,8 +19,8 @@ A run ends when its `progress` key disappears (the client deletes every key). It
 and the workers' last records arrive just after, so `ended` waits (at most `END_WAIT_S`) until
 the RunRecord exists and every started worker has written its WorkerRecord, and it carries
 the run's final view: the page redraws from it without another request. `runs_events` does
-the same for the runs page: it pushes `runs` when the set of live runs or the number of
-recorded runs changes.
+the same for the runs page: it pushes `runs` when the set of registered live runs
+(`runtime.keys.NamespaceKeys.runs`) or the number of recorded runs changes.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from metadata import keys as metrics_keys
 from metadata.errors import RecordError
 from metadata.runplan import decode_doc
 from planflow.dashboard.states import live_states
-from runtime.keys import RunKeys, dag_id_of_progress_key, live_runs_pattern
+from runtime.keys import NamespaceKeys, RunKeys
 from runtime.session import decode_timings
 
 LIVE_POLL_S = 0.25
@@ -173,12 +173,12 @@ async def runs_events(client: aredis.Redis, namespace: str) -> AsyncIterator[str
     last: tuple[frozenset[str], int] | None = None
     quiet_since = time.monotonic()
     while True:
-        live = set()
-        async for key in client.scan_iter(live_runs_pattern(namespace), count=1000):
-            dag_id = dag_id_of_progress_key(namespace, _text(key))
-            if dag_id:
-                live.add(dag_id)
-        recorded = int(await client.hlen(metrics_keys.runs_key(namespace)))
+        pipe = client.pipeline(transaction=False)
+        pipe.hkeys(NamespaceKeys(namespace).runs())  # the registry of live runs
+        pipe.hlen(metrics_keys.runs_key(namespace))
+        registered, count = await pipe.execute()
+        live = {_text(k) for k in registered}
+        recorded = int(count)
         now = (frozenset(live), recorded)
         if last is not None and now != last:
             yield sse("runs", {"live": sorted(live), "recorded": recorded})

@@ -5,8 +5,9 @@ do not change once their records settle, so `RunSource.run` keeps the last `CACH
 for `CACHE_TTL_S` (a page reload, a click on a task, or the static export reads Redis once).
 The live feed (`planflow.dashboard.live`) reads a running run incrementally on its own.
 
-Live runs are found by SCAN over `runtime.keys.live_runs_pattern` (a stop-gap until the
-runtime keeps a registry of live runs); the scan is bounded (`SCAN_COUNT` per call).
+Live runs come from the runtime's registry of the namespace (`runtime.registry.RunRegistry`,
+hash `NamespaceKeys.runs`), kept only while their `progress` key exists (an entry can outlive a
+killed client until the next command reclaims it).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from planflow.dashboard.rundata import LiveRun, RunData
 from planner.errors import UsageError
 from runtime.errors import StoreError
 from runtime.ids import DAG_ID_PATTERN
-from runtime.keys import RunKeys, dag_id_of_progress_key, live_runs_pattern
+from runtime.keys import RunKeys
+from runtime.registry import RunEntry, RunRegistry
 from runtime.session import decode_timings
 
 CACHE_RUNS = 16
@@ -35,9 +37,6 @@ CACHE_RUNS = 16
 
 CACHE_TTL_S = 30.0
 """How long a finished run's data is reused before it is read again (late worker records)."""
-
-SCAN_COUNT = 1000
-"""COUNT hint of each SCAN call looking for live runs."""
 
 SOCKET_TIMEOUT_S = 10.0
 """Longest one dashboard read may take."""
@@ -95,22 +94,25 @@ class RunSource:
 
     # -- the runs page --------------------------------------------------------------------------
 
+    def live_runs(self) -> dict[str, RunEntry]:
+        """The runs going on now: registered, and their `progress` key exists."""
+        entries = RunRegistry(self.redis, self.namespace).entries()
+        pipe = self.redis.pipeline(transaction=False)
+        for e in entries:
+            pipe.exists(RunKeys(self.namespace, e.dag_id).progress())
+        alive = pipe.execute() if entries else []
+        return {e.dag_id: e for e, ok in zip(entries, alive, strict=True) if ok}
+
     def live_run_ids(self) -> list[str]:
-        """Dag ids of the runs going on now (their `progress` key exists)."""
-        found = set()
-        for key in self.redis.scan_iter(live_runs_pattern(self.namespace), count=SCAN_COUNT):
-            dag_id = dag_id_of_progress_key(self.namespace, _text(key))
-            if dag_id is not None:
-                found.add(dag_id)
-        return sorted(found)
+        return sorted(self.live_runs())
 
     def runs(self) -> list[RunRow]:
         """Every recorded run and every live one, newest first."""
         records = {r.run_id: r for r in self.store.runs()}
-        live = set(self.live_run_ids())
-        ids = set(records) | live
+        live = self.live_runs()
+        ids = set(records) | set(live)
         summaries = self.store.plan_summaries(ids)
-        rows = [_row(i, records.get(i), summaries.get(i), i in live) for i in ids]
+        rows = [_row(i, records.get(i), summaries.get(i), live.get(i)) for i in ids]
         return sorted(rows, key=lambda r: (-r.submitted_at, r.run_id))
 
     # -- one run --------------------------------------------------------------------------------
@@ -193,8 +195,13 @@ def check_run_id(run_id: str) -> str:
 
 
 def _row(run_id: str, record: RunRecord | None, summary: dict[str, Any] | None,
-         live: bool) -> RunRow:
-    s = summary or {}
+         live: RunEntry | None) -> RunRow:
+    s = dict(summary or {})
+    if live is not None:
+        s.setdefault("workflow", live.workflow)
+        s.setdefault("strategy", live.strategy)
+        s.setdefault("tasks", live.tasks_total)
+        s.setdefault("recorded_at", live.started_at)
     status = "running" if live else ("ok" if record.ok else "failed") if record else "unknown"
     return RunRow(
         run_id=run_id,
@@ -203,7 +210,8 @@ def _row(run_id: str, record: RunRecord | None, summary: dict[str, Any] | None,
         status=status,
         submitted_at=record.submitted_at if record else float(s.get("recorded_at", 0.0)),
         predicted_makespan_s=record.predicted_makespan_s if record else s.get("makespan_s"),
-        observed_makespan_s=None if live or record is None else record.observed_makespan_s,
+        observed_makespan_s=None if live is not None or record is None
+        else record.observed_makespan_s,
         predicted_cost_usd=record.predicted_cost_usd if record else s.get("cost_usd"),
         observed_cost_usd=record.observed_cost_usd if record else None,
         tasks=s.get("tasks"), platform=s.get("platform"))
