@@ -177,3 +177,49 @@ def run_example_module(url, launcher, module: Path) -> RunResult:
 
 
 __all__ = ["run_example"]
+
+
+def test_run_with_dashboard_serves_while_the_run_goes(redis_server, dash_namespace):
+    from typer.testing import CliRunner
+
+    from planflow.cli import app
+    from tests.planflow.dashboard.conftest import EXAMPLES
+
+    res = CliRunner().invoke(app, [
+        "run", str(EXAMPLES / "tree_reduction.py"), "-p", "n=8", "--redis", redis_server.url,
+        "--namespace", dash_namespace, "--launcher", "thread", "--dashboard", "--json"])
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["result"] == 28
+    assert "dashboard of this run: http://127.0.0.1:" in res.stderr
+    assert "dashboard stopped" in res.stderr
+
+
+def test_dashboard_refuses_the_inline_executor_and_report_names_unknown_runs(
+        redis_server, dash_namespace, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from planflow.cli import app
+    from tests.planflow.dashboard.conftest import EXAMPLES
+
+    res = CliRunner().invoke(app, ["run", str(EXAMPLES / "tree_reduction.py"), "--inline",
+                                   "--dashboard"])
+    assert res.exit_code == 2 and "drop --inline" in res.stderr
+    res = CliRunner().invoke(app, ["report", "dag-1700000000000-add-abcd", "-o",
+                                   str(tmp_path / "r.html"), "--redis", redis_server.url,
+                                   "--namespace", dash_namespace])
+    assert res.exit_code == 2 and "no run dag-1700000000000-add-abcd" in res.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_command_writes_the_file(redis_server, dash_namespace, tree_runs,
+                                        tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from planflow.cli import app
+
+    out = tmp_path / "report.html"
+    res = CliRunner().invoke(app, ["report", tree_runs[0].dag_id, "-o", str(out), "--redis",
+                                   redis_server.url, "--namespace", dash_namespace, "--json"])
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["report"] == str(out) and doc["bytes"] == out.stat().st_size > 1_000_000
