@@ -225,7 +225,9 @@ def pie_figure(components: Mapping[str, float]) -> dict[str, Any]:
         "textinfo": "percent", "textposition": "inside",
         "hovertemplate": "%{label}: %{value:.3f} s (%{percent})<extra></extra>"}],
         "layout": {"title": {"text": f"where time went ({total:.2f} s summed over tasks and "
-                                     "workers)", "font": {"size": 14}},
+                                     "workers)" if total > 0 else "where time went: no metric "
+                                     "records yet (workers write theirs as they finish)",
+                             "font": {"size": 14}},
                    "legend": {"orientation": "v"}, "height": 380,
                    "margin": {"l": 10, "r": 10, "t": 50, "b": 10}}}
 

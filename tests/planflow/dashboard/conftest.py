@@ -137,7 +137,7 @@ def nap(x: int, seconds: float) -> int:
 
 
 @workflow
-def naps(length: int = 6, seconds: float = 0.6):
+def naps(length: int = 10, seconds: float = 0.8):
     """A chain of `length` sleeping tasks: slow enough to watch."""
     value = 0
     for _ in range(length):
@@ -148,7 +148,8 @@ def naps(length: int = 6, seconds: float = 0.6):
 
 @pytest.fixture()
 def sleepy_module(tmp_path: Path) -> Path:
-    """A workflow module of 6 chained tasks sleeping 0.6 s each (~4 s in all)."""
+    """A workflow module of 10 chained tasks sleeping 0.8 s each (~8 s in all: longer than a
+    page takes to load on a busy 2-core machine, so the page opens while the run goes)."""
     path = tmp_path / "naps.py"
     path.write_text(SLEEPY)
     return path

@@ -146,7 +146,7 @@ def test_live_events_recolour_tasks_and_end_with_the_final_view(
     thread.join(60)
     names = [n for n, _ in events]
     assert names[-1] == "ended" and events[-1][1]["status"] == "ok"
-    assert events[-1][1]["view"]["state_counts"]["finished"] == 6
+    assert events[-1][1]["view"]["state_counts"]["finished"] == 10
     finished_seen = [s for n, d in events if n == "states" for s in d.values()]
     assert "finished" in finished_seen and "running" in finished_seen
     assert names.count("states") >= 3  # states were pushed as they changed, not once
