@@ -6,6 +6,7 @@ This package imports no other planflow package. Modules, in dependency order:
 - `fingerprint` function_key: `module.qualname:<code hash>`, the identity of a history
 - `records`     TaskRecord, WorkerRecord, RunRecord: frozen, schema-versioned JSON
 - `keys`        every Redis key name of the metrics store (`<ns>:metrics:...`)
+- `runplan`     RunPlan: the plan.json a run executed, kept compressed beside its records
 - `store`       MetricsStore: write records, read exactly the functions asked for, prune, export
 - `writer`      MetricsWriter: buffered writes with an upload strategy (runtime workers)
 - `models`      the fitted duration / output-size / transfer models (scikit-learn, lazily)

@@ -10,11 +10,17 @@ deleted after each run), so they outlive runs and one `prune` manages them:
 | `<ns>:metrics:runs`                       | hash   | run id -> RunRecord JSON                   |
 | `<ns>:metrics:run:<run id>:workers`       | list   | WorkerRecord JSON of that run              |
 | `<ns>:metrics:worker-runs`                | zset   | run id -> first worker request time        |
+| `<ns>:metrics:run:<run id>:plan`          | hash   | the run's plan.json (zlib) and its summary |
+| `<ns>:metrics:plan-runs`                  | zset   | run id -> when its plan was recorded       |
 
 One list per function makes reads incremental: a planner fetches exactly the functions in its
 graph (one LRANGE each, pipelined), never the whole history. The keys of different functions do
 not share a hash tag, so on Redis Cluster the store pipelines without MULTI (it never needs a
 multi-key transaction: each record is appended by one command).
+
+A run's plan document (`plan.json` of the plan it ran, written once by the client as the run
+starts) lets a dashboard draw the run's graph while it goes and compare planned with observed
+timelines afterwards; its small `summary` field is read alone when only the figures are needed.
 """
 
 from __future__ import annotations
@@ -60,3 +66,14 @@ def worker_records_key(namespace: str, run_id: str) -> str:
 def worker_runs_key(namespace: str) -> str:
     """Sorted set of run ids that have worker records, scored by first request time."""
     return f"{_root(namespace)}:worker-runs"
+
+
+def run_plan_key(namespace: str, run_id: str) -> str:
+    """Hash of one run's plan: `doc` (zlib-compressed plan.json), `summary` (JSON figures),
+    `recorded_at` (unix seconds)."""
+    return f"{_root(namespace)}:run:{run_id}:plan"
+
+
+def plan_runs_key(namespace: str) -> str:
+    """Sorted set of run ids that have a recorded plan, scored by when it was recorded."""
+    return f"{_root(namespace)}:plan-runs"

@@ -7,6 +7,9 @@ writing a run record drops the run and worker records of all but the newest `max
 that retention is the policy, so the store's size tracks what is kept, not how long it has been
 used (`planflow metrics prune` trims further by hand). Reads fetch only what is asked:
 `task_records(keys)` is one pipelined LRANGE per requested function.
+A run's plan document (`write_plan`/`plan`, `metadata.runplan`) is one hash per run, written
+once as the run starts and dropped with the run's other records; `plan_summaries` reads only
+its small summary field.
 
 A batch write is not idempotent (a batch retried after a lost reply is appended twice); a
 duplicate sample costs the predictor nothing measurable, so the writer prefers never losing one.
@@ -19,7 +22,11 @@ from the caller only: this module reads no environment variable.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar, cast
 
@@ -30,7 +37,10 @@ from metadata.connect import sync_client
 from metadata.errors import MetricsStoreError, RecordError, redact_url
 from metadata.keys import DEFAULT_NAMESPACE
 from metadata.records import Record, RunRecord, TaskRecord, WorkerRecord
+from metadata.runplan import RunPlan, decode_doc, encode_doc, summary_of
 from metadata.store_errors import condition_of
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_RECORDS_PER_FUNCTION = 5000
 """Task records kept per function (newest); older ones are trimmed on write."""
@@ -88,6 +98,8 @@ class MetricsStore:
         try:
             self._client: redis.Redis = sync_client(url, decode_responses=True,
                                                     socket_timeout=SOCKET_TIMEOUT_S)
+            self._raw: redis.Redis = sync_client(url, socket_timeout=SOCKET_TIMEOUT_S)
+            """Bytes replies, for the compressed plan documents."""
         except ValueError as err:
             raise MetricsStoreError(f"bad metrics store URL {self.url}: {err}") from err
 
@@ -95,6 +107,7 @@ class MetricsStore:
 
     def close(self) -> None:
         self._client.close()
+        self._raw.close()
 
     def __enter__(self) -> MetricsStore:
         return self
@@ -173,7 +186,75 @@ class MetricsStore:
         if runs > self.max_runs + RETENTION_SLACK_RUNS:
             self.prune(keep_runs=self.max_runs)
 
+    def write_plan(self, run_id: str, doc: dict[str, Any], *,
+                   recorded_at: float | None = None) -> None:
+        """Keep the plan document (`plan.json`) of run `run_id`, compressed, with its summary
+        figures apart (`metadata.runplan`); written once, as the run starts."""
+        at = time.time() if recorded_at is None else recorded_at
+        ns = self.namespace
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hset(keys.run_plan_key(ns, run_id), mapping=cast(Any, {
+            "doc": encode_doc(doc), "summary": json.dumps(summary_of(doc)),
+            "recorded_at": repr(at)}))
+        pipe.zadd(keys.plan_runs_key(ns), {run_id: at})
+        with self._guard(f"recording the plan of run {run_id}"):
+            pipe.execute()
+
+    @classmethod
+    def write_plan_in_background(cls, url: str, namespace: str, run_id: str,
+                                 make_doc: Callable[[], dict[str, Any]]) -> threading.Thread:
+        """`write_plan(run_id, make_doc())` on a thread of its own, recorded now (the run's
+        start): building and packing a large plan.json takes ~60 us per task, which must not
+        delay the run. Not a daemon thread, so the process finishes the write before it exits;
+        a failure is logged, never raised (metrics never fail a run)."""
+        recorded_at = time.time()
+
+        def write() -> None:
+            try:
+                with cls(url, namespace) as store:
+                    store.write_plan(run_id, make_doc(), recorded_at=recorded_at)
+            except Exception as err:
+                log.warning("metrics: cannot record the plan of run %s: %s", run_id, err)
+
+        thread = threading.Thread(target=write, name=f"plan-record-{run_id}")
+        thread.start()
+        return thread
+
     # -- reading --------------------------------------------------------------------------------
+
+    def plan(self, run_id: str) -> RunPlan | None:
+        """The plan document run `run_id` recorded (None: it recorded none)."""
+        with self._guard(f"reading the plan of run {run_id}"):
+            raw = self._raw.hmget(keys.run_plan_key(self.namespace, run_id),
+                                  ["doc", "recorded_at"])
+        blob, at = raw
+        if blob is None:
+            return None
+        data = blob.encode() if isinstance(blob, str) else blob  # bytes: `_raw` does not decode
+        return RunPlan(run_id, float(at or 0.0), decode_doc(data, run_id))
+
+    def plan_summaries(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Run id -> the summary figures of its recorded plan (`metadata.runplan.summary_of`,
+        plus `recorded_at`), for the runs that recorded one; one pipelined read."""
+        wanted = list(dict.fromkeys(run_ids))
+        pipe = self._client.pipeline(transaction=False)
+        for run_id in wanted:
+            pipe.hmget(keys.run_plan_key(self.namespace, run_id), ["summary", "recorded_at"])
+        with self._guard(f"reading the plan summaries of {len(wanted)} runs"):
+            raw = pipe.execute() if wanted else []
+        out: dict[str, dict[str, Any]] = {}
+        for run_id, (summary, at) in zip(wanted, raw, strict=True):
+            if summary is not None:
+                out[run_id] = {**json.loads(summary), "recorded_at": float(at or 0.0)}
+        return out
+
+    def planned_runs(self, since: float | None = None) -> list[str]:
+        """Run ids with a recorded plan (recorded at or after `since`), oldest first."""
+        low = "-inf" if since is None else repr(since)
+        with self._guard("listing runs with a recorded plan"):
+            return _str_list(self._client.zrangebyscore(keys.plan_runs_key(self.namespace),
+                                                        low, "+inf"))
+
 
     def task_records(self, function_keys: Iterable[str], *,
                      last: int | None = None) -> dict[str, list[TaskRecord]]:
@@ -261,8 +342,8 @@ class MetricsStore:
     def prune(self, *, keep_last: int | None = None, functions: Sequence[str] = (),
               runs_before: float | None = None, keep_runs: int | None = None) -> PruneResult:
         """Drop whole functions, trim every function to its newest `keep_last` records, and/or
-        drop run and worker records of runs submitted before `runs_before` (unix seconds) or
-        older than the newest `keep_runs`."""
+        drop run and worker records and recorded plans of runs submitted before
+        `runs_before` (unix seconds) or older than the newest `keep_runs`."""
         if keep_last is not None and keep_last < 0:
             raise ValueError("keep_last must be >= 0")
         if keep_runs is not None and keep_runs < 0:
@@ -311,14 +392,18 @@ class MetricsStore:
         with self._guard("dropping old runs"):
             worker_runs = _str_list(
                 self._client.zrangebyscore(keys.worker_runs_key(ns), "-inf", f"({before}"))
-            gone = sorted(set(old) | set(worker_runs))
+            plan_runs = _str_list(
+                self._client.zrangebyscore(keys.plan_runs_key(ns), "-inf", f"({before}"))
+            gone = sorted(set(old) | set(worker_runs) | set(plan_runs))
             if not gone:
                 return 0
             pipe = self._client.pipeline(transaction=False)
             if old:
                 pipe.hdel(keys.runs_key(ns), *old)
             pipe.zrem(keys.worker_runs_key(ns), *gone)
+            pipe.zrem(keys.plan_runs_key(ns), *gone)
             pipe.delete(*(keys.worker_records_key(ns, run_id) for run_id in gone))
+            pipe.delete(*(keys.run_plan_key(ns, run_id) for run_id in gone))
             pipe.execute()
         return len(old)
 

@@ -1,7 +1,8 @@
 """The `planflow` command line: a thin layer that wires options to `planflow.api`.
 
 This module holds the app, the error handling and the shared options; the commands live in
-`cli_plan` (compile, simulate), `cli_run` (run, show) and `cli_metrics` (metrics).
+`cli_plan` (compile, simulate), `cli_run` (run, show), `cli_metrics` (metrics) and
+`cli_dashboard` (dashboard, report).
 
 Every command prints a rich table for people, or with `--json` exactly one JSON object on stdout,
 on success and on failure alike (then with `error`: type, message, exit code, and for a failed
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -34,8 +35,31 @@ app = typer.Typer(
 T = TypeVar("T")
 _state = {"debug": False}
 
+
+def _flags_take_no_value() -> None:
+    """typer prints a type beside every option in --help, flags included (`--json <bool>`),
+    which reads as if the flag took a value; here flags print none, as click's plain help
+    does. Applied once, and only where typer has the method (other versions: untouched)."""
+    from typer import core
+
+    option = getattr(core, "TyperOption", None)
+    shown = getattr(option, "display_type_rich", None)
+    if option is None or shown is None or getattr(shown, "planflow_flags", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False) or getattr(self, "count", False):
+            return None
+        return cast(str | None, shown(self, ctx))
+
+    display_type_rich.planflow_flags = True  # type: ignore[attr-defined]
+    option.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
+
 ParamOpt = Annotated[list[str] | None, typer.Option(
-    "--param", "-p", help="Workflow parameter, name=value (repeatable).")]
+    "--param", "-p", metavar="NAME=VALUE", help="Workflow parameter (repeatable).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
@@ -129,7 +153,7 @@ def params_of(items: list[str] | None) -> dict[str, str]:
 
 
 # The commands register themselves on `app`; imported here because they import from above.
-from planflow import cli_metrics, cli_plan, cli_run  # noqa: E402, F401
+from planflow import cli_dashboard, cli_metrics, cli_plan, cli_run  # noqa: E402, F401
 
 
 def main() -> None:

@@ -50,10 +50,13 @@ def run_cmd(
         help="Strategy when compiling a module first.")] = None,
     platform: Annotated[str, typer.Option(
         help="Platform when compiling a module first.")] = "local",
+    dashboard: Annotated[bool, typer.Option(
+        "--dashboard", help="Watch the run in the browser (planflow[dashboard]).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a plan (a module or WfFormat file is compiled first)."""
     from planflow import api, render
+    from planflow.cli_dashboard import dashboard_for_run
 
     def body() -> None:
         compile_opts: dict[str, object] = {}
@@ -61,8 +64,9 @@ def run_cmd(
             compile_opts["platform"] = platform
             if strategy:
                 compile_opts["strategy"] = strategy
-        with render.run_progress(enabled=not as_json and not inline) as progress:
-            result = api.run(target, params_of(param), inline=inline, redis=redis,
+        with dashboard_for_run(dashboard, redis, namespace, inline) as url, \
+                render.run_progress(enabled=not as_json and not inline) as progress:
+            result = api.run(target, params_of(param), inline=inline, redis=url,
                              namespace=namespace, launcher=launcher, timeout_s=timeout_s,
                              metrics_upload=metrics_upload, progress=progress,
                              retries=retries, **compile_opts)

@@ -15,10 +15,6 @@ from runtime.result import RunResult
 if TYPE_CHECKING:
     from planner.whatif import WhatIf
 
-MAX_ROWS = 40
-"""Rows of a task table printed before it is cut (the JSON always has all of them)."""
-
-
 def _console() -> Any:
     from rich.console import Console
 
@@ -135,28 +131,10 @@ def what_if(report: WhatIf) -> None:
 
 
 def plan_document(doc: dict[str, Any]) -> None:
-    from rich.table import Table
+    """What `planflow show` prints (`planflow.render_show`: fits the terminal, lists workers)."""
+    from planflow.render_show import plan_document as show
 
-    console = _console()
-    console.print(
-        f"[bold]{doc['workflow']}[/bold]  strategy={doc['strategy']}  platform={doc['platform']}"
-        f"  makespan={_fmt_s(doc['makespan_s'])}  cost=${doc['cost_usd']:.6f}"
-        f"  GB-s={doc['gb_s']:.3f}  workers={len(doc['workers'])}  tasks={len(doc['tasks'])}"
-    )
-    table = Table()
-    for col in ("task", "function", "memory MB", "worker", "start", "finish", "slack",
-                "critical", "optimizations"):
-        table.add_column(col)
-    for t in doc["tasks"][:MAX_ROWS]:
-        table.add_row(t["id"], t["function"], str(t["memory_mb"]), t["worker"],
-                      _fmt_s(t["pred_start_s"]), _fmt_s(t["pred_finish_s"]),
-                      _fmt_s(t.get("slack_s", 0.0)), "yes" if t["critical"] else "",
-                      ", ".join(t["optimizations"]))
-    console.print(table)
-    if len(doc["tasks"]) > MAX_ROWS:
-        console.print(f"... {len(doc['tasks']) - MAX_ROWS} more tasks (--json shows all)")
-    for d in doc.get("downgrades", [])[:TOP_DOWNGRADES]:
-        console.print(f"downgrade {d['worker']}: {d['reason']}")
+    show(doc)
 
 
 RESULT_REPR_MAX = 10_000

@@ -115,7 +115,9 @@ def what_if(plan: Plan, platform: Platform, *, all_memory_mb: int | None = None,
         from simulator import draw_gantt
 
         draw_gantt(res_s, sim_input(pred, scenario), gantt, task_labels=list(pred.task_ids),
-                   worker_labels=[f"w{k}" for k in range(scenario.n_workers)])
+                   worker_labels=[f"w{k}" for k in range(scenario.n_workers)],
+                   title=f"{plan.workflow} · {plan.strategy} plan on {platform.name} · "
+                         f"scenario: {'; '.join(changes) or 'as compiled'}")
     return WhatIf(plan.workflow, plan.strategy, platform.name, tuple(changes), fig_c, fig_s,
                   _task_rows(pred, scenario, res_s), _worker_rows(pred, scenario, res_s), gantt)
 

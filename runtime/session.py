@@ -8,7 +8,8 @@ them to a `RunSession`. The order below is the protocol's:
 1. one pipeline uploads the shared part and every worker program, creates `progress` (the run
    exists while it does) and claims the root workers in `started`, each with its first lease
    (so a start request that never reaches a worker is relaunched); all with a TTL;
-2. the launcher starts the root workers;
+2. the launcher starts the root workers; a thread of its own records the plan's plan.json in
+   the metrics store (`MetricsStore.write_plan_in_background`), for whoever watches the run;
 3. BLPOP on `done` (in slices, to report progress and honour the deadline); every
    `LEASE_CHECK_S` one pipeline checks the run still exists (a Redis restarted without
    persistence lost it: the run fails, naming that) and relaunches workers whose lease expired
@@ -158,6 +159,8 @@ class RunSession:
         self.started_at = time.time()
         self._doing = "starting the root workers"
         self._start_roots()
+        MetricsStore.write_plan_in_background(self.url, self.settings.namespace,
+                                              self.settings.dag_id, self.plan.to_json)
         self._doing = "waiting for the run"
         signal = self._wait(deadline, timeout_s)
         if signal != "ok":

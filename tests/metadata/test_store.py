@@ -124,3 +124,62 @@ def _unused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _plan_doc(tasks: int = 3) -> dict:
+    return {"workflow": "tree", "strategy": "critical-path", "platform": "local",
+            "makespan_s": 1.5, "cost_usd": 0.001, "gb_s": 2.0, "cold_starts": 1,
+            "workers": [{"worker_id": "w0"}],
+            "tasks": [{"id": f"add-{i}", "upstream": []} for i in range(tasks)]}
+
+
+def test_a_runs_plan_comes_back_whole_and_its_summary_alone(store: MetricsStore) -> None:
+    doc = _plan_doc(2000)
+    store.write_plan("dag-1", doc, recorded_at=123.5)
+    got = store.plan("dag-1")
+    assert got is not None and got.doc == doc and got.recorded_at == 123.5
+    assert store.plan("dag-absent") is None
+    summaries = store.plan_summaries(["dag-1", "dag-absent"])
+    assert summaries == {"dag-1": {"workflow": "tree", "strategy": "critical-path",
+                                   "platform": "local", "makespan_s": 1.5, "cost_usd": 0.001,
+                                   "gb_s": 2.0, "cold_starts": 1, "tasks": 2000, "workers": 1,
+                                   "recorded_at": 123.5}}
+    assert store.planned_runs() == ["dag-1"] and store.planned_runs(since=200.0) == []
+
+
+def test_a_plan_that_is_not_a_plan_document_is_refused(store: MetricsStore) -> None:
+    with pytest.raises(RecordError, match=r"not a plan\.json object"):
+        store.write_plan("dag-1", {"workflow": "tree"})
+
+
+def test_a_corrupt_recorded_plan_names_the_run(store: MetricsStore, redis_url: str,
+                                              namespace: str) -> None:
+    store.write_plan("dag-1", _plan_doc())
+    redis.Redis.from_url(redis_url).hset(keys.run_plan_key(namespace, "dag-1"), "doc", b"junk")
+    with pytest.raises(RecordError, match="recorded plan of run dag-1 is corrupt"):
+        store.plan("dag-1")
+
+
+def test_pruning_old_runs_drops_their_plans(store: MetricsStore) -> None:
+    store.write_plan("dag-old", _plan_doc(), recorded_at=50.0)
+    store.write_plan("dag-new", _plan_doc(), recorded_at=500.0)
+    assert store.prune(runs_before=100.0).runs_removed == 0  # no RunRecord: plan only
+    assert store.plan("dag-old") is None and store.plan("dag-new") is not None
+    assert store.planned_runs() == ["dag-new"]
+
+
+def test_a_plan_written_in_the_background_is_there_once_the_thread_ends(
+        store: MetricsStore, redis_url: str, namespace: str) -> None:
+    thread = MetricsStore.write_plan_in_background(redis_url, namespace, "dag-1", _plan_doc)
+    thread.join(10)
+    got = store.plan("dag-1")
+    assert got is not None and got.doc == _plan_doc() and got.recorded_at > 0
+
+
+def test_a_plan_that_cannot_be_built_is_logged_not_raised(
+        redis_url: str, namespace: str, caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> dict:
+        raise ValueError("no plan")
+
+    MetricsStore.write_plan_in_background(redis_url, namespace, "dag-1", broken).join(10)
+    assert "cannot record the plan of run dag-1: no plan" in caplog.text

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulator import Platform, draw_gantt, simulate, simulate_samples
+from simulator import Platform, SimInput, draw_gantt, gantt, simulate, simulate_samples
 from simulator.sampling import draw_durations
 from tests.simulator import dags
 
@@ -46,6 +46,28 @@ def test_gantt_writes_an_image(toy: Platform, tmp_path: Path) -> None:
     path = tmp_path / "run.png"
     draw_gantt(result, inp, path, task_labels=list("abcd"), worker_labels=["w0", "w1", "w2"])
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_a_wide_plan_shares_rows_and_keeps_a_readable_height(toy: Platform,
+                                                              tmp_path: Path) -> None:
+    """128 roots on a worker each, joined by a sink on w0: 32 rows of 4 lanes, not 128 rows
+    (the image stops growing at MAX_ROWS rows); up to MAX_ROWS workers, one row each."""
+    assert [gantt.rows_for(n) for n in (1, 40, 41, 128)] == [1, 1, 2, 4]
+    n = 128
+    inp = SimInput.build([1.0] * (n + 1), [(i, n) for i in range(n)],
+                         output_bytes=[10] * n + [0], worker=[*range(n), 0])
+    path = tmp_path / "wide.png"
+    draw_gantt(simulate(inp, toy), inp, path, title="wide · uniform plan on toy")
+    width, height = _png_size(path)
+    most = (gantt.HEADER_INCHES + gantt.MAX_ROWS * gantt.ROW_INCHES + gantt.FOOTER_INCHES)
+    assert width == gantt.FIGURE_WIDTH_IN * gantt.DPI and height <= most * gantt.DPI
+    assert gantt._subtitle(simulate(inp, toy), n, 4).endswith(
+        "4 workers per row (thin lanes), 32 rows")
 
 
 def test_importing_the_simulator_loads_neither_matplotlib_nor_networkx() -> None:
