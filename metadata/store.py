@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -41,6 +42,9 @@ from metadata.runplan import RunPlan, decode_doc, encode_doc, summary_of
 from metadata.store_errors import condition_of
 
 log = logging.getLogger(__name__)
+
+PLAN_RECORD_NICE = 19
+"""Niceness of the thread that records a run's plan document (the lowest priority)."""
 
 DEFAULT_MAX_RECORDS_PER_FUNCTION = 5000
 """Task records kept per function (newest); older ones are trimmed on write."""
@@ -205,11 +209,15 @@ class MetricsStore:
                                  make_doc: Callable[[], dict[str, Any]]) -> threading.Thread:
         """`write_plan(run_id, make_doc())` on a thread of its own, recorded now (the run's
         start): building and packing a large plan.json takes ~60 us per task, which must not
-        delay the run. Not a daemon thread, so the process finishes the write before it exits;
-        a failure is logged, never raised (metrics never fail a run)."""
+        delay the run (the thread runs at the lowest CPU priority: on a host the run's workers
+        share, it takes only what they leave). Not a daemon thread, so the process finishes the
+        write before it exits; a failure is logged, never raised (metrics never fail a run)."""
         recorded_at = time.time()
 
         def write() -> None:
+            # Linux niceness is per thread: this work yields the CPUs to the run's workers
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PLAN_RECORD_NICE)
             try:
                 with cls(url, namespace) as store:
                     store.write_plan(run_id, make_doc(), recorded_at=recorded_at)
