@@ -3,18 +3,33 @@
     python benchmarks/reliability.py [--runs 40] [--fault-rate 0.3] [--seed 1] [--width 6]
 
 Each run is a fan-out/fan-in (`inc-0 -> chaos-0..W-1 -> total-0`) on the local launcher (warm
-pool, limits enforced) against one private Redis, workers placed round robin on 3 workers.
-Each `chaos` task draws, from a generator seeded by (seed, run), one behaviour; a fault with
-probability `--fault-rate`, split evenly between:
+pool, limits enforced) against one private Redis (values limited to 1 MiB, its smallest
+`proto-max-bulk-len`), workers placed round robin on 3 workers. Each `chaos` task draws, from a
+generator seeded by (seed, run), one behaviour; a fault with probability `--fault-rate`, split
+evenly between:
 
 - `raise_once`: raises on its first attempt (its `retries=2` recover it);
+- `exit_once`: calls `sys.exit(3)` on its first attempt (a task failure too: retried);
 - `kill_once`: SIGKILLs its own worker process on its first attempt (the pool relaunches it);
-- `raise_always`: raises on every attempt (the run must fail cleanly: TaskFailed naming it).
+- `raise_always`: raises on every attempt (the run must fail cleanly: TaskFailed naming it);
+- `oversize`: returns 2 MiB, more than the store takes: refused before upload (ValueTooLarge
+  naming it) when its consumer runs on another worker; when they share one, the value never
+  travels and the run completes (the consumer counts it as 0);
+- `oom`: lowers the store's maxmemory to what it holds, then returns 512 KiB: the run must fail
+  cleanly with StoreError OOM, or complete correctly when no later write needed memory (its
+  value stayed on its worker; the soak restores maxmemory after the run);
+- `sigterm` (drawn per run, not per task, with probability `--fault-rate` / 10): the run is a
+  `planflow run` subprocess sent SIGTERM once a chaos task has started: it must exit 143 with
+  one JSON error object and leave no key of its run and no registry entry.
+
+Besides these, every run exercises the pool's status-slot reads (the server reads each child's
+slot while the child rewrites it) and the clean-up races (a failing task's run is deleted while
+the others upload and renew leases).
 
 Outcomes per run: *completed correctly* (right result, no key of the run left), *failed
-cleanly* (a run with a `raise_always` task raised TaskFailed naming one, no key left), *hang*
-(the run hit its deadline: must be 0), *wrong* (anything else), and *data lost*: tasks of a
-completed run whose successful metrics record is missing (must be 0). Printed, and written to
+cleanly* (the failure the injected fault must cause, naming it, no key left), *hang* (the run
+hit its deadline: must be 0), *wrong* (anything else), and *data lost*: tasks of a completed
+run whose successful metrics record is missing (must be 0). Printed, and written to
 benchmarks/results/reliability.json. Worker relaunches of completed runs are listed per run
 (`recovered`); `relaunched_lease_expired` counts those the client made because a lease ran out
 (e.g. a worker claimed but never started: its start request was lost with the worker that
@@ -49,7 +64,10 @@ METRICS_WAIT_S = 15.0
 
 MEMORY_MB = 512
 WORKERS = 3
-FAULTS = ("raise_once", "kill_once", "raise_always")
+FAULTS = ("raise_once", "exit_once", "kill_once", "raise_always", "oversize", "oom")
+
+VALUE_LIMIT = 1 << 20
+"""The soak Redis's proto-max-bulk-len (the smallest it accepts): larger values are refused."""
 
 
 def _bump(path: str) -> int:
@@ -69,18 +87,28 @@ def inc(x: int) -> int:
 
 
 @task(retries=2, retry_backoff_s=0.01)
-def chaos(x: int, i: int, mode: str, counter: str) -> int:
+def chaos(x: int, i: int, mode: str, counter: str) -> int | bytes:
     attempt = _bump(counter)
     if mode == "raise_always" or (mode == "raise_once" and attempt == 1):
         raise RuntimeError(f"injected fault in chaos {i} (attempt {attempt})")
+    if mode == "exit_once" and attempt == 1:
+        sys.exit(3)
     if mode == "kill_once" and attempt == 1:
         os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "oversize":
+        return b"o" * (2 * VALUE_LIMIT)
+    if mode == "oom":
+        import redis
+
+        store = redis.Redis.from_url(os.environ["PLANFLOW_REDIS_URL"])
+        store.config_set("maxmemory", str(int(store.info("memory")["used_memory"]) + 64))
+        return b"m" * (VALUE_LIMIT // 2)
     return x * i
 
 
 @task
-def total(xs: list[int]) -> int:
-    return sum(xs)
+def total(xs: list[int | bytes]) -> int:
+    return sum(x for x in xs if isinstance(x, int))
 
 
 @workflow
@@ -124,16 +152,35 @@ def missing_records(url: str, namespace: str, plan: Plan, dag_id: str) -> int:
             time.sleep(0.1)
 
 
+def expected_result(modes: list[str]) -> int:
+    """The sum a completed run returns: x * i per chaos task, 0 for a bytes value."""
+    return sum(k for k, m in enumerate(modes) if m not in ("oversize", "oom"))
+
+
+def failed_as_it_must(err: Exception, modes: list[str]) -> bool:
+    """Whether a run's error is what one of its injected faults must cause, naming it."""
+    from runtime.errors import StoreError, TaskFailed
+
+    if isinstance(err, StoreError):
+        return "oom" in modes and err.condition == "OOM"
+    if not isinstance(err, TaskFailed) or not err.task_id.startswith("chaos-"):
+        return False
+    mode = modes[int(err.task_id.split("-")[1])]
+    return (mode, err.exc_type) in (("raise_always", "RuntimeError"),
+                                    ("oversize", "ValueTooLarge"))
+
+
 def one_run(i: int, args: argparse.Namespace, url: str, launcher: Any, tmp: Path,
             client: Any) -> dict[str, Any]:
+    from planner.errors import PlanflowError
     from runtime.client import run_plan
-    from runtime.errors import RunError, TaskFailed
 
     rng = random.Random(f"{args.seed}/{i}")
     modes = draw_modes(rng, args.width, args.fault_rate)
     counters = [str(tmp / f"r{i}-c{k}") for k in range(args.width)]
     plan = build_plan(modes, counters)
-    expected = sum(1 * k for k in range(args.width))
+    if rng.random() < args.fault_rate / 10:
+        return sigterm_run(i, args, url, plan, modes, counters, tmp, client)
     outcome, lost, dag_id, message = "wrong", 0, "", ""
     recovered: list[str] = []
     try:
@@ -141,20 +188,68 @@ def one_run(i: int, args: argparse.Namespace, url: str, launcher: Any, tmp: Path
                           timeout_s=RUN_TIMEOUT_S, metrics_upload="per-task")
         dag_id = result.dag_id
         recovered = [f"{r['worker_id']}:{r['reason']}" for r in result.recovered]
-        if result.result == expected and "raise_always" not in modes:
+        if result.result == expected_result(modes) and "raise_always" not in modes:
             outcome = "completed"
             lost = missing_records(url, args.namespace, plan, dag_id)
-    except TaskFailed as err:
-        if "raise_always" in modes and modes[int(err.task_id.split("-")[1])] == "raise_always":
+        else:
+            message = f"result {result.result!r} with faults {modes}"
+    except PlanflowError as err:
+        if "did not finish" in str(err):
+            outcome = "hang"
+        elif failed_as_it_must(err, modes):
             outcome = "failed_cleanly"
-    except RunError as err:
-        outcome, message = ("hang" if "did not finish" in str(err) else "wrong"), str(err)
+        message = str(err)
+    finally:
+        client.config_set("maxmemory", "0")  # an `oom` fault lowered it
     left = [k for k in client.scan_iter(f"{args.namespace}:{{*", count=1000)]
     if left and outcome in ("completed", "failed_cleanly"):
         outcome = "wrong"
     faults = sum(m != "ok" for m in modes)
     return {"run": i, "modes": modes, "faults": faults, "outcome": outcome, "lost": lost,
-            "keys_left": len(left), "error": message, "recovered": recovered}
+            "keys_left": len(left), "error": message if outcome != "completed" else "",
+            "recovered": recovered}
+
+
+def sigterm_run(i: int, args: argparse.Namespace, url: str, plan: Plan, modes: list[str],
+                counters: list[str], tmp: Path, client: Any) -> dict[str, Any]:
+    """Run the plan as `planflow run` and SIGTERM it once a chaos task has started: it must
+    exit 143 with one JSON error object, its run's keys and registry entry gone."""
+    import subprocess
+
+    from runtime.keys import NamespaceKeys
+
+    path = tmp / f"r{i}.plan"
+    plan.save(path)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "planflow", "run", str(path), "--redis", url,
+                             "--namespace", args.namespace, "--json"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not any(os.path.exists(c) for c in counters) and proc.poll() is None:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        outcome = "hang"
+    else:
+        error = json.loads(out).get("error") if out.strip() else None
+        clean = proc.returncode == 143 and error is not None and error.get("exit_code") == 143
+        outcome = "failed_cleanly" if clean else (
+            "completed" if proc.returncode == 0 else "wrong")  # it may finish before the signal
+    client.config_set("maxmemory", "0")
+    left = [k for k in client.scan_iter(f"{args.namespace}:{{*", count=1000)]
+    registered = client.hlen(NamespaceKeys(args.namespace).runs())
+    if (left or registered) and outcome != "hang":
+        outcome = "wrong"
+    return {"run": i, "modes": [*modes, "sigterm"], "faults": sum(m != "ok" for m in modes) + 1,
+            "outcome": outcome, "lost": 0, "keys_left": len(left),
+            "error": "" if outcome == "failed_cleanly" else err.strip()[-300:],
+            "recovered": []}
 
 
 def main() -> int:
@@ -181,14 +276,18 @@ def main() -> int:
     with EmbeddedRedis(persistent=False, port=port) as server, \
             tempfile.TemporaryDirectory(prefix="planflow-soak-") as tmp:
         client = redis.Redis.from_url(server.url)
+        client.config_set("proto-max-bulk-len", str(VALUE_LIMIT))
         launcher = LocalLauncher(server.url, args.namespace, keep_warm_s=60.0,
                                  shutdown_on_close=True)
         try:
             for i in range(args.runs):
                 row = one_run(i, args, server.url, launcher, Path(tmp), client)
                 rows.append(row)
-                print(f"run {i:3d}: {row['outcome']:15s} faults={row['faults']} "
+                print(f"run {i:4d}: {row['outcome']:15s} faults={row['faults']} "
                       f"{','.join(row['modes'])}", flush=True)
+                if row["outcome"] in ("wrong", "hang"):
+                    print(f"          keys left: {row['keys_left']}; {row['error'][:400]}",
+                          flush=True)
         finally:
             launcher.close()
             client.close()
@@ -197,7 +296,8 @@ def main() -> int:
         "runs": len(rows), "seed": args.seed, "fault_rate": args.fault_rate,
         "width": args.width,
         "faults_injected": sum(r["faults"] for r in rows),
-        "faults_by_kind": {k: sum(r["modes"].count(k) for r in rows) for k in FAULTS},
+        "faults_by_kind": {k: sum(r["modes"].count(k) for r in rows)
+                           for k in (*FAULTS, "sigterm")},
         "completed_correctly": outcomes.count("completed"),
         "failed_cleanly": outcomes.count("failed_cleanly"),
         "hangs": outcomes.count("hang"),

@@ -41,8 +41,14 @@ class RetryPolicy:
                    options.timeout_s)
 
     def should_retry(self, err: BaseException, attempt: int) -> bool:
-        """Whether a failed `attempt` (1-based) is followed by another."""
-        return attempt < self.attempts and isinstance(err, self.retry_on)
+        """Whether a failed `attempt` (1-based) is followed by another. A task's `sys.exit()`
+        (SystemExit) or KeyboardInterrupt counts as an Exception here: inside a task they are
+        its failure, not a request to stop the worker."""
+        if attempt >= self.attempts:
+            return False
+        if isinstance(err, SystemExit | KeyboardInterrupt) and Exception in self.retry_on:
+            return True
+        return isinstance(err, self.retry_on)
 
     def delay_s(self, dag_id: str, task_id: str, attempt: int) -> float:
         """Seconds to wait after failed `attempt` (1-based), jittered reproducibly."""

@@ -174,3 +174,14 @@ def test_a_worker_whose_tasks_are_each_killed_once_finishes(
     assert len(result.recovered) == 5
     assert {r["task_id"] for r in result.recovered} == {f"die_once_each-{i}" for i in range(5)}
     assert run_keys(client, local_launcher.keys.namespace) == []
+
+
+def test_a_tasks_sys_exit_is_retried_like_an_exception() -> None:
+    from planner.trace import TaskOptions
+    from runtime.retry import RetryPolicy
+
+    policy = RetryPolicy.of(TaskOptions(retries=1))
+    assert policy.should_retry(SystemExit(3), 1) and policy.should_retry(KeyboardInterrupt(), 1)
+    assert not policy.should_retry(SystemExit(3), 2)  # no attempt left
+    narrow = RetryPolicy.of(TaskOptions(retries=1, retry_on=(ValueError,)))
+    assert not narrow.should_retry(SystemExit(3), 1)  # only what retry_on names
