@@ -195,7 +195,7 @@ def _ping(url: str) -> None:
 def reclaim(url: str, namespace: str, launcher: Launcher | None = None) -> None:
     """Reclaim the runs of `namespace` whose clients were killed (`runtime.registry`); their
     workers are stopped through `launcher` (else through the local pools, if any)."""
-    from runtime.local import PoolClient
+    from runtime.pool_client import PoolClient
 
     client = sync_client(url)
     stop = launcher.stop if launcher is not None else PoolClient(client, namespace).stop

@@ -122,7 +122,7 @@ class WorkerContext:
             if found is None:
                 if name != "local":
                     raise ValueError(f"launcher '{name}' cannot be used from a worker process")
-                from runtime.local import PoolClient
+                from runtime.pool_client import PoolClient
 
                 found = self._launchers[(name, namespace)] = PoolClient(self.redis, namespace)
             return found

@@ -1,15 +1,17 @@
 """The local launcher: worker processes on this machine, through a pool server (`runtime.pool`).
 
-`PoolClient` is all a worker needs to start other workers: it pushes start requests onto the
-namespace's request list, which any live pool server pops. `LocalLauncher` (the client's
-launcher) also makes sure a pool server is alive - reusing one that is (warm processes carry
-over from run to run) or starting `python -m runtime.pool` detached, with the Redis URL in its
-environment - and talks to it: prewarm before a run, cancel a run's workers, shut it down.
+`runtime.pool_client.PoolClient` is all a worker needs to start other workers (and all a worker
+process imports): it pushes start requests onto the namespace's request list, which any live
+pool server pops. `LocalLauncher` (the client's launcher) also makes sure a pool server is
+alive - reusing one that is (warm processes carry over from run to run) or starting `python -m
+runtime.pool` detached, with the Redis URL in its environment - and talks to it: prewarm before
+a run, cancel a run's workers, shut it down.
 
 A pool outlives the client that started it (its warm processes serve the next run) and exits
 after its keep-warm time without work, or when Redis has been gone for a while. The last user
-of an embedded Redis stops every pool on it first (`shutdown_all_pools`), since their Redis is
-about to go away; tools that own a pool outright use `shutdown_on_close=True`.
+of an embedded Redis stops every pool on it first (`shutdown_all_pools`, the embedded store's
+`on_last_user`: `runtime.client.embedded_store`), since their Redis is about to go away; tools
+that own a pool outright use `shutdown_on_close=True`.
 """
 
 from __future__ import annotations
@@ -24,78 +26,24 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import redis
-
 from metadata.connect import blocking_socket_timeout, sync_client
 from runtime.defaults import REDIS_URL_ENV, log_dir
 from runtime.errors import StoreError
 from runtime.keys import PoolKeys
 from runtime.launcher import WorkerSpec
 from runtime.pool import DEFAULT_KEEP_WARM_S, MAX_PROCESSES, SHUTDOWN_WAIT_S
+from runtime.pool_client import REPLY_SLICE_S, PoolClient
 
 log = logging.getLogger(__name__)
 
 POOL_START_TIMEOUT_S = 30.0
 """How long a launcher waits for a pool server it started to say it is ready."""
 
-REPLY_TIMEOUT_S = 30.0
-"""How long a launcher waits for a pool's reply to `cancel`."""
-
-REPLY_SLICE_S = 0.5
-"""BLPOP slice while waiting for a reply (the pool process is checked between slices)."""
-
 POOL_RECHECK_S = 1.0
 """A pool found alive (not started by this launcher) is trusted this long without a re-check."""
 
 CONTROL_SOCKET_TIMEOUT_S = blocking_socket_timeout(REPLY_SLICE_S)
 """Socket timeout of launcher clients (their longest command is a reply slice's BLPOP)."""
-
-
-class PoolClient:
-    """Starts workers by pushing requests to the namespace's pool servers."""
-
-    name = "local"
-
-    def __init__(self, client: redis.Redis, namespace: str) -> None:
-        self.redis = client
-        self.keys = PoolKeys(namespace)
-
-    def prewarm(self, configs: Mapping[tuple[int, float], int], modules: Sequence[str]) -> None:
-        return None
-
-    def start(self, specs: Sequence[WorkerSpec]) -> None:
-        if specs:
-            self.redis.rpush(self.keys.requests(), *(s.to_json() for s in specs))
-
-    def live_pools(self) -> list[str]:
-        """Ids of pool servers whose heartbeat is recent."""
-        now = time.time()
-        entries = self.redis.hgetall(self.keys.alive())
-        alive = []
-        for pool_id, raw in entries.items():
-            if json.loads(raw).get("expires_at", 0) > now:
-                alive.append(pool_id.decode() if isinstance(pool_id, bytes) else str(pool_id))
-        return sorted(alive)
-
-    def stop(self, dag_id: str) -> None:
-        """Ask every live pool to kill the run's workers; wait for their replies."""
-        for pool_id in self.live_pools():
-            self._request(pool_id, {"op": "cancel", "dag": dag_id}, REPLY_TIMEOUT_S)
-
-    def close(self) -> None:
-        return None
-
-    def _request(self, pool_id: str, msg: dict[str, object], timeout_s: float) -> bool:
-        token = secrets.token_hex(8)
-        self.redis.rpush(self.keys.control(pool_id), json.dumps({**msg, "reply": token}))
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.redis.blpop([self.keys.reply(token)], timeout=REPLY_SLICE_S) is not None:
-                return True
-            if pool_id not in self.live_pools():
-                return False
-        log.warning("pool %s did not answer %s within %.0f s", pool_id, msg.get("op"), timeout_s)
-        return False
 
 
 class LocalLauncher(PoolClient):
