@@ -48,7 +48,7 @@ import redis
 import redis.asyncio as aioredis
 
 from metadata.connect import async_client
-from runtime.defaults import CLAIM_GRACE_S
+from runtime.defaults import CLAIM_GRACE_S, POOL_ID_ENV
 from runtime.errors import store_error
 from runtime.keys import RunKeys
 from runtime.leases import LEASE_RENEW_S, lease_call
@@ -262,9 +262,11 @@ class Uploader:
         """Set when a newer generation of this worker holds the lease (we were presumed dead)."""
         self._generation = generation
         self._claim_grace_s = claim_grace_s
-        self._holder = f"{os.getpid()}-{secrets.token_hex(4)}"
-        """Names this process in the lease: of two processes started for one generation (a
-        start request sent twice), the first to write its lease keeps it."""
+        pool = os.environ.get(POOL_ID_ENV)
+        self._holder = f"{os.getpid()}-{secrets.token_hex(4)}" + (f"@{pool}" if pool else "")
+        """Names this process (and the pool running it) in the lease: of two processes started
+        for one generation (a start request sent twice), the first to write its lease keeps
+        it."""
         self._lease_lock = io.call(_new_lock())
         """Held by each lease renewal and by the last batch: once the last batch has deleted
         the lease (`_released`), no renewal in flight can write it back."""

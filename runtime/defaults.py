@@ -37,3 +37,7 @@ CLAIM_GRACE_S = 30.0
 this long unless renewed, covering the time until its process takes it (`runtime.leases`; a
 request waiting for a free process is renewed by its pool meanwhile). A run may set another
 (`RunSettings.claim_grace_s`)."""
+
+POOL_ID_ENV = "PLANFLOW_POOL_ID"
+"""Set by a pool server for its worker processes: their leases name the pool that runs them, so
+the client leaves the death of a worker whose pool is alive to that pool (`runtime.leases`)."""

@@ -30,7 +30,11 @@ own relaunched generation (`runtime.scripts`).
 - The **client** is the backstop for what the pool cannot see (the pool server itself died with
   its children, the machine vanished, a worker hangs with its data-plane thread stuck): it is
   waiting for the run anyway, so every `LEASE_CHECK_S` it reads `leases` (one HGETALL, off the
-  workers' path) and relaunches workers whose lease expired.
+  workers' path) and relaunches workers whose lease expired - at once when no live pool holds
+  them (the lease names the pool of the process holding it), and only `POOL_ALIVE_GRACE_S`
+  later when their pool is alive: that pool reports a death itself, and a worker stalled
+  under memory pressure, about to be OOM-killed and relaunched larger by its pool, must not be
+  relaunched at the same size meanwhile.
 
 Both go through RELAUNCH, a compare-and-set on the generation: a death is relaunched once,
 whoever notices first. An older generation that is in fact still alive (a partition, not a
@@ -75,6 +79,11 @@ LEASE_START_GRACE_S = CLAIM_GRACE_S
 
 LEASE_CHECK_S = 2.0
 """How often the waiting client looks for expired leases."""
+
+POOL_ALIVE_GRACE_S = 30.0
+"""How long past its expiry the client leaves the lease of a worker whose pool server is alive
+to that pool: the pool reaps and reports its children's deaths itself, and a process stalled
+(under memory pressure near its limit, say) is not dead. Past it the worker counts as hung."""
 
 MAX_DEATHS_PER_TASK = 2
 """Relaunches of a worker whose process died (signal, OOM) while running one task, before that
@@ -153,6 +162,14 @@ def parse_lease(raw: bytes | str) -> tuple[int, float]:
     text = raw.decode() if isinstance(raw, bytes) else raw
     gen, expires = text.split()[:2]  # then the holder: `c` (claimed, not yet running) or a token
     return int(gen), float(expires)
+
+
+def lease_pool(raw: bytes | str) -> str | None:
+    """The pool server whose process holds a lease (`<pid>-<token>@<pool id>`), if one does."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    parts = text.split()
+    holder = parts[2] if len(parts) > 2 else ""
+    return holder.rpartition("@")[2] if "@" in holder else None
 
 
 @dataclass(frozen=True)

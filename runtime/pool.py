@@ -54,7 +54,7 @@ import redis
 from metadata.connect import blocking_socket_timeout, sync_client
 from runtime.child import Running, StatusSlot, fork_child, stderr_path
 from runtime.deaths import RECORD_TTL_S, DeathHandler, pool_failure_record
-from runtime.defaults import REDIS_URL_ENV, log_dir
+from runtime.defaults import POOL_ID_ENV, REDIS_URL_ENV, log_dir
 from runtime.keys import PoolKeys, RunKeys
 from runtime.launcher import WorkerSpec
 from runtime.leases import LEASE_RENEW_S, Death, hold_call
@@ -126,6 +126,7 @@ class PoolServer:
         self.keep_warm_s = keep_warm_s
         self.mode = mode
         self.pool_id = f"{socket.gethostname()}-{os.getpid()}"
+        os.environ[POOL_ID_ENV] = self.pool_id  # inherited by every worker process
         self.redis = sync_client(url, socket_timeout=blocking_socket_timeout(POOL_TICK_S))
         self.limiter = ResourceLimiter(f"pool{os.getpid()}")
         self.deaths = DeathHandler(self.redis, url, self.pool_id)

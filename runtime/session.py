@@ -60,7 +60,9 @@ from runtime.keys import RunKeys
 from runtime.launcher import Launcher, WorkerSpec
 from runtime.leases import (
     LEASE_CHECK_S,
+    POOL_ALIVE_GRACE_S,
     Death,
+    lease_pool,
     parse_lease,
     relaunch_call,
     relaunch_spec,
@@ -262,11 +264,20 @@ class RunSession:
             self._doing = "renewing the run's heartbeat (its workers cannot write either)"
             self.entry = self.registry.heartbeat(self.entry, now)
             self._doing = "waiting for the run"
-        for raw_id, raw in leases.items():
+        expired = {k: v for k, v in leases.items() if parse_lease(v)[1] < now}
+        pools = self._live_pools() if expired else set()
+        for raw_id, raw in expired.items():
             generation, expires_at = parse_lease(raw)
-            if expires_at < now:
-                self._relaunch(raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id),
-                               generation)
+            if lease_pool(raw) in pools and now < expires_at + POOL_ALIVE_GRACE_S:
+                continue  # its pool is alive: it reports the death (or the stall ends)
+            self._relaunch(raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id),
+                           generation)
+
+    def _live_pools(self) -> set[str]:
+        """Ids of the pool servers of this run's namespace whose heartbeat is recent."""
+        from runtime.pool_client import PoolClient
+
+        return set(PoolClient(self.redis, self.settings.namespace).live_pools())
 
     def _relaunch(self, worker_id: str, generation: int) -> None:
         old = self._current_spec(worker_id, generation)
