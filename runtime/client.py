@@ -31,6 +31,7 @@ from metadata.keys import check_namespace
 from metadata.writer import UploadStrategy
 from planner.errors import UsageError
 from planner.plan import Plan
+from runtime import shm
 from runtime.defaults import CLAIM_GRACE_S, REDIS_URL_ENV
 from runtime.embedded import EmbeddedRedis
 from runtime.errors import StoreError, store_error
@@ -38,7 +39,7 @@ from runtime.ids import DAG_ID_PATTERN, new_dag_id
 from runtime.launcher import Launcher
 from runtime.pool import DEFAULT_KEEP_WARM_S
 from runtime.program import RunSettings, build_program
-from runtime.registry import reclaim_orphans
+from runtime.registry import RunRegistry, reclaim_orphans
 from runtime.result import RunResult
 from runtime.session import RunProgress, RunSession
 
@@ -52,6 +53,9 @@ LAUNCHERS = ("local", "thread", "inline")
 RUN_KEY_TTL_MARGIN_S = 300
 """Run keys expire this long after the run's deadline: the safety net if nobody cleans up."""
 
+SAME_HOST_LAUNCHERS = ("local", "thread")
+"""Launchers whose workers all run on the client's host (values may use shared memory)."""
+
 PING_TIMEOUT_S = 5.0
 """How long the first contact with a named Redis may take before the run fails."""
 
@@ -61,7 +65,8 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
              metrics_upload: str = "on-exit",
              progress: Callable[[RunProgress], None] | None = None,
              dag_id: str | None = None, retries: int = 0,
-             claim_grace_s: float = CLAIM_GRACE_S) -> RunResult:
+             claim_grace_s: float = CLAIM_GRACE_S,
+             shm_max_bytes: int | None = None) -> RunResult:
     """Execute `plan` on the decentralized executor and return the sink's result.
 
     `redis_url=None` uses `$PLANFLOW_REDIS_URL`, else the embedded Redis of `$PLANFLOW_HOME`
@@ -72,12 +77,16 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
     `retries`: attempts after the first for tasks whose options set none (`runtime.retry`).
     `claim_grace_s`: how long a started worker may take to take its lease before it is presumed
     lost and relaunched (`runtime.leases`; waiting for a free pool process does not count).
+    `shm_max_bytes`: the most bytes of values the run may hold in shared memory when its
+    workers share this host (`runtime.shm`; default half of tmpfs's free space; 0: none).
     Raises TaskFailed when a task raises (after its retries), RunError past the deadline,
     StoreError when Redis is unreachable (the URL named without its password), and re-raises
     KeyboardInterrupt after stopping the workers and cleaning up.
     """
     if retries < 0:
         raise UsageError(f"retries must be >= 0, got {retries}")
+    if shm_max_bytes is not None and shm_max_bytes < 0:
+        raise UsageError(f"shm_max_bytes must be >= 0, got {shm_max_bytes}")
     dag_id = dag_id or new_dag_id(plan.graph.node(plan.graph.sink).function)
     _check_arguments(namespace, launcher, timeout_s, metrics_upload, dag_id)
     if launcher == "inline":
@@ -96,7 +105,10 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
                 namespace, dag_id, plan.workflow, plan.graph.sink, len(plan.graph.nodes),
                 int(timeout_s) + RUN_KEY_TTL_MARGIN_S, now + timeout_s, launch.name,
                 str(UploadStrategy.parse(metrics_upload)), now, retries,
-                platform_sizes(plan.platform_source), claim_grace_s)
+                platform_sizes(plan.platform_source), claim_grace_s,
+                same_host=launch.name in SAME_HOST_LAUNCHERS,
+                shm_max_bytes=shm.default_max_bytes() if shm_max_bytes is None
+                else shm_max_bytes)
             program = build_program(plan, settings)
             session = RunSession(plan, program, url, launch, progress)
             return session.execute(timeout_s)
@@ -201,8 +213,12 @@ def reclaim(url: str, namespace: str, launcher: Launcher | None = None) -> None:
     stop = launcher.stop if launcher is not None else PoolClient(client, namespace).stop
     try:
         for entry in reclaim_orphans(client, namespace, stop):
+            shm.remove_run(namespace, entry.dag_id)
             log.warning("reclaimed run %s of '%s' (its client, pid %d, was killed)",
                         entry.dag_id, entry.workflow, entry.pid)
+        live = {e.dag_id for e in RunRegistry(client, namespace).entries()}
+        for dag_id in shm.sweep(namespace, live):
+            log.warning("removed the shared values of run %s, which no live run owns", dag_id)
     except redis.RedisError as err:
         raise store_error(err, url, "reclaiming the runs of killed clients") from err
     finally:

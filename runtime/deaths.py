@@ -29,11 +29,11 @@ import redis
 from metadata.records import TaskRecord
 from metadata.store import MetricsStore
 from runtime.child import Running, stderr_path
+from runtime.failures import stderr_tail
 from runtime.keys import RunKeys
 from runtime.launcher import WorkerSpec
 from runtime.leases import Death, relaunch_call, relaunch_spec
 from runtime.scripts import call_sync, report_error
-from runtime.worker import stderr_tail
 
 log = logging.getLogger(__name__)
 

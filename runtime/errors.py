@@ -74,11 +74,15 @@ def error_json(err: BaseException) -> dict[str, Any]:
 class ValueTooLarge(RunError):
     """A task's value is larger than the store accepts; refused before any upload."""
 
-    def __init__(self, task_id: str, nbytes: int, limit: int) -> None:
+    def __init__(self, task_id: str, nbytes: int, limit: int, *,
+                 shared_memory: bool = False) -> None:
+        full = (" and the run's shared memory is full (its bound: run_plan(shm_max_bytes=...))"
+                if shared_memory else "")
         super().__init__(
             f"task '{task_id}' returned {nbytes / 2**20:.1f} MiB (pickled), more than the "
-            f"store accepts per value ({limit / 2**20:.0f} MiB, Redis's proto-max-bulk-len); "
-            "return a path to the data on shared storage, or split it into smaller values")
+            f"store accepts per value ({limit / 2**20:.0f} MiB, Redis's proto-max-bulk-len)"
+            f"{full}; return a path to the data on shared storage, or split it into smaller "
+            "values")
         self.task_id = task_id
         self.nbytes = nbytes
         self.limit = limit

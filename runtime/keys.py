@@ -26,6 +26,8 @@ under `<namespace>:pool:...` and outlive runs. Metrics keys (`<namespace>:metric
 |                            |        |                      | task, configuration)              |
 | `relaunched`               | hash   | RELAUNCH script      | worker id -> its latest spec JSON |
 |                            |        |                      | (budgets carried across relaunchers)|
+| `shm`                      | string | RESERVE script       | bytes of values the run holds in  |
+|                            |        |                      | shared memory (`runtime.shm`)     |
 | `failures` (channel)       | pubsub | workers, pools       | error records the store refused   |
 |                            |        |                      | to keep (PUBLISH works under OOM) |
 
@@ -115,6 +117,10 @@ class RunKeys:
         """List: JSON records of worker relaunches (who, why, at which configuration)."""
         return f"{self.prefix}:recovered"
 
+    def shm_bytes(self) -> str:
+        """String (counter): bytes of shared-memory values reserved by the run's workers."""
+        return f"{self.prefix}:shm"
+
     def failures(self) -> str:
         """Pub/sub channel: error records that could not be stored (the store refused the
         write, e.g. out of memory); the run's client listens to it while it waits."""
@@ -137,7 +143,7 @@ class RunKeys:
         """Keys the client deletes after reading the outcome (besides the intermediate ones)."""
         return [self.shared(), self.started(), self.progress(), self.timings(), self.errors(),
                 self.done(), self.result(), self.leases(), self.recovered(),
-                self.relaunched()]
+                self.relaunched(), self.shm_bytes()]
 
 
 def run_key_pattern(namespace: str, dag_id: str) -> str:

@@ -97,6 +97,11 @@ class RunSettings:
     """The platform's (memory MB, CPUs) configurations: where an OOM-killed worker grows."""
     claim_grace_s: float = CLAIM_GRACE_S
     """How long a claimed worker may take to start before it is presumed lost."""
+    same_host: bool = False
+    """Whether every worker runs on the client's host (local and thread launchers): then large
+    values travel through shared memory (`runtime.shm`)."""
+    shm_max_bytes: int = 0
+    """The most bytes of values the run may hold in shared memory (0: none)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,9 @@ Redis accepts it under OOM, and the waiting client subscribes to that channel.
 **Outputs** (`PUT`): stores a batch of outputs in the worker's output hash (values travel as
 arguments; the caller splits batches so no single command nears the server's query-buffer limit).
 
+**Shared memory** (`RESERVE`): reserves a value's size on the run's bound of shared-memory
+values (`runtime.shm`), or refuses when the bound would be passed.
+
 **Completion** (`FINISH`, the sink's worker only): stores the result, unlinks every intermediate
 key and pushes `ok` onto `done`, in one step.
 
@@ -166,6 +169,17 @@ redis.call('EXPIRE', KEYS[3], ARGV[1])
 return 1
 """
 
+RESERVE_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+local held = redis.call('INCRBY', KEYS[1], ARGV[1])
+if held == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+if held > tonumber(ARGV[2]) then
+  redis.call('DECRBY', KEYS[1], ARGV[1])
+  return 0
+end
+return 1
+"""
+
 PUSH_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 for i = 2, #KEYS do
@@ -192,7 +206,8 @@ ERROR = Script(ERROR_LUA)
 PUT = Script(PUT_LUA)
 FINISH = Script(FINISH_LUA)
 PUSH = Script(PUSH_LUA)
-SCRIPTS = (BATCH, ERROR, PUT, FINISH, PUSH)
+RESERVE = Script(RESERVE_LUA)
+SCRIPTS = (BATCH, ERROR, PUT, FINISH, PUSH, RESERVE)
 
 
 @dataclass(frozen=True)
@@ -296,6 +311,13 @@ def finish_call(keys: RunKeys, result: bytes, cleanup: Sequence[str], ttl_s: int
     """The sink's FINISH call: store `result`, unlink `cleanup`, signal `ok`."""
     return ScriptCall(FINISH, [keys.progress(), keys.result(), keys.done(), *cleanup],
                       [str(ttl_s), result])
+
+
+def reserve_call(keys: RunKeys, nbytes: int, max_bytes: int, ttl_s: int) -> ScriptCall:
+    """RESERVE `nbytes` of the run's shared-memory bound: 1 reserved, 0 past `max_bytes`,
+    -1 the run is gone."""
+    return ScriptCall(RESERVE, [keys.shm_bytes(), keys.progress()],
+                      [str(nbytes), str(max_bytes), str(ttl_s)])
 
 
 def push_call(keys: RunKeys, lists: Sequence[str], value: str, ttl_s: int) -> ScriptCall:

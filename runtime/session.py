@@ -52,7 +52,7 @@ from metadata.errors import redact_url
 from metadata.records import RunRecord
 from metadata.store import MetricsStore
 from planner.plan import Plan
-from runtime.codec import loads_value
+from runtime import shm
 from runtime.defaults import log_dir
 from runtime.errors import RunError, StoreError, TaskFailed, store_error
 from runtime.interrupts import deferred_interrupts
@@ -72,6 +72,7 @@ from runtime.program import RunProgram
 from runtime.registry import RunEntry, RunRegistry, this_client
 from runtime.result import RunResult, TaskTiming
 from runtime.scripts import call_sync
+from runtime.values import ValueCodec
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,8 @@ class RunSession:
         self._doing = "registering the run"
         self._register()
         self._doing = "uploading the plan"
+        if self.settings.same_host and self.settings.shm_max_bytes:
+            shm.create_run_dir(self.settings.namespace, self.settings.dag_id)
         self._upload()
         self.started_at = time.time()
         self._doing = "starting the root workers"
@@ -320,6 +323,8 @@ class RunSession:
         pipe.lrange(self.keys.recovered(), 0, -1)
         self._delete_all(pipe)
         raw, timing_rows, started, recovered = pipe.execute()[:4]
+        value = ValueCodec.decode(raw)[0] if raw is not None else None  # before its file goes
+        shm.remove_run(self.settings.namespace, self.settings.dag_id)
         self.registry.remove(self.settings.dag_id)
         finished = time.time()
         if self.progress:
@@ -329,7 +334,7 @@ class RunSession:
                    for t, w, s, f, a in decode_timings(timing_rows)}
         return RunResult(
             dag_id=self.settings.dag_id, workflow=self.plan.workflow,
-            result=loads_value(raw) if raw is not None else None,
+            result=value,
             observed_makespan_s=finished - self.started_at, predicted=self.plan.summary,
             strategy=self.plan.strategy, executor=f"redis/{self.launcher.name}", tasks=timings,
             workers_started=int(started),
@@ -399,6 +404,7 @@ class RunSession:
         except Exception:
             log.exception("stopping the workers of %s failed", self.settings.dag_id)
         self.redis.connection_pool.disconnect()
+        shm.remove_run(self.settings.namespace, self.settings.dag_id)
         try:
             pipe = self.redis.pipeline(transaction=False)
             self._delete_all(pipe)

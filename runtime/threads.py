@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 
 from runtime.context import WorkerContext
 from runtime.events import Listener
+from runtime.inbox import STOP_SENTINEL
 from runtime.keys import RunKeys
 from runtime.launcher import WorkerSpec
 from runtime.scripts import call_sync, push_call
-from runtime.worker import STOP_SENTINEL, Worker
+from runtime.worker import Worker
 
 log = logging.getLogger(__name__)
 

@@ -5,25 +5,23 @@
 
 (the Redis URL only ever comes from the environment: argv is visible to every local user).
 
-For each task, in order: if it has remote parents, wait until its id appears on the worker's
-`notify` list (BLPOP: blocking, no polling), take the inputs that were prefetched when it became
-ready (or fetch them now), run it, pickle the output only if a consumer runs elsewhere, and queue
-it for the data plane (`runtime.dataplane.Uploader`), which stores outputs, updates downstream
-readiness and starts the workers that became ready. Values that later local tasks read stay in
-memory and are freed after their last local reader, as the inline executor does.
+For each task, in order: gather its inputs (`runtime.inbox`: wait until it is ready, take what
+was prefetched), run it, encode the output only if a consumer runs elsewhere (`runtime.values`:
+through shared memory on one host, else Redis), and queue it for the data plane
+(`runtime.dataplane.Uploader`), which stores outputs, updates downstream readiness and starts the
+workers that became ready.
 
 A task that raises is tried again while its retry policy allows (`runtime.retry`: retries,
 `retry_on`, exponential backoff with seeded jitter), each attempt a TaskFinished event (so a
 metrics record with its attempt number). When none is left, the worker ends: its error record
-(task, attempt, exception type, message, traceback, the tail of the worker's stderr, worker and
-generation) is written atomically with the `error` signal, so the client fails the run at once;
-nothing downstream of it is ever started.
+(`runtime.failures`) is written atomically with the `error` signal, so the client fails the run
+at once; nothing downstream of it is ever started.
 
 A relaunched worker (`WorkerSpec.attempt` > 1, see `runtime.leases`) runs its program again from
-the start; it cannot trust its `notify` list (the dead process may have drained it), so it also
-polls for its remote inputs in the producers' output hashes. A lost connection to Redis is ridden
-out by the reconnect policy of `metadata.connect`; what outlasts it, and any refusal of the
-server, fails the worker with a `StoreError` (reported as the store's failure, not the task's).
+the start (its inbox then also polls the producers' output hashes). A lost connection to Redis is
+ridden out by the reconnect policy of `metadata.connect`; what outlasts it, and any refusal of
+the server, fails the worker with a `StoreError` (reported as the store's failure, not the
+task's).
 
 A task's own failures are everything its code raises, `SystemExit` (a `sys.exit()` in the task)
 and `KeyboardInterrupt` included: they are retried per its policy and reported under its name. A
@@ -33,70 +31,45 @@ value too large for the store (`ValueTooLarge`) fails its task at once, before a
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 import time
-import traceback
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
-from typing import Any
-
-import redis
+from collections.abc import Callable, Sequence
 
 from metadata.store_errors import is_store_error
 from metadata.writer import MetricsWriter
 from planner.graph import TaskCode
-from runtime.codec import dumps_value, estimate_size, loads_value
+from runtime import shm
+from runtime.codec import estimate_size
 from runtime.context import Download, PlanLoadError, WorkerContext
 from runtime.cpuclock import CpuClock
 from runtime.dataplane import BatchSent, Completion, Uploader
 from runtime.defaults import REDIS_URL_ENV
 from runtime.errors import StoreError, ValueTooLarge, store_error
 from runtime.events import Event, Listener, TaskFinished, TaskSettled, TaskStarted, WorkerFinished
+from runtime.failures import LOAD_ERROR_TTL_S, error_record, refuse_foreign
 from runtime.ids import DAG_ID_PATTERN
+from runtime.inbox import STOP_SENTINEL, Inbox, Stop
 from runtime.keys import RunKeys
 from runtime.launcher import Launcher, WorkerSpec
-from runtime.program import TaskStep, WorkerProgram
+from runtime.program import RunSettings, TaskStep, WorkerProgram
 from runtime.recorder import MetricsRecorder
 from runtime.retry import RetryPolicy
-from runtime.scripts import report_error
+from runtime.scripts import call_sync, report_error, reserve_call
+from runtime.values import ValueCodec
+
+__all__ = ["STOP_SENTINEL", "Stop", "Worker", "main"]
 
 log = logging.getLogger(__name__)
-
-WAIT_CHECK_S = 1.0
-"""A worker blocked on its notify list checks, this often, that its run still exists."""
-
-NOTIFY_DRAIN_MAX = 1000
-"""Ready-task ids taken from the notify list per round trip."""
 
 WORKER_SWITCH_INTERVAL_S = 0.0005
 """GIL switch interval of worker processes (CPython's default is 5 ms): the data-plane thread
 needs the GIL a few times per batch, and must not wait 5 ms each time while the main thread
 runs pure-Python tasks."""
 
-STOP_SENTINEL = "\x00stop"
-"""Pushed on a worker's notify list to wake it and make it stop (cancellation)."""
-
-LOAD_ERROR_TTL_S = 3600
-"""TTL of the error record of a worker that could not load its plan (its run's TTL is in the
-plan it could not read; the client deletes the record anyway)."""
-
-
-STDERR_TAIL_BYTES = 4096
-"""How much of the end of the worker's stderr (when it is a file) goes into an error record."""
-
 BACKOFF_SLICE_S = 0.5
 """A retry backoff sleeps in slices this long, checking for cancellation between them."""
-
-
-class Stop(Exception):
-    """The worker must stop without an error of its own (`outcome` says why)."""
-
-    def __init__(self, outcome: str) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
 
 
 class Worker:
@@ -116,18 +89,13 @@ class Worker:
         self._cancelled = cancelled
         self._clock: CpuClock
         """Opened by `run` on the thread that runs the tasks."""
-        self._values: dict[str, Any] = {}
-        self._sizes: dict[str, int] = {}
-        """Serialized size of each value in `_values` (inputs are measured one way, local or
-        remote, so the predictor sees the same input bytes wherever a parent ran)."""
-        self._remaining: dict[str, int] = {}
-        self._ready: set[str] = set()
-        self._inflight: dict[str, tuple[Future[list[bytes | None]], int]] = {}
-        self._steps: dict[str, TaskStep] = {}
-        self._input_owner: Mapping[str, str] = {}
+        self._inbox: Inbox
+        """Set by `_run`: the inputs of this worker's tasks."""
         self._deadline = float("inf")
         self._default_retries = 0
         self._sizes_of_platform: tuple[tuple[int, float], ...] = ()
+        self._codec: ValueCodec
+        """Set by `_run` from the run's settings."""
         self.tasks_run = 0
 
     def run(self) -> str:
@@ -169,10 +137,10 @@ class Worker:
         self._deadline = settings.deadline_at
         self._default_retries = settings.retries
         self._sizes_of_platform = settings.sizes
-        self._steps = {s.task_id: s for s in prog.steps}
-        self._remaining = dict(prog.input_uses)
-        self._input_owner = prog.input_owner
         fns = download.shared.functions
+        self._codec = self._value_codec(settings, prog.worker_id)
+        self._inbox = Inbox(self.ctx, self.keys, prog, self._codec,
+                            recovering=self.spec.attempt > 1, idle=self._check_alive)
         uploader = Uploader(self.ctx.io, self.keys, prog.worker_id, settings.ttl_s, prog.cleanup,
                             lambda ids: self._start(prog, settings.launcher, ids),
                             self._settled, generation=self.spec.attempt,
@@ -198,6 +166,18 @@ class Worker:
         finally:
             uploader.close()
 
+    def _value_codec(self, settings: RunSettings, worker_id: str) -> ValueCodec:
+        """How this worker's values travel: shared memory on one host, else Redis."""
+        directory = shm.run_dir(settings.namespace, settings.dag_id) \
+            if settings.same_host and settings.shm_max_bytes > 0 else None
+
+        def reserve(nbytes: int) -> bool:
+            call = reserve_call(self.keys, nbytes, settings.shm_max_bytes, settings.ttl_s)
+            return int(call_sync(self.ctx.redis, call)) == 1
+
+        return ValueCodec(shm_dir=directory, reserve=reserve,
+                          value_limit=self.ctx.io.limits.value_bytes)
+
     def _check(self, uploader: Uploader) -> None:
         if self._cancelled():
             raise Stop("cancelled")
@@ -212,9 +192,9 @@ class Worker:
         """Run one task, retrying as its policy says; False when it failed for good (its error
         is reported)."""
         t0 = time.perf_counter()
-        self._inputs(step)
+        self._inbox.gather(step)
         fetch_s = time.perf_counter() - t0
-        input_bytes = sum(self._sizes.get(p, 0) for p in step.parents)
+        input_bytes = self._inbox.input_bytes(step)
         policy = RetryPolicy.of(step.options, self._default_retries)
         attempt = self.spec.used_attempts(step.task_id)
         while True:
@@ -227,7 +207,7 @@ class Worker:
             before = self._clock.read()
             t1 = time.perf_counter()
             try:
-                value = code.call(self._values)
+                value = code.call(self._inbox.values)
                 break
             except (Exception, SystemExit, KeyboardInterrupt) as err:  # all the task's own
                 exec_s = time.perf_counter() - t1
@@ -243,19 +223,20 @@ class Worker:
                 fetch_s = 0.0
         exec_s = time.perf_counter() - t1
         usage = self._clock.between(before, self._clock.read())
-        payload = dumps_value(value) if step.remote_children or step.is_sink else None
-        out_bytes = len(payload) if payload is not None else estimate_size(value)
-        if payload is not None and len(payload) > self.ctx.io.limits.value_bytes:
-            too_large = ValueTooLarge(step.task_id, len(payload), self.ctx.io.limits.value_bytes)
-            self._finished(step, attempt, started_at, fetch_s, exec_s, usage, input_bytes,
-                           out_bytes, too_large)
-            self._report(step, too_large, uploader.ttl_s, uploader, attempt)
-            return False
-        if step.local_uses:
-            self._values[step.task_id] = value
-            self._sizes[step.task_id] = out_bytes
-            self._remaining[step.task_id] = step.local_uses
-        self._release(step)
+        payload: bytes | None = None
+        if step.remote_children or step.is_sink:
+            try:
+                out = self._codec.encode(step.task_id, value)
+            except ValueTooLarge as too_large:
+                self._finished(step, attempt, started_at, fetch_s, exec_s, usage, input_bytes,
+                               too_large.nbytes, too_large)
+                self._report(step, too_large, uploader.ttl_s, uploader, attempt)
+                return False
+            payload, out_bytes = out.payload, out.nbytes
+        else:
+            out_bytes = estimate_size(value)
+        self._inbox.keep(step, value, out_bytes)
+        self._inbox.release(step)
         uploader.put(Completion(step, payload, started_at, time.time(), last, attempt),
                      urgent=bool(step.remote_children) or step.is_sink or last)
         self.tasks_run += 1
@@ -272,93 +253,8 @@ class Worker:
             if time.time() > self._deadline:
                 raise Stop("gone")
 
-    def _release(self, step: TaskStep) -> None:
-        for parent in step.parents:
-            left = self._remaining.get(parent, 0) - 1
-            if left <= 0:
-                self._remaining.pop(parent, None)
-                self._values.pop(parent, None)
-                self._sizes.pop(parent, None)
-            else:
-                self._remaining[parent] = left
-
-    # -- inputs -------------------------------------------------------------------------------
-
-    def _inputs(self, step: TaskStep) -> None:
-        """Make the step's remote inputs local (their sizes go to `_sizes`)."""
-        missing = [p for p in step.remote_parents if p not in self._values]
-        if not missing:
-            return
-        if self.spec.attempt > 1:
-            self._await_recovered(step, missing)
-        while step.task_id not in self._ready and not self._all_inflight(missing):
-            self._wait_notify()
-        todo = [p for p in missing if p not in self._inflight]
-        if todo:
-            self._prefetch(todo)
-        for parent in missing:
-            future, index = self._inflight.pop(parent)
-            try:
-                raw = future.result()[index]
-            except redis.RedisError as err:
-                raise store_error(err, self.ctx.url, f"fetching the inputs of task "
-                                  f"'{step.task_id}'") from err
-            if raw is None:
-                raise RuntimeError(f"the output of task '{parent}' is missing from the store "
-                                   "(deleted or expired)")
-            self._values[parent] = loads_value(raw)
-            self._sizes[parent] = len(raw)
-
-    def _await_recovered(self, step: TaskStep, missing: list[str]) -> None:
-        """A relaunched worker's wait: the dead process may have drained the notify list, so
-        poll the producers' output hashes too (an output is stored before its producer makes
-        anyone ready, so a present output means a finished parent)."""
-        while step.task_id not in self._ready:
-            todo = [p for p in missing if p not in self._inflight]
-            if todo:
-                self._prefetch(todo)
-            if all(self._inflight[p][0].result()[self._inflight[p][1]] is not None
-                   for p in missing):
-                return
-            for parent in missing:
-                self._inflight.pop(parent, None)
-            self._wait_notify()
-
-    def _all_inflight(self, parents: list[str]) -> bool:
-        """Whether every parent's fetch is under way and (recovery mode) known to be present."""
-        return self.spec.attempt > 1 and all(p in self._inflight for p in parents)
-
-    def _prefetch(self, parents: list[str]) -> None:
-        owner = self._input_owner
-        future = self.ctx.io.fetch([(self.keys.outputs(owner[p]), p) for p in parents])
-        for i, parent in enumerate(parents):
-            self._inflight[parent] = (future, i)
-
-    def _wait_notify(self) -> None:
-        """Take ready-task ids from the notify list, blocking until there is one. (A lost
-        connection is ridden out by the client's reconnect policy, `metadata.connect`.)"""
-        key, r = self.keys.notify(self.spec.worker_id), self.ctx.redis
-        items = r.lpop(key, NOTIFY_DRAIN_MAX)
-        if not items:
-            got = r.blpop([key], timeout=WAIT_CHECK_S)
-            if got is None:
-                self._check_alive()
-                return
-            items = [got[1]]
-        wanted: list[str] = []
-        for raw in items:
-            task_id = raw.decode() if isinstance(raw, bytes) else str(raw)
-            if task_id == STOP_SENTINEL:
-                raise Stop("cancelled")
-            self._ready.add(task_id)
-            step = self._steps.get(task_id)
-            for p in step.remote_parents if step else ():
-                if p not in self._values and p not in self._inflight and p not in wanted:
-                    wanted.append(p)
-        if wanted:  # inputs of every task that just became ready travel while we work
-            self._prefetch(wanted)
-
     def _check_alive(self) -> None:
+        """Raise Stop when the run is cancelled, past its deadline or gone."""
         if self._cancelled():
             raise Stop("cancelled")
         if time.time() > self._deadline or not self.ctx.redis.exists(self.keys.progress()):
@@ -419,43 +315,6 @@ class Worker:
                 listener(event)
             except Exception:
                 log.exception("listener %r failed on %s", listener, type(event).__name__)
-
-
-def error_record(task_id: str, function: str, err: BaseException, worker_id: str,
-                 attempt: int = 1, generation: int = 1, kind: str = "task") -> str:
-    """The JSON error record of a failed task attempt. `kind`: `task` (the task's own code
-    raised), `store` (Redis failed the worker: `condition` names how) or `worker` (the worker
-    machinery failed around the task)."""
-    record: dict[str, object] = {
-        "task_id": task_id, "function": function, "attempt": attempt, "kind": kind,
-        "exc_type": type(err).__name__, "message": str(err),
-        "traceback": "".join(traceback.format_exception(err)), "worker_id": worker_id,
-        "generation": generation, "stderr_tail": stderr_tail(), "at": time.time()}
-    if isinstance(err, StoreError) and err.condition:
-        record["condition"] = err.condition
-    return json.dumps(record)
-
-
-def stderr_tail(path: str | None = None, limit: int = STDERR_TAIL_BYTES) -> str:
-    """The last `limit` bytes of a stderr file: `path`, else this process's fd 2 when it is a
-    regular file (pool children write to one each); "" for a terminal or a pipe."""
-    try:
-        path = path or os.readlink("/proc/self/fd/2")
-        if not os.path.isfile(path):
-            return ""
-        with open(path, "rb") as f:
-            f.seek(max(0, os.path.getsize(path) - limit))
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def refuse_foreign(spec: WorkerSpec, namespace: str, dag_id: str) -> str:
-    """Log and name the refusal of a plan whose settings belong to another namespace or run
-    than the keys it was read from (a copied or forged plan): the worker touches no key."""
-    log.error("worker %s: refusing a plan of %s/%s found under %s/%s", spec.worker_id,
-              namespace, dag_id, spec.namespace, spec.dag_id)
-    return "refused"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -56,9 +56,9 @@ def private_pool(private_redis: EmbeddedRedis) -> Iterator[LocalLauncher]:
     assert pool_processes(launcher.keys.namespace) == []
 
 
-def run(plan: Plan, url: str, launcher: Any, namespace: str) -> Any:
+def run(plan: Plan, url: str, launcher: Any, namespace: str, **kw: Any) -> Any:
     return run_plan(plan, redis_url=url, namespace=namespace, launcher=launcher,
-                    timeout_s=DEADLINE_S)
+                    timeout_s=DEADLINE_S, **kw)
 
 
 def test_a_value_larger_than_the_store_accepts_fails_its_task_before_upload(
@@ -68,11 +68,13 @@ def test_a_value_larger_than_the_store_accepts_fails_its_task_before_upload(
     plan = plans.per_task(plans.graph(workflows.big_value, nbytes=2 * MB))
     ns = private_pool.keys.namespace
     with pytest.raises(TaskFailed) as info:
-        run(plan, private_redis.url, private_pool, ns)
+        run(plan, private_redis.url, private_pool, ns, shm_max_bytes=0)  # Redis is the path
     err = info.value
     assert (err.task_id, err.exc_type) == ("blob-0", "ValueTooLarge")
     assert "2.0 MiB" in err.message and "1 MiB" in err.message and "path" in err.message
     assert run_keys(client, ns) == []
+    # through shared memory (the default on one host) the same value is no problem
+    assert run(plan, private_redis.url, private_pool, ns).result == 2 * MB
 
 
 def test_a_store_out_of_memory_fails_the_run_naming_the_condition(
@@ -84,7 +86,7 @@ def test_a_store_out_of_memory_fails_the_run_naming_the_condition(
     plan = plans.per_task(plans.graph(workflows.fan_of_blobs, width=8, nbytes=2 * MB))
     ns = private_pool.keys.namespace
     with pytest.raises(StoreError) as info:
-        run(plan, private_redis.url, private_pool, ns)
+        run(plan, private_redis.url, private_pool, ns, shm_max_bytes=0)  # values go to Redis
     assert info.value.condition == "OOM"
     assert "out of memory" in str(info.value) and "maxmemory" in str(info.value)
     client.config_set("maxmemory", "0")

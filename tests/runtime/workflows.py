@@ -410,3 +410,43 @@ def failing_fan(width: int = 10, fail_at: int = 5):
     """inc-0 -> fail_at_index-0..(width-1) (the one at `fail_at` raises) -> total-0"""
     root = inc(0)
     return total([fail_at_index(root, i, fail_at) for i in range(width)])
+
+
+@task
+def fail_after(blobs: list[bytes]) -> int:
+    raise RuntimeError(f"fails after the blobs ({len(blobs)} of them)")
+
+
+@workflow
+def blobs_then_fail(width: int = 2, nbytes: int = 1024):
+    """inc-0 -> blob_after-0..(width-1) -> fail_after-0 (raises)"""
+    root = inc(0)
+    return fail_after([blob_after(root, nbytes) for _ in range(width)])
+
+
+@task
+def size_dying_once(data: bytes, path: str) -> int:
+    """SIGKILLs its own process the first time (its input must be found again)."""
+    if bump(path) == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return len(data)
+
+
+@workflow
+def blob_then_die_once(nbytes: int = 1024, path: str = ""):
+    """blob-0 -> size_dying_once-0 (killed once)"""
+    return size_dying_once(blob(nbytes), path)
+
+
+@task
+def hold(data: bytes, seconds: float, pidfile: str) -> int:
+    with open(pidfile, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(seconds)
+    return len(data)
+
+
+@workflow
+def held(nbytes: int = 2_000_000, seconds: float = 60.0, pidfile: str = ""):
+    """blob-0 -> hold-0 (writes its pid to `pidfile`, then sleeps)"""
+    return hold(blob(nbytes), seconds, pidfile)
