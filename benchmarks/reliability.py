@@ -12,9 +12,10 @@ evenly between:
 - `exit_once`: calls `sys.exit(3)` on its first attempt (a task failure too: retried);
 - `kill_once`: SIGKILLs its own worker process on its first attempt (the pool relaunches it);
 - `raise_always`: raises on every attempt (the run must fail cleanly: TaskFailed naming it);
-- `oversize`: returns 2 MiB, more than the store takes: refused before upload (ValueTooLarge
-  naming it) when its consumer runs on another worker; when they share one, the value never
-  travels and the run completes (the consumer counts it as 0);
+- `oversize`: returns 2 MiB, more than the store takes: it travels through shared memory while
+  the run's 3 MiB bound has room, else it spills to Redis and is refused before upload
+  (ValueTooLarge naming it); when its consumer shares its worker the value never travels. The
+  run completes (the consumer counts it as 0) or fails cleanly;
 - `oom`: lowers the store's maxmemory to what it holds, then returns 512 KiB: the run must fail
   cleanly with StoreError OOM, or complete correctly when no later write needed memory (its
   value stayed on its worker; the soak restores maxmemory after the run);
@@ -70,6 +71,10 @@ FAULTS = ("raise_once", "exit_once", "kill_once", "raise_always", "oversize", "o
 
 VALUE_LIMIT = 1 << 20
 """The soak Redis's proto-max-bulk-len (the smallest it accepts): larger values are refused."""
+
+SHM_MAX_BYTES = 3 << 20
+"""Each run's bound of shared-memory values: one oversize value fits, a second spills to Redis
+(and is refused there)."""
 
 
 def _bump(path: str) -> int:
@@ -187,7 +192,8 @@ def one_run(i: int, args: argparse.Namespace, url: str, launcher: Any, tmp: Path
     recovered: list[str] = []
     try:
         result = run_plan(plan, redis_url=url, namespace=args.namespace, launcher=launcher,
-                          timeout_s=RUN_TIMEOUT_S, metrics_upload="per-task")
+                          timeout_s=RUN_TIMEOUT_S, metrics_upload="per-task",
+                          shm_max_bytes=SHM_MAX_BYTES)
         dag_id = result.dag_id
         recovered = [f"{r['worker_id']}:{r['reason']}" for r in result.recovered]
         if result.result == expected_result(modes) and "raise_always" not in modes:
