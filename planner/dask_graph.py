@@ -124,8 +124,9 @@ class _Converter:
         if key not in self.dsk:
             raise DaskGraphError(
                 f"{user} needs Dask key {key!r}, which is not in the graph: a persisted "
-                "collection or a distributed Future, which live in a Dask cluster; build the "
-                "collection without persist()/scatter(), or pass the computed data in")
+                "collection, a distributed Future or actor, which live in a Dask cluster; "
+                "build the collection without persist()/scatter(), or pass the computed data "
+                "in")
         return key
 
     def children(self, key: Key) -> list[Key]:
@@ -196,7 +197,8 @@ class _Converter:
         fkey = self._function_key(prefix, kind, found)
         for obj in found.objects:
             if id(obj) not in self._shippable:
-                check_shippable(obj, f"{found.where}: argument {type(obj).__name__}")
+                check_shippable(obj, f"{found.where}: an argument of type "
+                                      f"{type(obj).__name__}")
                 self._shippable[id(obj)] = obj
         upstream = tuple(dict.fromkeys(parent for parent, _ in slots))
         return TaskNode(task_id, prefix, fkey, self._task_options(prefix, key), upstream,

@@ -116,6 +116,12 @@ def split_output(value: Any, where: str) -> tuple[list[Any], Any]:
 
 
 def _hidden_container(value: Any) -> str:
+    """The kind of the first object outside lists, tuples and dicts holding a collection."""
+    if isinstance(value, list | tuple | dict):
+        for item in (value.values() if isinstance(value, dict) else value):
+            if not is_dask_collection(item) and unpack_collections(item)[0]:
+                return _hidden_container(item)
+        return type(value).__name__
     if isinstance(value, set | frozenset):
         return "set"
     if is_dataclass(value):

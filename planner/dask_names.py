@@ -22,8 +22,9 @@ string keys of one prefix. Layers get id prefixes in canonical order: the first 
 prefix keeps it (`add`), later ones count on (`add_2`, `add_3`, skipping any prefix already
 taken). A tuple key's id is `<id prefix>-<index>` (`add-1,2`), a string key's
 `<id prefix>-<n>` with n counting that layer's keys in canonical order (`inc-0`, `inc-1`).
-An index never contains `-` (it is replaced by `_`), so every id splits back into its layer
-and index at its last `-` and ids are unique.
+Float indices (Dask's overlap blocks) are shortened to `FLOAT_DIGITS` significant digits, or
+written exactly where two would shorten alike. An index never contains `-` (it is replaced by
+`_`), so every id splits back into its layer and index at its last `-` and ids are unique.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.]+")
 _INTERNAL_WORDS = frozenset({"hlgfinalizecompute"})
 """Words of Dask's own key names that say nothing to a user."""
 
+FLOAT_DIGITS = 6
+"""Significant digits of a float block index in a task id."""
+
 SIGNATURE_BYTES = 8
 """Size of a structure signature (64 bits: equal only for equal structure, in practice)."""
 
@@ -65,11 +69,16 @@ def prefix_of(key: Key) -> str:
     return "-".join(kept) or "task"
 
 
-def index_of(key: Key) -> str | None:
-    """The block index of a tuple key as text (`"1,2"`), None for a key without one."""
+def index_of(key: Key, exact: bool = False) -> str | None:
+    """The block index of a tuple key as text (`"1,2"`), None for a key without one. Float
+    indices (overlap ghost blocks: `0.9999999999999999`) are shortened unless `exact`."""
     if isinstance(key, tuple) and len(key) > 1:
-        return ",".join(_UNSAFE.sub("_", str(i)).replace("-", "_") for i in key[1:])
+        return ",".join(_UNSAFE.sub("_", _number(i, exact)).replace("-", "_") for i in key[1:])
     return None
+
+
+def _number(i: object, exact: bool) -> str:
+    return f"{i:.{FLOAT_DIGITS}g}" if isinstance(i, float) and not exact else str(i)
 
 
 def _label(key: Key) -> str:
@@ -135,6 +144,7 @@ def task_ids(ordered: Sequence[Key]) -> dict[Key, str]:
     taken: set[str] = set()
     counters: dict[Hashable, int] = {}
     ids: dict[Key, str] = {}
+    used: set[str] = set()
     for key in ordered:
         index = index_of(key)
         prefix = prefix_of(key)
@@ -145,7 +155,11 @@ def task_ids(ordered: Sequence[Key]) -> dict[Key, str]:
         if index is None:
             index = str(counters.get(layer, 0))
             counters[layer] = int(index) + 1
-        ids[key] = f"{layer_prefix[layer]}-{index}"
+        task_id = f"{layer_prefix[layer]}-{index}"
+        if task_id in used:  # two float indices that shorten alike
+            task_id = f"{layer_prefix[layer]}-{index_of(key, exact=True)}"
+        used.add(task_id)
+        ids[key] = task_id
     return ids
 
 
