@@ -212,10 +212,10 @@ class _Converter:
         if not self._hash_ordered(key) or len(args) < 3 or not isinstance(args[2], tuple):
             return args
         inner, out, inkeys, *refs = args
-        if len(inkeys) != len(refs) or not all(type(r) is DaskRef for r in refs):
-            return args
-        pairs = sorted(zip(inkeys, refs, strict=True),
-                       key=lambda p: self.position[self.target(p[1].key, "")])
+        if len(inkeys) != len(refs) or not all(type(r) in (DaskRef, Alias) for r in refs):
+            return args  # (Dask 2025.4 passes the references as Aliases)
+        pairs = sorted(zip(inkeys, refs, strict=True), key=lambda p: self.position[self.target(
+            p[1].key if type(p[1]) is DaskRef else p[1].target, "")])
         return (inner, out, tuple(k for k, _ in pairs), *(r for _, r in pairs))
 
     def ref(self, key: Key, path: SlotPath, slots: Slots) -> TaskRef:
