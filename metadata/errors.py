@@ -19,7 +19,12 @@ class RecordError(MetadataError):
 
 
 class MetricsStoreError(MetadataError):
-    """Redis cannot be reached or used for metrics. The message names the URL without password."""
+    """Redis cannot be reached or used for metrics. The message names the URL without password;
+    `condition` what the server said (`metadata.store_errors`), "" if unknown."""
+
+    def __init__(self, message: str, *, condition: str = "") -> None:
+        super().__init__(message)
+        self.condition = condition
 
 
 def redact_url(url: str) -> str:

@@ -2,13 +2,17 @@
 
 Key layout: see `metadata.keys`. Writes append each record with one command (RPUSH/HSET/ZADD),
 sent in one pipeline per batch; each function's list is capped at `max_records_per_function`
-(oldest dropped) in the same pipeline, so a store that is never pruned still loads fast. Reads
-fetch only what is asked: `task_records(keys)` is one pipelined LRANGE per requested function.
+(oldest dropped) in the same pipeline, so a store that is never pruned still loads fast, and
+writing a run record drops the run and worker records of all but the newest `max_runs` runs:
+that retention is the policy, so the store's size tracks what is kept, not how long it has been
+used (`planflow metrics prune` trims further by hand). Reads fetch only what is asked:
+`task_records(keys)` is one pipelined LRANGE per requested function.
 
 A batch write is not idempotent (a batch retried after a lost reply is appended twice); a
 duplicate sample costs the predictor nothing measurable, so the writer prefers never losing one.
 
-Redis problems surface as `MetricsStoreError` naming the URL without its password. The URL comes
+Redis problems surface as `MetricsStoreError` naming the URL without its password and the
+condition the server reported (`metadata.store_errors`). The URL comes
 from the caller only: this module reads no environment variable.
 """
 
@@ -22,15 +26,20 @@ from typing import Any, TypeVar, cast
 import redis
 
 from metadata import keys
+from metadata.connect import sync_client
 from metadata.errors import MetricsStoreError, RecordError, redact_url
 from metadata.keys import DEFAULT_NAMESPACE
 from metadata.records import Record, RunRecord, TaskRecord, WorkerRecord
+from metadata.store_errors import condition_of
 
 DEFAULT_MAX_RECORDS_PER_FUNCTION = 5000
 """Task records kept per function (newest); older ones are trimmed on write."""
 
-CONNECT_TIMEOUT_S = 5.0
-"""How long to wait for a TCP/Unix connection to the metrics Redis."""
+DEFAULT_MAX_RUNS = 1000
+"""Runs whose run and worker records are kept (newest); older ones are dropped on write."""
+
+RETENTION_SLACK_RUNS = 50
+"""Run records beyond `max_runs` tolerated before a write trims them (trims are batched)."""
 
 SOCKET_TIMEOUT_S = 30.0
 """How long one Redis command may take before the store gives up."""
@@ -64,17 +73,20 @@ class MetricsStore:
     """Metric records in Redis under `<namespace>:metrics:...` (sync redis-py client)."""
 
     def __init__(self, url: str, namespace: str = DEFAULT_NAMESPACE, *,
-                 max_records_per_function: int = DEFAULT_MAX_RECORDS_PER_FUNCTION) -> None:
+                 max_records_per_function: int = DEFAULT_MAX_RECORDS_PER_FUNCTION,
+                 max_runs: int = DEFAULT_MAX_RUNS) -> None:
         if max_records_per_function < 1:
             raise ValueError("max_records_per_function must be >= 1")
+        if max_runs < 1:
+            raise ValueError("max_runs must be >= 1")
+        self.max_runs = max_runs
         self.namespace = keys.check_namespace(namespace)
         self.url = redact_url(url)
         """The URL without its password (safe to show)."""
         self.max_records_per_function = max_records_per_function
         try:
-            self._client: redis.Redis = redis.Redis.from_url(
-                url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_S,
-                socket_timeout=SOCKET_TIMEOUT_S)
+            self._client: redis.Redis = sync_client(url, decode_responses=True,
+                                                    socket_timeout=SOCKET_TIMEOUT_S)
         except ValueError as err:
             raise MetricsStoreError(f"bad metrics store URL {self.url}: {err}") from err
 
@@ -91,7 +103,7 @@ class MetricsStore:
 
     def ping(self) -> None:
         """Raise `MetricsStoreError` unless the server answers."""
-        with self._guard("ping"):
+        with self._guard("connecting"):
             self._client.ping()
 
     @contextlib.contextmanager
@@ -99,8 +111,9 @@ class MetricsStore:
         try:
             yield
         except redis.RedisError as err:
-            raise MetricsStoreError(
-                f"metrics store at {self.url}: {action} failed: {err}") from err
+            condition = condition_of(err)
+            raise MetricsStoreError(f"metrics store: {condition.describe(self.url, action)} "
+                                    f"(server said: {err})", condition=condition.name) from err
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -146,8 +159,13 @@ class MetricsStore:
         self.write([record])
 
     def write_run(self, record: RunRecord) -> None:
-        """Store (or replace) the record of one run."""
+        """Store (or replace) the record of one run, then apply the retention policy: the run
+        and worker records of all but the newest `max_runs` runs are dropped."""
         self.write([record])
+        with self._guard("counting runs"):
+            runs = int(self._client.hlen(keys.runs_key(self.namespace)))
+        if runs > self.max_runs + RETENTION_SLACK_RUNS:
+            self.prune(keep_runs=self.max_runs)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -235,14 +253,22 @@ class MetricsStore:
     # -- pruning --------------------------------------------------------------------------------
 
     def prune(self, *, keep_last: int | None = None, functions: Sequence[str] = (),
-              runs_before: float | None = None) -> PruneResult:
+              runs_before: float | None = None, keep_runs: int | None = None) -> PruneResult:
         """Drop whole functions, trim every function to its newest `keep_last` records, and/or
-        drop run and worker records of runs submitted before `runs_before` (unix seconds)."""
+        drop run and worker records of runs submitted before `runs_before` (unix seconds) or
+        older than the newest `keep_runs`."""
         if keep_last is not None and keep_last < 0:
             raise ValueError("keep_last must be >= 0")
+        if keep_runs is not None and keep_runs < 0:
+            raise ValueError("keep_runs must be >= 0")
         removed, dropped = self._drop_functions(functions)
         if keep_last is not None:
             removed += self._trim_functions(keep_last)
+        if keep_runs is not None:
+            runs = self.runs()
+            if len(runs) > keep_runs:
+                cut = runs[len(runs) - keep_runs].submitted_at if keep_runs else float("inf")
+                runs_before = cut if runs_before is None else max(runs_before, cut)
         runs_removed = self._drop_runs(runs_before) if runs_before is not None else 0
         return PruneResult(removed, dropped, runs_removed)
 

@@ -3,9 +3,12 @@
 This module holds the app, the error handling and the shared options; the commands live in
 `cli_plan` (compile, simulate), `cli_run` (run, show) and `cli_metrics` (metrics).
 
-Every command prints a rich table for people, or with `--json` exactly one JSON object on stdout.
-Errors go to stderr with exit code 2 (bad input) or 1 (the workflow failed), with no traceback
-unless `--debug`. Heavy modules (numpy, scikit-learn, matplotlib) are imported by the commands
+Every command prints a rich table for people, or with `--json` exactly one JSON object on stdout,
+on success and on failure alike (then with `error`: type, message, exit code, and for a failed
+task its record). Errors go to stderr with exit code 2 (bad input, an unusable store) or 1 (the
+workflow failed), 130/143/129 when interrupted by Ctrl-C/SIGTERM/SIGHUP (after cleaning up),
+with no traceback unless `--debug`; a closed stdout (`| head`) ends the command quietly.
+Heavy modules (numpy, scikit-learn, matplotlib) are imported by the commands
 that need them, so `planflow --help` starts fast.
 """
 
@@ -41,35 +44,82 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks."
     _state["debug"] = debug
 
 
-def guard(fn: Callable[[], T]) -> T:
-    """Run a command body; turn planflow's errors into a message and an exit code."""
+def guard(fn: Callable[[], T], *, as_json: bool = False,
+          json_context: dict[str, Any] | None = None) -> T:
+    """Run a command body; turn planflow's errors into a message and an exit code. With
+    `as_json` (the command's --json) the failure is also one JSON object on stdout
+    (`json_context` plus `error`)."""
+    context = dict(json_context or {}) if as_json else None
+    from runtime.interrupts import exit_code_of
+
     try:
-        return fn()
+        out = fn()
+        sys.stdout.flush()  # here, where a closed pipe is handled, not at interpreter exit
+        return out
     except PlanflowError as err:
-        _fail(err, err.exit_code)
-    except KeyboardInterrupt:
-        _fail(None, 130, "interrupted")
+        _fail(err, err.exit_code, context)
+    except KeyboardInterrupt as err:
+        code = exit_code_of(err)
+        _fail(err, code, context, "interrupted" if code == 130 else
+              f"stopped by {err}; the run was cleaned up")
+    except BrokenPipeError:
+        _quiet_stdout()
+        raise typer.Exit(BROKEN_PIPE_EXIT) from None
     except Exception as err:
+        from metadata.store_errors import is_store_error
         from simulator.errors import SimulatorError
 
         if isinstance(err, SimulatorError):
-            _fail(err, 2)
-        _fail(err, 1, f"internal error: {type(err).__name__}: {err} (rerun with --debug for "
-                      "the traceback, and please report it)")
+            _fail(err, 2, context)
+        if is_store_error(err):
+            from runtime.errors import store_error
+
+            _fail(store_error(err, "the configured store", "running the command"), 2,
+                  context)
+        _fail(err, 1, context, f"internal error: {type(err).__name__}: {err} (rerun "
+                                    "with --debug for the traceback, and please report it)")
     raise AssertionError("unreachable")
 
 
-def _fail(err: BaseException | None, code: int, message: str | None = None) -> None:
+BROKEN_PIPE_EXIT = 141
+"""Exit status when stdout's reader went away (`planflow ... | head`): 128 + SIGPIPE, quietly."""
+
+
+def _fail(err: BaseException | None, code: int, json_context: dict[str, Any] | None,
+          message: str | None = None) -> None:
+    """Report and exit; `json_context` None: not in JSON mode."""
     if _state["debug"] and err is not None:
         import traceback
 
         traceback.print_exception(err, file=sys.stderr)
-    typer.echo(f"error: {message or err}", err=True)
+    text = message or str(err)
+    typer.echo(f"error: {text}", err=True)
+    if json_context is not None:  # still exactly one JSON object on stdout
+        from runtime.errors import error_json
+
+        error = error_json(err) if err is not None else {}
+        error.update({"message": text, "exit_code": code})
+        if isinstance(err, KeyboardInterrupt):
+            error["exc_type"] = "Interrupted"
+        try:
+            print_json({**json_context, "error": error})
+        except BrokenPipeError:
+            _quiet_stdout()
     raise typer.Exit(code)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: its reader is gone, and flushing at exit must not fail."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, default=repr, allow_nan=False) + "\n")
+    sys.stdout.flush()
 
 
 def params_of(items: list[str] | None) -> dict[str, str]:
@@ -83,7 +133,11 @@ from planflow import cli_metrics, cli_plan, cli_run  # noqa: E402, F401
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: SIGTERM and SIGHUP interrupt a command like Ctrl-C does
+    (`runtime.interrupts`), so it cleans up the same way."""
+    from runtime.interrupts import install_handlers
+
+    install_handlers()
     app()
 
 

@@ -53,7 +53,7 @@ def list_cmd(redis: RedisOpt = None, namespace: NamespaceOpt = "planflow",
             table.add_row(f["function_name"], f["function_key"], str(f["records"]))
         Console().print(table)
 
-    guard(body)
+    guard(body, as_json=as_json)
 
 
 @metrics_app.command("show")
@@ -87,7 +87,7 @@ def show_cmd(function: Annotated[str, typer.Argument(help="Function name or key.
             console.print(f"  duration: {s.duration.describe() if s.duration else 'no model'}")
             console.print(f"  output:   {s.output.describe() if s.output else 'no model'}")
 
-    guard(body)
+    guard(body, as_json=as_json)
 
 
 @metrics_app.command("export")
@@ -112,6 +112,9 @@ def prune_cmd(
     = None,
     function: Annotated[list[str] | None, typer.Option(help="Drop this function's history.")]
     = None,
+    keep_runs: Annotated[int | None, typer.Option(
+        help="Keep the run and worker records of the newest N runs (runs keep the newest "
+             "1000 by default).")] = None,
     redis: RedisOpt = None, namespace: NamespaceOpt = "planflow", as_json: JsonOpt = False,
 ) -> None:
     """Remove old records (or whole functions) from the store."""
@@ -121,7 +124,7 @@ def prune_cmd(
             if store is None:
                 return {"records_removed": 0, "functions_removed": 0, "runs_removed": 0}
             keys = [k for name in (function or []) for k in store.resolve(name)]
-            return asdict(store.prune(keep_last=keep_last, functions=keys))
+            return asdict(store.prune(keep_last=keep_last, functions=keys, keep_runs=keep_runs))
 
         doc = _with_store(redis, namespace, act)
         if as_json:
@@ -129,7 +132,7 @@ def prune_cmd(
         else:
             typer.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in doc.items()))
 
-    guard(body)
+    guard(body, as_json=as_json)
 
 
 @metrics_app.command("accuracy")
@@ -160,7 +163,7 @@ def accuracy_cmd(redis: RedisOpt = None, namespace: NamespaceOpt = "planflow",
                                                  "output_mape_pct", "output_p90_ape_pct")))
         Console().print(table)
 
-    guard(body)
+    guard(body, as_json=as_json)
 
 
 def _pct(x: float | None) -> str:

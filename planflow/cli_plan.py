@@ -73,7 +73,7 @@ def compile_cmd(
         else:
             render.plan_summary(plan, path)
 
-    guard(body)
+    guard(body, as_json=as_json)
 
 
 @app.command("simulate")
@@ -112,7 +112,7 @@ def simulate_cmd(
         else:
             render.what_if(report)
 
-    guard(body)
+    guard(body, as_json=as_json)
 
 
 def _default_plan_path(target: str, workflow: str) -> Path:

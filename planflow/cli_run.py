@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from planflow.cli import JsonOpt, ParamOpt, app, guard, params_of, print_json
-from planner.errors import PlanflowError
 
 
 @app.command("show")
@@ -24,7 +23,7 @@ def show_cmd(plan_file: Annotated[Path, typer.Argument(help="A .plan file.")],
         else:
             render.plan_document(doc)
 
-    guard(body)
+    guard(body, as_json=as_json)
 
 
 @app.command("run")
@@ -62,21 +61,14 @@ def run_cmd(
             compile_opts["platform"] = platform
             if strategy:
                 compile_opts["strategy"] = strategy
-        try:
-            with render.run_progress(enabled=not as_json and not inline) as progress:
-                result = api.run(target, params_of(param), inline=inline, redis=redis,
-                                 namespace=namespace, launcher=launcher, timeout_s=timeout_s,
-                                 metrics_upload=metrics_upload, progress=progress,
-                                 retries=retries, **compile_opts)
-        except PlanflowError as err:
-            if as_json:  # still one JSON object on stdout; the message goes to stderr too
-                from runtime.errors import error_json
-
-                print_json({"target": target, "result": None, "error": error_json(err)})
-            raise
+        with render.run_progress(enabled=not as_json and not inline) as progress:
+            result = api.run(target, params_of(param), inline=inline, redis=redis,
+                             namespace=namespace, launcher=launcher, timeout_s=timeout_s,
+                             metrics_upload=metrics_upload, progress=progress,
+                             retries=retries, **compile_opts)
         if as_json:
             print_json(render.run_json(result))
         else:
             render.run_summary(result)
 
-    guard(body)
+    guard(body, as_json=as_json, json_context={"target": target, "result": None})

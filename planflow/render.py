@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from planner.plan import Plan, jsonable
+from planner.plan import Plan
 from runtime.result import RunResult
 
 if TYPE_CHECKING:
@@ -159,6 +159,48 @@ def plan_document(doc: dict[str, Any]) -> None:
         console.print(f"downgrade {d['worker']}: {d['reason']}")
 
 
+RESULT_REPR_MAX = 10_000
+"""Longest repr of a result printed (human output) or put in JSON; longer ones are cut."""
+
+RESULT_INLINE_BYTES = 1024
+"""Bytes results up to this size are shown; larger ones only by type and size."""
+
+
+def result_json(value: Any) -> Any:
+    """A run's result as JSON: JSON-encodable values as they are, containers walked, large bytes
+    as {"type", "size"}, anything else as its repr, cut at RESULT_REPR_MAX characters (a 200 MB
+    bytes result must not print a 1 GB repr)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        size = value.nbytes if isinstance(value, memoryview) else len(value)
+        if size > RESULT_INLINE_BYTES:
+            return {"type": type(value).__name__, "size": size}
+        return _cut(repr(bytes(value)))
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: result_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [result_json(v) for v in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return _cut(repr(value))
+
+
+def result_repr(value: Any) -> str:
+    """A run's result for people: its repr, large bytes by size, cut at RESULT_REPR_MAX."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        size = value.nbytes if isinstance(value, memoryview) else len(value)
+        if size > RESULT_INLINE_BYTES:
+            return f"<{type(value).__name__} of {size:,} bytes>"
+    return _cut(repr(value))
+
+
+def _cut(text: str) -> str:
+    if len(text) <= RESULT_REPR_MAX:
+        return text
+    return f"{text[:RESULT_REPR_MAX]}... ({len(text):,} characters in all)"
+
+
 def run_json(result: RunResult) -> dict[str, Any]:
     p = result.predicted
     return {
@@ -166,7 +208,7 @@ def run_json(result: RunResult) -> dict[str, Any]:
         "dag_id": result.dag_id,
         "strategy": result.strategy,
         "executor": result.executor,
-        "result": jsonable(result.result),
+        "result": result_json(result.result),
         "observed_makespan_s": result.observed_makespan_s,
         "makespan_s": p.makespan_s,
         "cost_usd": p.cost_usd,
@@ -191,7 +233,7 @@ def run_json(result: RunResult) -> dict[str, Any]:
 def run_summary(result: RunResult) -> None:
     console = _console()
     console.print(f"[bold]{result.workflow}[/bold] run {result.dag_id} ({result.executor})")
-    console.print(f"result: {result.result!r}")
+    console.print(f"result: {result_repr(result.result)}", markup=False, highlight=False)
     console.print(f"observed makespan {_fmt_s(result.observed_makespan_s)}, "
                   f"predicted {_fmt_s(result.predicted_makespan_s)}")
 

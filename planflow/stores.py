@@ -4,6 +4,7 @@ The embedded store is a private redis-server whose data lives in the persistent 
 (`$PLANFLOW_HOME`, default `~/.planflow`), the same one `planflow run` uses, so a user who never
 names a server still gets the learning loop: runs write metrics there, compiles read them.
 Reading metrics from an embedded store that has never been written does not start a server.
+Opening the store also reclaims the runs of clients that were killed (`runtime.registry`).
 """
 
 from __future__ import annotations
@@ -11,18 +12,15 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from metadata.errors import MetadataError
 from planner.errors import UsageError
+from runtime.defaults import REDIS_URL_ENV
 from runtime.errors import StoreError
 
 if TYPE_CHECKING:
     from metadata.store import MetricsStore
-
-REDIS_URL_ENV = "PLANFLOW_REDIS_URL"
-"""Environment variable with the Redis URL to use when `--redis` is not given."""
 
 DEFAULT_NAMESPACE = "planflow"
 
@@ -30,10 +28,6 @@ DEFAULT_NAMESPACE = "planflow"
 def configured_url(redis_url: str | None) -> str | None:
     """The Redis URL the user named (option, then environment), or None for the embedded one."""
     return redis_url or os.environ.get(REDIS_URL_ENV) or None
-
-
-def _embedded_has_data(data_dir: Path) -> bool:
-    return any((data_dir / name).exists() for name in ("appendonlydir", "planflow.aof"))
 
 
 @contextlib.contextmanager
@@ -44,13 +38,14 @@ def redis_for_metrics(redis_url: str | None, *, create: bool = False) -> Iterato
     if url:
         yield url
         return
-    from runtime.embedded import EmbeddedRedis, default_data_dir
+    from runtime.client import embedded_store
+    from runtime.embedded import default_data_dir, has_history
 
     data_dir = default_data_dir()
-    if not create and not _embedded_has_data(data_dir):
+    if not create and not has_history(data_dir):
         yield None
         return
-    with EmbeddedRedis(data_dir=data_dir, persistent=True) as server:
+    with embedded_store(data_dir) as server:
         yield server.url
 
 
@@ -68,9 +63,12 @@ def metrics_store(redis_url: str | None, namespace: str = DEFAULT_NAMESPACE, *,
             store = MetricsStore(url, namespace)
             store.ping()
         except MetadataError as err:
-            raise StoreError(str(err)) from err
+            raise StoreError(str(err), condition=getattr(err, "condition", "")) from err
         except ValueError as err:
             raise UsageError(f"bad namespace {namespace!r}: {err}") from err
+        from runtime.client import reclaim
+
+        reclaim(url, namespace)  # runs whose client was killed: their keys and workers
         try:
             yield store
         finally:

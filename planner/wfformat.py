@@ -10,7 +10,8 @@ Task model, exactly as specified: p = avgCPU / 100 (1.0 when missing) becomes th
 `duration(cpus) = runtime*max(0, 1-p) + runtime*p/min(cpus, max(p, 1))`; `memoryInBytes` is the
 least memory the task needs; an edge carries the bytes of the files the parent writes and the
 child reads; files no task writes are read from storage (`storage_bytes`). Each task stays an
-ordinary task (`planner.replay.replay`) so a trace can also be executed.
+ordinary task (`planner.replay.replay`) so a trace can also be executed. Tasks keep the trace's
+own ids, so every output (plans, critical paths, errors) names them as the trace does.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from planner.trace import TaskOptions, TaskRef
 
 BYTES_PER_MB = 1024 * 1024
 _ID_SUFFIX = re.compile(r"_ID\d+$")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.:@/+-]{1,200}$")
+"""Trace task ids kept as they are (others are renamed `<function>-<n>`, as workflow tasks)."""
 REPLAY_KEY = "planner.replay.replay"
 
 
@@ -91,16 +94,33 @@ def _function_name(t: Mapping[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "_", raw).strip("_") or "task"
 
 
-def _build(name: str, tasks: list[dict[str, Any]], path: Path, time_scale: float,
-           data_scale: float) -> TaskGraph:
+def _task_ids(tasks: list[dict[str, Any]], path: Path) -> dict[str, str]:
+    """Trace id -> task id: the trace's own id (`split_fasta_ID000001`), so a critical path or
+    a failure names the task the trace names; `<function>-<n>` only for an id that cannot
+    travel in key names and messages (spaces, control characters, over 200 characters)."""
     ids: dict[str, str] = {}
+    taken = {str(t["id"]) for t in tasks if _SAFE_ID.match(str(t["id"]))}
     counters: dict[str, int] = {}
     for t in tasks:
+        raw = str(t["id"])
+        if raw in ids:
+            raise GraphError(f"{path}: duplicate task id '{raw}'")
+        if raw in taken:
+            ids[raw] = raw
+            continue
         fn = _function_name(t)
-        if t["id"] in ids:
-            raise GraphError(f"{path}: duplicate task id '{t['id']}'")
-        ids[t["id"]] = f"{fn}-{counters.get(fn, 0)}"
-        counters[fn] = counters.get(fn, 0) + 1
+        n = counters.get(fn, 0)
+        while f"{fn}-{n}" in taken:
+            n += 1
+        ids[raw] = f"{fn}-{n}"
+        taken.add(ids[raw])
+        counters[fn] = n + 1
+    return ids
+
+
+def _build(name: str, tasks: list[dict[str, Any]], path: Path, time_scale: float,
+           data_scale: float) -> TaskGraph:
+    ids = _task_ids(tasks, path)
     written = {f for t in tasks for f in t["outputs"]}
     by_id = {t["id"]: t for t in tasks}
     nodes: list[TaskNode] = []

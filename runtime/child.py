@@ -24,11 +24,13 @@ import mmap
 import os
 import signal
 import socket
+import struct
 import sys
+import time
 from dataclasses import dataclass
 
 from runtime.context import WorkerContext
-from runtime.embedded import default_data_dir
+from runtime.defaults import log_dir
 from runtime.events import Event, TaskStarted, WorkerFinished
 from runtime.launcher import WorkerSpec
 from runtime.worker import WORKER_SWITCH_INTERVAL_S, Worker
@@ -36,11 +38,14 @@ from runtime.worker import WORKER_SWITCH_INTERVAL_S, Worker
 log = logging.getLogger(__name__)
 
 STATUS_BYTES = 1024
-"""Size of a child's status slot: the `Running` fields of the running task, tab-separated,
-NUL-padded."""
+"""Size of a child's status slot: a sequence counter, then the `Running` fields of the running
+task, tab-separated, NUL-padded."""
 
-LOG_DIR_NAME = "logs"
-"""Children's stderr files live under `<PLANFLOW_HOME>/logs/`."""
+SEQ = struct.Struct("<Q")
+"""The slot's sequence counter (seqlock): odd while the child writes, even when stable."""
+
+READ_TRIES = 100
+"""Reads of a slot being rewritten before the server gives up and treats it as unknown."""
 
 
 @dataclass(frozen=True)
@@ -68,31 +73,53 @@ class Running:
 
     @classmethod
     def parse(cls, text: str) -> Running:
+        """The fields of a slot's text; never raises: a slot that does not parse (cut short,
+        garbled) reads as nothing running, with whatever task id it names."""
         parts = text.split("\t")
-        if len(parts) != 8:  # nothing running, or a slot cut short
-            return cls(parts[0], parts[1] if len(parts) > 1 else "")
-        return cls(parts[0], parts[1], float(parts[2]), int(parts[3]), int(parts[4]),
-                   float(parts[5]), parts[6], int(parts[7]))
+        if len(parts) == 8:
+            try:
+                return cls(parts[0], parts[1], float(parts[2]), int(parts[3]), int(parts[4]),
+                           float(parts[5]), parts[6], int(parts[7]))
+            except ValueError:
+                log.warning("unreadable status slot %r", text[:200])
+        return cls(parts[0] if len(parts) > 1 else "", parts[1] if len(parts) > 1 else "")
 
 
 def stderr_path(pid: int) -> str:
     """The stderr file of pool child `pid`."""
-    return str(default_data_dir() / LOG_DIR_NAME / f"worker-{pid}.err")
+    return str(log_dir() / f"worker-{pid}.err")
 
 
 class StatusSlot:
-    """A shared anonymous mapping the child writes and the server reads."""
+    """A shared anonymous mapping the child writes and the server reads, as a seqlock: the
+    writer makes the counter odd, writes, makes it even; a reader retries until it reads the
+    same even counter before and after copying the text, so it never sees half a write."""
 
     def __init__(self) -> None:
         self._map = mmap.mmap(-1, STATUS_BYTES)
+        self._seq = 0
 
     def write(self, text: str) -> None:
-        data = text.encode()[:STATUS_BYTES]
-        self._map[:len(data)] = data
-        self._map[len(data):STATUS_BYTES] = b"\0" * (STATUS_BYTES - len(data))
+        data = text.encode()[:STATUS_BYTES - SEQ.size]
+        self._seq += 1
+        SEQ.pack_into(self._map, 0, self._seq)
+        self._map[SEQ.size:SEQ.size + len(data)] = data
+        self._map[SEQ.size + len(data):STATUS_BYTES] = b"\0" * (STATUS_BYTES - SEQ.size
+                                                                 - len(data))
+        self._seq += 1
+        SEQ.pack_into(self._map, 0, self._seq)
 
     def read(self) -> str:
-        return bytes(self._map[:STATUS_BYTES]).split(b"\0", 1)[0].decode(errors="replace")
+        """The slot's text ("" when it cannot be read consistently)."""
+        for _ in range(READ_TRIES):
+            (before,) = SEQ.unpack_from(self._map, 0)
+            if before % 2 == 0:
+                raw = bytes(self._map[SEQ.size:STATUS_BYTES])
+                (after,) = SEQ.unpack_from(self._map, 0)
+                if after == before:
+                    return raw.split(b"\0", 1)[0].decode(errors="replace")
+            time.sleep(0)
+        return ""
 
     def close(self) -> None:
         self._map.close()

@@ -21,23 +21,26 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import redis
 
+from metadata.connect import sync_client
 from metadata.errors import MetadataError, redact_url
 from metadata.keys import check_namespace
 from metadata.writer import UploadStrategy
 from planner.errors import UsageError
 from planner.plan import Plan
+from runtime.defaults import CLAIM_GRACE_S, REDIS_URL_ENV
 from runtime.embedded import EmbeddedRedis
-from runtime.errors import StoreError
+from runtime.errors import StoreError, store_error
 from runtime.ids import DAG_ID_PATTERN, new_dag_id
 from runtime.launcher import Launcher
 from runtime.pool import DEFAULT_KEEP_WARM_S
 from runtime.program import RunSettings, build_program
+from runtime.registry import reclaim_orphans
 from runtime.result import RunResult
 from runtime.session import RunProgress, RunSession
-from runtime.worker import REDIS_URL_ENV
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +52,16 @@ LAUNCHERS = ("local", "thread", "inline")
 RUN_KEY_TTL_MARGIN_S = 300
 """Run keys expire this long after the run's deadline: the safety net if nobody cleans up."""
 
+PING_TIMEOUT_S = 5.0
+"""How long the first contact with a named Redis may take before the run fails."""
+
 
 def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "planflow",
              launcher: str | Launcher = "local", timeout_s: float = 3600.0,
              metrics_upload: str = "on-exit",
              progress: Callable[[RunProgress], None] | None = None,
-             dag_id: str | None = None, retries: int = 0) -> RunResult:
+             dag_id: str | None = None, retries: int = 0,
+             claim_grace_s: float = CLAIM_GRACE_S) -> RunResult:
     """Execute `plan` on the decentralized executor and return the sink's result.
 
     `redis_url=None` uses `$PLANFLOW_REDIS_URL`, else the embedded Redis of `$PLANFLOW_HOME`
@@ -63,6 +70,8 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
     `launcher` is `local` (worker processes with enforced limits and a warm pool), `thread`,
     `inline` (the reference executor, no Redis), or a Launcher object (not closed here).
     `retries`: attempts after the first for tasks whose options set none (`runtime.retry`).
+    `claim_grace_s`: how long a started worker may take to take its lease before it is presumed
+    lost and relaunched (`runtime.leases`; waiting for a free pool process does not count).
     Raises TaskFailed when a task raises (after its retries), RunError past the deadline,
     StoreError when Redis is unreachable (the URL named without its password), and re-raises
     KeyboardInterrupt after stopping the workers and cleaning up.
@@ -81,12 +90,13 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
                                keep_warm_s=keep_warm_of(plan.platform_source)) \
             if isinstance(launcher, str) else launcher
         try:
+            reclaim(url, namespace, launch)
             now = time.time()
             settings = RunSettings(
                 namespace, dag_id, plan.workflow, plan.graph.sink, len(plan.graph.nodes),
                 int(timeout_s) + RUN_KEY_TTL_MARGIN_S, now + timeout_s, launch.name,
                 str(UploadStrategy.parse(metrics_upload)), now, retries,
-                platform_sizes(plan.platform_source))
+                platform_sizes(plan.platform_source), claim_grace_s)
             program = build_program(plan, settings)
             session = RunSession(plan, program, url, launch, progress)
             return session.execute(timeout_s)
@@ -157,19 +167,43 @@ def _redis_for_run(redis_url: str | None) -> Iterator[str]:
         _ping(url)
         yield url
         return
-    with EmbeddedRedis(persistent=True) as server:
+    with embedded_store() as server:
         yield server.url
+
+
+def embedded_store(data_dir: Path | None = None) -> EmbeddedRedis:
+    """The data directory's shared embedded Redis (`runtime.embedded`); when its last user
+    leaves, the local pools on it are shut down first (their workers' Redis is going away)."""
+    from runtime.local import shutdown_all_pools
+
+    return EmbeddedRedis(data_dir=data_dir, persistent=True, on_last_user=shutdown_all_pools)
 
 
 def _ping(url: str) -> None:
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        client = sync_client(url, socket_timeout=PING_TIMEOUT_S, outage_s=0)
     except ValueError as err:
         raise StoreError(f"bad Redis URL {redact_url(url)}: {err}") from None
     try:
         client.ping()
     except redis.RedisError as err:
-        raise StoreError(f"cannot reach Redis at {redact_url(url)}: {err}") from None
+        raise store_error(err, url, "connecting") from None
     finally:
         client.close()
 
+
+def reclaim(url: str, namespace: str, launcher: Launcher | None = None) -> None:
+    """Reclaim the runs of `namespace` whose clients were killed (`runtime.registry`); their
+    workers are stopped through `launcher` (else through the local pools, if any)."""
+    from runtime.local import PoolClient
+
+    client = sync_client(url)
+    stop = launcher.stop if launcher is not None else PoolClient(client, namespace).stop
+    try:
+        for entry in reclaim_orphans(client, namespace, stop):
+            log.warning("reclaimed run %s of '%s' (its client, pid %d, was killed)",
+                        entry.dag_id, entry.workflow, entry.pid)
+    except redis.RedisError as err:
+        raise store_error(err, url, "reclaiming the runs of killed clients") from err
+    finally:
+        client.close()

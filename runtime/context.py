@@ -14,8 +14,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import redis
-
+from metadata.connect import SYNC_MAX_CONNECTIONS, sync_client
 from metadata.store import MetricsStore
 from runtime.codec import loads_blob
 from runtime.dataplane import IoLoop
@@ -57,9 +56,10 @@ class Download:
 class WorkerContext:
     """Per-process (or per thread launcher) resources of workers. Thread-safe."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, max_connections: int = SYNC_MAX_CONNECTIONS) -> None:
         self.url = url
-        self.redis = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S)
+        self.redis = sync_client(url, socket_timeout=SOCKET_TIMEOUT_S,
+                                 max_connections=max_connections)
         self._io: IoLoop | None = None
         self._lock = threading.Lock()
         self._shared: OrderedDict[str, SharedPart] = OrderedDict()

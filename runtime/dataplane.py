@@ -3,25 +3,31 @@
 The worker's main thread runs tasks; everything that can overlap with them happens here:
 
 - **fetches** of remote inputs, as HMGETs on the producing workers' output hashes (no per-read
-  EXISTS: a missing field reads as None), split into chunks fetched concurrently; the worker
+  EXISTS: a missing field reads as None), pipelined; the worker
   prefetches the inputs of every task it learns is ready, so transfers overlap with the tasks
   before it;
 - **uploads** by group commit: a finished task is queued (`Uploader.put`) and the main thread
-  moves on; the loop sends everything queued so far as one pipeline - outputs (one HSET), one
+  moves on; the loop sends everything queued so far as one pipeline - outputs (PUT), one
   BATCH script (progress, timings, readiness of all the batch's remote children) - and starts
   the workers the script claimed. Fast tasks share a round trip; a slow task's update leaves as
   soon as it is queued. Tasks whose output nobody remote needs are queued as non-urgent: they
   ride along with the next batch or the periodic progress flush.
 
-Ordering guarantees the protocol relies on: within a batch, outputs precede the script, and the
-script updates counters and timings before it makes anyone ready, so by the time a child can
-run (and the sink can clean up), everything its parents' workers wrote is in place. The sink's
-batch is one MULTI that stores the result, deletes the intermediate keys and signals `ok`.
+Ordering guarantees the protocol relies on: within a batch, outputs (PUT) precede BATCH, and
+BATCH updates counters and timings before it makes anyone ready, so by the time a child can run
+(and the sink can clean up), everything its parents' workers wrote is in place. The sink's batch
+ends with FINISH, which stores the result, deletes the intermediate keys and signals `ok`.
 
 The loop also holds the worker's **lease** (`runtime.leases`): written at start, renewed every
-`LEASE_RENEW_S`, deleted by the worker's last batch. A batch that fails on a lost connection is
-sent again with capped backoff for `REDIS_RETRY_S` (safe: BATCH is idempotent), then the worker
-fails.
+`LEASE_RENEW_S`, deleted by the worker's last batch.
+
+Every write is a guarded script (`runtime.scripts`), so a batch that arrives after its run ended
+writes nothing. Concurrency is bounded by construction: a fetch of any number of inputs is a few
+pipelines of HMGETs, at most `FETCH_PIPELINES_IN_FLIGHT` in flight, over a blocking pool
+(`metadata.connect`) whose reconnect policy resends what a lost connection interrupted. An error
+that outlasts it, or a refusal of the server (out of memory, read-only, ...), becomes the
+worker's `error`, a `StoreError` naming the condition: the worker stops and the run fails with
+that message, never as a failure of the user's task.
 """
 
 from __future__ import annotations
@@ -41,62 +47,113 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio as aioredis
 
+from metadata.connect import async_client
+from runtime.defaults import CLAIM_GRACE_S
+from runtime.errors import store_error
 from runtime.keys import RunKeys
 from runtime.leases import LEASE_RENEW_S, lease_call
 from runtime.program import TaskStep
 from runtime.scripts import (
     SCRIPTS,
     BatchUpdate,
+    ScriptCall,
     batch_call,
     call_async,
+    finish_call,
     is_noscript,
+    put_calls,
     started_workers,
 )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-FETCH_CHUNK_KEYS = 64
-"""Fields per HMGET; larger fetches are split into chunks sent concurrently."""
+FETCH_FIELDS_PER_COMMAND = 512
+"""Fields per HMGET of a fetch."""
+
+FETCH_COMMANDS_PER_PIPELINE = 8
+"""HMGETs per pipeline (one round trip)."""
+
+FETCH_PIPELINES_IN_FLIGHT = 4
+"""Fetch pipelines a process has in flight at once, whatever the number of inputs (the rest
+wait their turn): a task with 100,000 inputs needs a handful of connections, not thousands."""
+
+ASYNC_CONNECTIONS = FETCH_PIPELINES_IN_FLIGHT + 4
+"""Connections of the data-plane client: the fetches, the uploader and the lease."""
 
 PROGRESS_FLUSH_S = 0.25
 """Longest time a finished task's progress/timing waits when nothing else is sent."""
 
-UNLINK_CHUNK_KEYS = 1000
-"""Keys per UNLINK command in the sink's clean-up."""
+SOCKET_TIMEOUT_S = 120.0
+"""Longest a data-plane command may take (a value of hundreds of MB included)."""
 
-SOCKET_TIMEOUT_S = 60.0
-"""Longest a data-plane command may take before the worker treats Redis as gone."""
+DEFAULT_VALUE_LIMIT_BYTES = 512 * 1024 * 1024
+"""Largest value Redis accepts (its `proto-max-bulk-len` default), when the server will not say."""
 
-REDIS_RETRY_S = 20.0
-"""How long a batch (or the lease) is retried on a lost connection before the worker fails."""
+DEFAULT_QUERY_LIMIT_BYTES = 1024 * 1024 * 1024
+"""Redis closes a client whose pending command exceeds this (`client-query-buffer-limit`)."""
 
-RETRY_FIRST_S = 0.1
-"""First wait before resending after a lost connection; doubled up to RETRY_MAX_S."""
+PUT_BYTES_MAX = 64 * 1024 * 1024
+"""Values per PUT command, in bytes (more are split across commands; one larger value goes
+alone): far below the server's query-buffer limit."""
 
-RETRY_MAX_S = 2.0
-"""Longest wait between two resends."""
+
+@dataclass(frozen=True, slots=True)
+class StoreLimits:
+    """What the server accepts: the largest value (bytes) and the largest pending command."""
+
+    value_bytes: int = DEFAULT_VALUE_LIMIT_BYTES
+    query_bytes: int = DEFAULT_QUERY_LIMIT_BYTES
+
+    @classmethod
+    async def read(cls, client: aioredis.Redis) -> StoreLimits:
+        """The server's limits (CONFIG GET), or the defaults where it does not tell (managed
+        services often disable CONFIG)."""
+        found: dict[str, int] = {}
+        for name in ("proto-max-bulk-len", "client-query-buffer-limit"):
+            try:
+                reply: dict[Any, Any] = await client.config_get(name)
+                raw = reply.get(name) or reply.get(name.encode())
+                if raw is not None:
+                    found[name] = int(raw)
+            except (redis.ResponseError, ValueError):
+                continue
+        return cls(found.get("proto-max-bulk-len", DEFAULT_VALUE_LIMIT_BYTES),
+                   found.get("client-query-buffer-limit", DEFAULT_QUERY_LIMIT_BYTES))
 
 
 class IoLoop:
     """A daemon thread running an asyncio loop and one redis.asyncio client (connection pool)."""
 
     def __init__(self, url: str) -> None:
+        self.url = url
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="planflow-io", daemon=True)
         self._thread.start()
+        self._fetch_slots: asyncio.Semaphore
+        self.limits = StoreLimits()
         self.client: aioredis.Redis = self.call(self._connect(url))
 
-    @staticmethod
-    async def _connect(url: str) -> aioredis.Redis:
-        client = aioredis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S)
+    async def _connect(self, url: str) -> aioredis.Redis:
+        client = async_client(url, socket_timeout=SOCKET_TIMEOUT_S,
+                              max_connections=ASYNC_CONNECTIONS)
+        self._fetch_slots = asyncio.Semaphore(FETCH_PIPELINES_IN_FLIGHT)
         for script in SCRIPTS:  # so EVALSHA finds them (NOSCRIPT is still handled)
             await client.script_load(script.source)
+        self.limits = await StoreLimits.read(client)
         return client
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._loop.run_forever()
+
+    async def _shutdown(self) -> None:
+        """Cancel what still runs on the loop (lease renewals, tickers), then disconnect."""
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.client.aclose()
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -112,29 +169,40 @@ class IoLoop:
         return self._loop
 
     def fetch(self, fields: Sequence[tuple[str, str]]) -> Future[list[bytes | None]]:
-        """Values of (hash key, field) pairs, in order (None where missing): one HMGET per
-        hash and chunk, all sent concurrently."""
+        """Values of (hash key, field) pairs, in order (None where missing): HMGETs of at most
+        FETCH_FIELDS_PER_COMMAND fields, pipelined, at most FETCH_PIPELINES_IN_FLIGHT at once.
+        A lost connection is resent by the client's reconnect policy (`metadata.connect`)."""
         return self.submit(self._fetch(list(fields)))
 
     async def _fetch(self, fields: list[tuple[str, str]]) -> list[bytes | None]:
         by_key: dict[str, list[int]] = {}
         for i, (key, _) in enumerate(fields):
             by_key.setdefault(key, []).append(i)
-        reads = [(key, idx[j:j + FETCH_CHUNK_KEYS]) for key, idx in by_key.items()
-                 for j in range(0, len(idx), FETCH_CHUNK_KEYS)]
-        parts = await asyncio.gather(*(self.client.hmget(key, [fields[i][1] for i in idx])
-                                       for key, idx in reads))
+        reads = [(key, idx[j:j + FETCH_FIELDS_PER_COMMAND]) for key, idx in by_key.items()
+                 for j in range(0, len(idx), FETCH_FIELDS_PER_COMMAND)]
+        groups = [reads[j:j + FETCH_COMMANDS_PER_PIPELINE]
+                  for j in range(0, len(reads), FETCH_COMMANDS_PER_PIPELINE)]
+        parts = await asyncio.gather(*(self._read_group(fields, g) for g in groups))
         out: list[bytes | None] = [None] * len(fields)
-        for (_, idx), values in zip(reads, parts, strict=True):
-            for i, value in zip(idx, values, strict=True):
-                out[i] = value.encode() if isinstance(value, str) else value
+        for group, replies in zip(groups, parts, strict=True):
+            for (_, idx), values in zip(group, replies, strict=True):
+                for i, value in zip(idx, values, strict=True):
+                    out[i] = value.encode() if isinstance(value, str) else value
         return out
+
+    async def _read_group(self, fields: list[tuple[str, str]],
+                          group: list[tuple[str, list[int]]]) -> list[Any]:
+        async with self._fetch_slots:
+            pipe = self.client.pipeline(transaction=False)
+            for key, idx in group:
+                pipe.hmget(key, [fields[i][1] for i in idx])
+            return list(await pipe.execute())
 
     def close(self) -> None:
         if not self._loop.is_running():
             return
         try:
-            self.call(self.client.aclose())
+            self.call(self._shutdown())
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
@@ -169,7 +237,8 @@ class Uploader:
 
     def __init__(self, io: IoLoop, keys: RunKeys, worker_id: str, ttl_s: int,
                  cleanup: Sequence[str], start_workers: Callable[[Sequence[str]], None],
-                 on_sent: Callable[[BatchSent], None], generation: int = 1) -> None:
+                 on_sent: Callable[[BatchSent], None], generation: int = 1,
+                 claim_grace_s: float = CLAIM_GRACE_S) -> None:
         self._io = io
         self._keys = keys
         self._worker_id = worker_id
@@ -181,13 +250,13 @@ class Uploader:
         self._items: list[Completion] = []
         self._scheduled = False
         self._task: asyncio.Task[None] | None = None
-        self._outputs_expire = False  # the outputs hash gets its TTL with its first field
         self.error: BaseException | None = None
         self.gone = False
         """Set when Redis said the run no longer exists (finished elsewhere or cancelled)."""
         self.superseded = False
         """Set when a newer generation of this worker holds the lease (we were presumed dead)."""
         self._generation = generation
+        self._claim_grace_s = claim_grace_s
         self._holder = f"{os.getpid()}-{secrets.token_hex(4)}"
         """Names this process in the lease: of two processes started for one generation (a
         start request sent twice), the first to write its lease keeps it."""
@@ -241,26 +310,31 @@ class Uploader:
                 self._kick()
 
     async def _hold_lease(self) -> None:
-        """Write the lease now, renew it every LEASE_RENEW_S; a renewal that fails on a lost
-        connection is retried at the next one, for REDIS_RETRY_S at most."""
-        lost_since: float | None = None
+        """Write the lease now, renew it every LEASE_RENEW_S. A lost connection is ridden out by
+        the client's reconnect policy; an error that outlasts it, or any refusal of the server
+        (out of memory, read-only...), fails the worker: a worker that cannot hold its lease
+        would be presumed dead and relaunched while it still runs."""
         while True:
             call = lease_call(self._keys, self._worker_id, self._generation, self.ttl_s,
                               self._holder)
             try:
                 reply = int(await call_async(self._io.client, call))
-                lost_since = None
-                if reply == 0:
-                    log.error("worker %s: another process (a newer generation, or a second "
-                              "start of this one) holds the lease; stopping", self._worker_id)
-                    self.superseded = True
-                elif reply < 0:
-                    self.gone = True
-            except (redis.ConnectionError, redis.TimeoutError) as err:
-                lost_since = lost_since or time.monotonic()
-                if time.monotonic() - lost_since > REDIS_RETRY_S and self.error is None:
-                    self.error = err
+            except redis.RedisError as err:
+                self._fail(store_error(err, self._io.url, f"renewing the lease of worker "
+                                       f"{self._worker_id}"))
+                return
+            if reply == 0:
+                log.error("worker %s: another process (a newer generation, or a second start "
+                          "of this one) holds the lease; stopping", self._worker_id)
+                self.superseded = True
+            elif reply < 0:
+                self.gone = True
             await asyncio.sleep(LEASE_RENEW_S)
+
+    def _fail(self, err: BaseException) -> None:
+        if self.error is None:
+            log.error("worker %s: %s", self._worker_id, err)
+            self.error = err
 
     async def _flush(self) -> None:
         while True:
@@ -271,27 +345,15 @@ class Uploader:
                     return
             if self.error is not None:
                 continue  # the worker is failing: drop, the error path reports it
-            await self._send_retrying(items)
-
-    async def _send_retrying(self, items: list[Completion]) -> None:
-        give_up, wait = time.monotonic() + REDIS_RETRY_S, RETRY_FIRST_S
-        while True:
             try:
                 await self._send(items)
-                return
-            except (redis.ConnectionError, redis.TimeoutError) as err:
-                if time.monotonic() > give_up:
-                    log.error("worker %s: upload failed: %s", self._worker_id, err)
-                    self.error = err
-                    return
-                log.warning("worker %s: Redis connection lost (%s); resending in %.1f s",
-                            self._worker_id, err, wait)
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, RETRY_MAX_S)
+            except redis.RedisError as err:
+                tasks = ", ".join(c.step.task_id for c in items[:3])
+                more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+                self._fail(store_error(err, self._io.url,
+                                       f"storing the outputs and updates of {tasks}{more}"))
             except Exception as err:
-                log.error("worker %s: upload failed: %s", self._worker_id, err)
-                self.error = err
-                return
+                self._fail(err)
 
     async def _send(self, items: list[Completion]) -> None:
         keys, ttl = self._keys, self.ttl_s
@@ -302,34 +364,29 @@ class Uploader:
         update = BatchUpdate(
             [(c.step.task_id, c.step.remote_children) for c in items if c.step.remote_children],
             len(items), running, json.dumps(rows, separators=(",", ":")) if rows else "")
-        call = batch_call(keys, update, ttl, claimer=f"{self._worker_id} {self._generation}")
-        pipe = self._io.client.pipeline(transaction=sink is not None)
         outputs = {c.step.task_id: c.payload for c in items
                    if c.payload is not None and not c.step.is_sink}
-        if outputs:  # outputs first: a child made ready below must find its inputs
-            pipe.hset(keys.outputs(self._worker_id), mapping=outputs)  # type: ignore[arg-type]
-            if not self._outputs_expire:
-                pipe.expire(keys.outputs(self._worker_id), ttl)
-                self._outputs_expire = True
-        script_at = len(pipe.command_stack)
-        if sink is None:
-            pipe.evalsha(call.script.sha, len(call.keys), *call.keys_and_args)
-        else:  # inside MULTI a NOSCRIPT could not be retried before `ok`: send the source
-            pipe.eval(call.script.source, len(call.keys), *call.keys_and_args)
+        # outputs first: a child made ready by BATCH must find its inputs
+        calls = put_calls(keys, self._worker_id, outputs, ttl, PUT_BYTES_MAX)
+        batch_at = len(calls)
+        calls.append(batch_call(keys, update, ttl,
+                                claimer=f"{self._worker_id} {self._generation}",
+                                claim_grace_s=self._claim_grace_s))
         if sink is not None:
-            self._add_sink(pipe, sink)
+            calls.append(finish_call(keys, sink.payload or b"", self._cleanup, ttl))
+        pipe = self._io.client.pipeline(transaction=False)
+        for call in calls:
+            pipe.evalsha(call.script.sha, len(call.keys), *call.keys_and_args)
         if running:  # the worker's last batch: it no longer needs a lease
             pipe.hdel(keys.leases(), self._worker_id)
         t0 = time.perf_counter()
         replies = await pipe.execute(raise_on_error=False)
+        replies[:len(calls)] = await self._resend_unknown(calls, replies[:len(calls)])
         round_trip = time.perf_counter() - t0
-        reply = replies[script_at]
-        if isinstance(reply, redis.ResponseError) and is_noscript(reply):
-            reply = await call_async(self._io.client, call)  # idempotent: safe to send again
-        for r in (*replies[:script_at], reply, *replies[script_at + 1:]):
-            if isinstance(r, redis.ResponseError):
+        for r in replies:
+            if isinstance(r, Exception):
                 raise r
-        alive, started = started_workers(reply)
+        alive, started = started_workers(replies[batch_at])
         if not alive:
             self.gone = True
         invoke = 0.0
@@ -340,11 +397,12 @@ class Uploader:
         if items:
             self._on_sent(BatchSent(tuple(items), round_trip, invoke, tuple(started)))
 
-    def _add_sink(self, pipe: Any, sink: Completion) -> None:
-        keys = self._keys
-        pipe.set(keys.result(), sink.payload or b"", ex=self.ttl_s)
-        for i in range(0, len(self._cleanup), UNLINK_CHUNK_KEYS):
-            pipe.unlink(*self._cleanup[i:i + UNLINK_CHUNK_KEYS])
-        pipe.rpush(keys.done(), "ok")
-        pipe.expire(keys.done(), self.ttl_s)
-
+    async def _resend_unknown(self, calls: list[ScriptCall], replies: list[Any]) -> list[Any]:
+        """Replies of `calls`, with every call the server did not know (NOSCRIPT: a restart or
+        SCRIPT FLUSH emptied its script cache) loaded and sent again, in order - safe, since
+        every script is idempotent."""
+        out = list(replies)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, redis.ResponseError) and is_noscript(reply):
+                out[i] = await call_async(self._io.client, calls[i])
+        return out

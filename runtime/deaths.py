@@ -118,14 +118,27 @@ def death_record(spec: WorkerSpec, pid: int, status: int, running: Running, oom:
     """(task id, error record JSON) for a process that died running `spec` (`status`: its wait
     status; `timed_out`: killed by the server past the task's deadline)."""
     exc_type, message = _death_message(spec, pid, status, running, oom, timed_out)
-    if not timed_out and spec.crashes:
-        message += f" ({spec.crashes + 1} times; relaunches exhausted)"
+    died = spec.deaths_of(running.task_id)
+    if not timed_out and died:
+        message += f" ({died + 1} times running this task; relaunches exhausted)"
     task_id = running.task_id or spec.worker_id
     return task_id, json.dumps({
         "task_id": task_id, "function": running.function or "?", "attempt": running.attempt,
         "exc_type": exc_type, "message": message, "traceback": "",
         "worker_id": spec.worker_id, "generation": spec.attempt,
         "stderr_tail": stderr_tail(stderr_path(pid)), "at": time.time()})
+
+
+def pool_failure_record(spec: WorkerSpec, pool_id: str, err: BaseException,
+                        log_path: str) -> tuple[str, str]:
+    """(task id, error record JSON) failing `spec`'s run because its pool server broke down."""
+    return spec.worker_id, json.dumps({
+        "task_id": spec.worker_id, "function": "?", "attempt": 1, "kind": "worker",
+        "exc_type": "PoolFailed",
+        "message": f"the local pool server {pool_id} failed ({type(err).__name__}: {err}) and "
+                   f"retired its workers; see {log_path}",
+        "traceback": "", "worker_id": spec.worker_id, "generation": spec.attempt,
+        "stderr_tail": "", "at": time.time()})
 
 
 def _death_message(spec: WorkerSpec, pid: int, status: int, running: Running, oom: bool,

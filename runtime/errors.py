@@ -4,11 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from metadata.errors import redact_url
+from metadata.store_errors import condition_of
 from planner.errors import PlanflowError
 
 
 class StoreError(PlanflowError):
-    """Redis cannot be reached or used (the message names the URL without its password)."""
+    """Redis cannot be reached or used (the message names the URL without its password).
+    `condition` names what the server said (`metadata.store_errors`: OOM, READONLY, NOAUTH,
+    MISCONF, CONNECTION, ...), "" when it is not a server condition."""
+
+    def __init__(self, message: str, *, condition: str = "") -> None:
+        super().__init__(message)
+        self.condition = condition
+
+
+def store_error(err: BaseException, url: str, doing: str) -> StoreError:
+    """A StoreError for a Redis error met while `doing` something, naming the condition and
+    the fix (`raise store_error(err, url, "...") from err`)."""
+    condition = condition_of(err)
+    return StoreError(f"{condition.describe(redact_url(url), doing)} (server said: {err})",
+                      condition=condition.name)
 
 
 class RunError(PlanflowError):
@@ -48,8 +64,24 @@ def error_json(err: BaseException) -> dict[str, Any]:
                 "message": err.message, "attempt": err.attempt, "worker_id": err.worker_id,
                 "traceback": err.traceback, "stderr_tail": err.record.get("stderr_tail", ""),
                 "record_path": err.record_path, "exit_code": err.exit_code}
-    return {"exc_type": type(err).__name__, "message": str(err),
-            "exit_code": getattr(err, "exit_code", 1)}
+    out = {"exc_type": type(err).__name__, "message": str(err),
+           "exit_code": getattr(err, "exit_code", 1)}
+    if isinstance(err, StoreError) and err.condition:
+        out["condition"] = err.condition
+    return out
+
+
+class ValueTooLarge(RunError):
+    """A task's value is larger than the store accepts; refused before any upload."""
+
+    def __init__(self, task_id: str, nbytes: int, limit: int) -> None:
+        super().__init__(
+            f"task '{task_id}' returned {nbytes / 2**20:.1f} MiB (pickled), more than the "
+            f"store accepts per value ({limit / 2**20:.0f} MiB, Redis's proto-max-bulk-len); "
+            "return a path to the data on shared storage, or split it into smaller values")
+        self.task_id = task_id
+        self.nbytes = nbytes
+        self.limit = limit
 
 
 class UnrunnablePlan(RunError):

@@ -24,6 +24,13 @@ under `<namespace>:pool:...` and outlive runs. Metrics keys (`<namespace>:metric
 |                            |        | relaunchers          | <expires at, unix s>"             |
 | `recovered`                | list   | RELAUNCH script      | JSON: worker relaunches (reason,  |
 |                            |        |                      | task, configuration)              |
+| `relaunched`               | hash   | RELAUNCH script      | worker id -> its latest spec JSON |
+|                            |        |                      | (budgets carried across relaunchers)|
+
+| namespace key (`<ns>:` + ...) | type | holds                                                  |
+|-------------------------------|------|--------------------------------------------------------|
+| `runs`                        | hash | dag id -> JSON entry of each live run (its client's    |
+|                               |      | host, pid and heartbeat: `runtime.registry`)           |
 
 | launcher key (`<ns>:pool:` + ...) | type | holds                                               |
 |-----------------------------------|------|-----------------------------------------------------|
@@ -106,6 +113,10 @@ class RunKeys:
         """List: JSON records of worker relaunches (who, why, at which configuration)."""
         return f"{self.prefix}:recovered"
 
+    def relaunched(self) -> str:
+        """Hash: worker id -> JSON WorkerSpec of its latest relaunch (generation, budgets)."""
+        return f"{self.prefix}:relaunched"
+
     def intermediate(self, storing: Iterable[str], with_deps: Iterable[str],
                      workers: Iterable[str]) -> list[str]:
         """Keys the sink deletes on completion: outputs, dependency sets, notification lists,
@@ -118,7 +129,28 @@ class RunKeys:
     def final(self) -> list[str]:
         """Keys the client deletes after reading the outcome (besides the intermediate ones)."""
         return [self.shared(), self.started(), self.progress(), self.timings(), self.errors(),
-                self.done(), self.result(), self.leases(), self.recovered()]
+                self.done(), self.result(), self.leases(), self.recovered(),
+                self.relaunched()]
+
+
+def run_key_pattern(namespace: str, dag_id: str) -> str:
+    """SCAN pattern matching every key of one run (reclaiming a run whose client was killed;
+    nothing else SCANs)."""
+    return f"{RunKeys(namespace, dag_id).prefix}:*"  # a dag id holds no glob characters
+
+
+class NamespaceKeys:
+    """Keys of one namespace that are not a run's, a pool's or the metrics'."""
+
+    __slots__ = ("namespace", "prefix")
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = check_namespace(namespace)
+        self.prefix = namespace
+
+    def runs(self) -> str:
+        """Hash: dag id -> JSON entry of each live run (`runtime.registry.RunEntry`)."""
+        return f"{self.prefix}:runs"
 
 
 class PoolKeys:

@@ -27,9 +27,10 @@ class WorkerSpec:
 
     Recovery fields (defaults for a first start): `attempt` is the worker's lease generation
     (1, then +1 per relaunch; a relaunched worker cannot rely on its `notify` list, which the
-    dead one may have drained); `crashes` counts relaunches after its process died;
-    `task_attempts` holds (task, attempts already used) for a task whose attempt was ended
-    from outside (timeout kill); `sizes` lists the platform's (memory MB, CPUs)
+    dead one may have drained); `deaths` holds (task, times a process of this worker died
+    while running it), "" for deaths between tasks and lost leases, so a crash budget is per
+    task, not per worker; `task_attempts` holds (task, attempts already used) for a task whose
+    attempt was ended from outside (timeout kill); `sizes` lists the platform's (memory MB, CPUs)
     configurations, from which a worker killed at its memory limit gets the next larger one.
     """
 
@@ -40,13 +41,17 @@ class WorkerSpec:
     cpus: float
     requested_at: float
     attempt: int = 1
-    crashes: int = 0
+    deaths: tuple[tuple[str, int], ...] = ()
     task_attempts: tuple[tuple[str, int], ...] = ()
     sizes: tuple[tuple[int, float], ...] = ()
 
     @property
     def config(self) -> tuple[int, float]:
         return (self.memory_mb, self.cpus)
+
+    def deaths_of(self, task_id: str) -> int:
+        """How often a process of this worker died while running `task_id`."""
+        return dict(self.deaths).get(task_id, 0)
 
     def used_attempts(self, task_id: str) -> int:
         """Attempts of `task_id` already used by earlier processes of this worker."""
@@ -69,12 +74,13 @@ class WorkerSpec:
         d = json.loads(text)
         return cls(str(d["namespace"]), str(d["dag_id"]), str(d["worker_id"]),
                    int(d["memory_mb"]), float(d["cpus"]), float(d["requested_at"]),
-                   int(d.get("attempt", 1)), int(d.get("crashes", 0)),
+                   int(d.get("attempt", 1)),
+                   tuple((str(t), int(n)) for t, n in d.get("deaths", ())),
                    tuple((str(t), int(n)) for t, n in d.get("task_attempts", ())),
                    tuple((int(m), float(c)) for m, c in d.get("sizes", ())))
 
 
-_RECOVERY_DEFAULTS: dict[str, object] = {"attempt": 1, "crashes": 0, "task_attempts": (),
+_RECOVERY_DEFAULTS: dict[str, object] = {"attempt": 1, "deaths": (), "task_attempts": (),
                                               "sizes": ()}
 
 

@@ -38,8 +38,19 @@ death) learns at its next renewal that it was superseded (LEASE returns 0) and s
 worker's program again from the start is safe: every dependency update is idempotent (SADD /
 SET NX), outputs are overwritten with equal values, and the relaunched worker finds its remote
 inputs in the producers' output hashes instead of its `notify` list (which the dead one may
-have drained). Relaunches are bounded: `MAX_CRASH_RELAUNCHES` per worker for deaths, the task's
-retries for timeouts, `MAX_GENERATIONS` overall; past them the death becomes the run's error.
+have drained). Relaunches are bounded per task attempt, not per worker: a worker whose process
+died while running a task is relaunched at most `MAX_DEATHS_PER_TASK` times for that task (a
+death between tasks, or a lost lease, counts against the worker itself), a timed-out task at
+most as often as its retries allow; past them the death becomes the run's error. So one worker
+running many tasks survives one kill of each (a budget per worker would fail it at the third).
+Every relaunch stores the new spec in hash `relaunched` with the relaunch record, so whoever
+relaunches next (pool or client) continues the same budgets.
+
+**Waiting is not dying.** A claimed worker whose start request waits for a free process (the
+pool is at its limit) holds a claim lease nobody renews. The pool holding the request renews it
+(`HOLD`, every `LEASE_RENEW_S`, one call per run for all its waiting workers) until a process
+takes the worker, so a backlog of any length never expires into relaunches; if that pool dies,
+the claim leases expire and the client relaunches the workers, as for any lost start.
 """
 
 from __future__ import annotations
@@ -48,6 +59,7 @@ import json
 import time
 from dataclasses import dataclass, replace
 
+from runtime.defaults import CLAIM_GRACE_S
 from runtime.keys import RunKeys
 from runtime.launcher import WorkerSpec
 from runtime.scripts import Script, ScriptCall
@@ -58,18 +70,18 @@ LEASE_TTL_S = 10.0
 LEASE_RENEW_S = 1.0
 """How often a worker's data-plane thread renews its lease."""
 
-LEASE_START_GRACE_S = 30.0
-"""A claimed or relaunched worker's lease (written by whoever claimed or relaunched it) lasts
-this long, to cover the time until the new process renews it itself."""
+LEASE_START_GRACE_S = CLAIM_GRACE_S
+"""A claimed or relaunched worker's lease lasts this long unless renewed (`runtime.defaults`)."""
 
 LEASE_CHECK_S = 2.0
 """How often the waiting client looks for expired leases."""
 
-MAX_CRASH_RELAUNCHES = 2
-"""Relaunches of one worker after its process died (signal, OOM) before the run fails."""
+MAX_DEATHS_PER_TASK = 2
+"""Relaunches of a worker whose process died (signal, OOM) while running one task, before that
+death becomes the run's error."""
 
-MAX_GENERATIONS = 8
-"""Most processes (generations) one worker may have in a run, whatever the reasons."""
+BETWEEN_TASKS = ""
+"""The `deaths` entry of a worker that died between tasks or lost its lease."""
 
 LEASE_LUA = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
@@ -98,11 +110,33 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3] .. ' ' .. string.format('%.6f', exp
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('RPUSH', KEYS[3], ARGV[5])
 redis.call('EXPIRE', KEYS[3], ARGV[6])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[7])
+redis.call('EXPIRE', KEYS[4], ARGV[6])
 return 1
+"""
+
+HOLD_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+local t = redis.call('TIME')
+local expires = string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[1]))
+local held = 0
+for i = 3, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  if cur then
+    local gen, holder = string.match(cur, '^(%d+) %S+ ?(%S*)$')
+    if gen == ARGV[i + 1] and holder == 'c' then
+      redis.call('HSET', KEYS[1], ARGV[i], gen .. ' ' .. expires .. ' c')
+      held = held + 1
+    end
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return held
 """
 
 LEASE = Script(LEASE_LUA)
 RELAUNCH = Script(RELAUNCH_LUA)
+HOLD = Script(HOLD_LUA)
 
 
 def lease_call(keys: RunKeys, worker_id: str, generation: int, ttl_s: int,
@@ -134,9 +168,8 @@ class Death:
 
 
 def relaunch_spec(spec: WorkerSpec, death: Death) -> WorkerSpec | None:
-    """The spec to start the worker again with, or None when its budget is spent."""
-    if spec.attempt >= MAX_GENERATIONS:
-        return None
+    """The spec to start the worker again with, or None when the budget of the task it died
+    running (its timeouts, or its deaths) is spent."""
     now, gen = time.time(), spec.attempt + 1
     if death.reason == "timeout":
         if death.attempt >= death.max_attempts:
@@ -145,28 +178,41 @@ def relaunch_spec(spec: WorkerSpec, death: Death) -> WorkerSpec | None:
         used[death.task] = death.attempt
         return replace(spec, attempt=gen, requested_at=now,
                        task_attempts=tuple(sorted(used.items())))
-    if spec.crashes >= MAX_CRASH_RELAUNCHES:
+    task = death.task or BETWEEN_TASKS
+    if spec.deaths_of(task) >= MAX_DEATHS_PER_TASK:
         return None
+    deaths = dict(spec.deaths)
+    deaths[task] = deaths.get(task, 0) + 1
+    new = replace(spec, attempt=gen, requested_at=now, deaths=tuple(sorted(deaths.items())))
     if death.reason == "oom":
         larger = spec.larger()
         if larger is None:
             return None
-        return replace(spec, attempt=gen, crashes=spec.crashes + 1, requested_at=now,
-                       memory_mb=larger[0], cpus=larger[1])
-    return replace(spec, attempt=gen, crashes=spec.crashes + 1, requested_at=now)
+        return replace(new, memory_mb=larger[0], cpus=larger[1])
+    return new
 
 
 def relaunch_call(keys: RunKeys, old: WorkerSpec, new: WorkerSpec, death: Death,
-                  ttl_s: int) -> ScriptCall:
+                  ttl_s: int, grace_s: float = LEASE_START_GRACE_S) -> ScriptCall:
     """Claim the relaunch of `old` as `new` (compare-and-set on the generation) and record it;
     the reply is 1 when this caller won and must start `new`."""
     record = json.dumps({"worker_id": old.worker_id, "generation": new.attempt,
                          "reason": death.reason, "task_id": death.task,
                          "from_memory_mb": old.memory_mb, "memory_mb": new.memory_mb,
                          "at": time.time()})
-    return ScriptCall(RELAUNCH, [keys.progress(), keys.leases(), keys.recovered()],
+    return ScriptCall(RELAUNCH, [keys.progress(), keys.leases(), keys.recovered(),
+                                 keys.relaunched()],
                       [old.worker_id, str(old.attempt), str(new.attempt),
-                       repr(LEASE_START_GRACE_S), record, str(ttl_s)])
+                       repr(grace_s), record, str(ttl_s), new.to_json()])
+
+
+def hold_call(keys: RunKeys, waiting: list[WorkerSpec], ttl_s: int) -> ScriptCall:
+    """HOLD the claim leases of workers whose start requests wait for a free process: each
+    lease still in the claimed state (`c`) of that generation expires LEASE_TTL_S from now."""
+    args: list[str] = [repr(LEASE_TTL_S), str(ttl_s)]
+    for spec in waiting:
+        args += [spec.worker_id, str(spec.attempt)]
+    return ScriptCall(HOLD, [keys.leases(), keys.progress()], args)
 
 
 def server_time(reply: tuple[int, int] | list[int]) -> float:

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import redis
 
-from runtime.embedded import default_data_dir
+from metadata.connect import blocking_socket_timeout, sync_client
+from runtime.defaults import REDIS_URL_ENV, log_dir
 from runtime.errors import StoreError
 from runtime.keys import PoolKeys
 from runtime.launcher import WorkerSpec
-from runtime.pool import DEFAULT_KEEP_WARM_S, SHUTDOWN_WAIT_S
-from runtime.worker import REDIS_URL_ENV
+from runtime.pool import DEFAULT_KEEP_WARM_S, MAX_PROCESSES, SHUTDOWN_WAIT_S
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,8 @@ REPLY_SLICE_S = 0.5
 POOL_RECHECK_S = 1.0
 """A pool found alive (not started by this launcher) is trusted this long without a re-check."""
 
-LOG_DIR_NAME = "logs"
-"""Pool servers log under `<PLANFLOW_HOME>/logs/`."""
+CONTROL_SOCKET_TIMEOUT_S = blocking_socket_timeout(REPLY_SLICE_S)
+"""Socket timeout of launcher clients (their longest command is a reply slice's BLPOP)."""
 
 
 class PoolClient:
@@ -102,12 +102,13 @@ class LocalLauncher(PoolClient):
     """The client's local launcher: ensures a pool server, then starts workers through it."""
 
     def __init__(self, url: str, namespace: str, *, keep_warm_s: float = DEFAULT_KEEP_WARM_S,
-                 mode: str = "fork", shutdown_on_close: bool = False) -> None:
-        super().__init__(redis.Redis.from_url(url, socket_timeout=REPLY_SLICE_S + 30.0),
-                         namespace)
+                 mode: str = "fork", shutdown_on_close: bool = False,
+                 max_processes: int = MAX_PROCESSES) -> None:
+        super().__init__(sync_client(url, socket_timeout=CONTROL_SOCKET_TIMEOUT_S), namespace)
         self.url = url
         self.keep_warm_s = keep_warm_s
         self.mode = mode
+        self.max_processes = max_processes
         self.shutdown_on_close = shutdown_on_close
         self.pool_id: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -161,10 +162,11 @@ class LocalLauncher(PoolClient):
     def _spawn_pool(self) -> str:
         token = secrets.token_hex(8)
         argv = [sys.executable, "-m", "runtime.pool", "--namespace", self.keys.namespace,
-                "--keep-warm-s", repr(self.keep_warm_s), "--mode", self.mode, "--ready", token]
-        log_dir = default_data_dir() / LOG_DIR_NAME
-        log_dir.mkdir(parents=True, exist_ok=True)
-        with open(log_dir / "pool.log", "ab") as log_file:
+                "--keep-warm-s", repr(self.keep_warm_s), "--mode", self.mode,
+                "--max-processes", str(self.max_processes), "--ready", token]
+        logs = log_dir()
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / "pool.log", "ab") as log_file:
             # argv only (no shell); the URL, which may hold a password, goes in the environment
             self._proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
@@ -180,13 +182,13 @@ class LocalLauncher(PoolClient):
                 break
         code = self._proc.poll()
         raise StoreError(f"the local pool server did not start (exit status {code}); see "
-                         f"{log_dir / 'pool.log'}")
+                         f"{logs / 'pool.log'}")
 
 
 def shutdown_pools(url: str, namespace: str, timeout_s: float = SHUTDOWN_WAIT_S + 5.0) -> int:
     """Ask every live pool server of `namespace` to finish its busy workers and exit; returns
     how many answered. For tests and tools that used a Redis URL (whose pool outlives runs)."""
-    client = PoolClient(redis.Redis.from_url(url, socket_timeout=REPLY_SLICE_S + 30.0), namespace)
+    client = PoolClient(sync_client(url, socket_timeout=CONTROL_SOCKET_TIMEOUT_S), namespace)
     try:
         return sum(client._request(pool_id, {"op": "shutdown"}, timeout_s)
                    for pool_id in client.live_pools())
@@ -197,7 +199,7 @@ def shutdown_pools(url: str, namespace: str, timeout_s: float = SHUTDOWN_WAIT_S 
 def shutdown_all_pools(url: str, timeout_s: float = SHUTDOWN_WAIT_S + 5.0) -> int:
     """`shutdown_pools` for every namespace that has a pool server on this Redis (the last user
     of an embedded server stops them before the server goes away)."""
-    client = redis.Redis.from_url(url, socket_timeout=REPLY_SLICE_S + 30.0)
+    client = sync_client(url, socket_timeout=CONTROL_SOCKET_TIMEOUT_S)
     try:
         suffix = PoolKeys("x").alive()[1:]  # ":pool:alive"
         namespaces = {k.decode()[:-len(suffix)] for k in client.scan_iter(f"*{suffix}")}

@@ -11,10 +11,17 @@ already done: no interpreter start-up). Each process is put under its configurat
 and memory limit (`runtime.limits`) once, when forked.
 
 Idle processes leave after `keep_warm_s` (the platform's keep-warm time); the server leaves when
-it has had no process for as long, on `shutdown`, or when Redis has been unreachable for
-`REDIS_LOST_EXIT_S`. Control messages on `<ns>:pool:<id>:control`: `prewarm` (fork idle
-processes per configuration, import modules), `cancel` (kill a run's processes, ignore its later
-requests, then reply), `shutdown` (finish busy workers, then exit and reply).
+it has had no process for as long, on `shutdown`, or when its loop keeps failing (Redis gone past
+the reconnect policy of `metadata.connect`, or a bug): then it first writes an error record to
+every run it holds work of, so their clients fail at once, naming the pool log.
+
+At most `max_processes` processes exist at once; further requests wait in the server's backlog,
+and the server renews their claim leases while they wait (`runtime.leases`: waiting is not
+dying), so a backlog of thousands of workers drains at the pool's pace without a relaunch.
+
+Control messages on `<ns>:pool:<id>:control`: `prewarm` (fork idle processes per
+configuration, import modules), `cancel` (kill a run's processes, ignore its later requests,
+then reply), `shutdown` (finish busy workers, then exit and reply).
 
 A process that dies while running a worker (OOM kill, signal) is recorded, then relaunched or
 reported as the run's failure (`runtime.deaths`): the server reaps its children, so it is the
@@ -44,13 +51,15 @@ from dataclasses import dataclass
 
 import redis
 
+from metadata.connect import blocking_socket_timeout, sync_client
 from runtime.child import Running, StatusSlot, fork_child, stderr_path
-from runtime.deaths import RECORD_TTL_S, DeathHandler
-from runtime.keys import PoolKeys
+from runtime.deaths import RECORD_TTL_S, DeathHandler, pool_failure_record
+from runtime.defaults import REDIS_URL_ENV, log_dir
+from runtime.keys import PoolKeys, RunKeys
 from runtime.launcher import WorkerSpec
-from runtime.leases import Death
+from runtime.leases import LEASE_RENEW_S, Death, hold_call
 from runtime.limits import ResourceLimiter
-from runtime.worker import REDIS_URL_ENV
+from runtime.scripts import call_sync, error_call
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +84,9 @@ PREWARM_MAX_PER_CONFIG = 16
 REQUESTS_PER_POP = 256
 """Start requests taken per round trip when several are queued."""
 
-REDIS_LOST_EXIT_S = 10.0
-"""The server exits after Redis has been unreachable this long (its runs cannot go on)."""
+LOOP_ERRORS_MAX = 5
+"""Consecutive failed loop iterations (a bug, a refusing store) after which the server gives up:
+it reports the failure to the runs it serves, retires its children and exits."""
 
 SHUTDOWN_WAIT_S = 60.0
 """On shutdown, how long busy workers may take to finish before they are killed."""
@@ -106,13 +116,13 @@ class PoolServer:
     """The server loop; `serve` returns when the server should exit."""
 
     def __init__(self, url: str, namespace: str, *, keep_warm_s: float = DEFAULT_KEEP_WARM_S,
-                 mode: str = "fork") -> None:
+                 mode: str = "fork", max_processes: int = MAX_PROCESSES) -> None:
         self.url = url
         self.keys = PoolKeys(namespace)
         self.keep_warm_s = keep_warm_s
         self.mode = mode
         self.pool_id = f"{socket.gethostname()}-{os.getpid()}"
-        self.redis = redis.Redis.from_url(url, socket_timeout=POOL_TICK_S + 10.0)
+        self.redis = sync_client(url, socket_timeout=blocking_socket_timeout(POOL_TICK_S))
         self.limiter = ResourceLimiter(f"pool{os.getpid()}")
         self.deaths = DeathHandler(self.redis, url, self.pool_id)
         self.procs: dict[int, Process] = {}
@@ -120,8 +130,10 @@ class PoolServer:
         self.cancelled: dict[str, float] = {}
         self.stopping = False
         self._shutdown_reply: str | None = None
+        self.max_processes = max_processes
         self._last_activity = time.monotonic()
         self._next_heartbeat = 0.0
+        self._next_hold = 0.0
 
     # -- loop ---------------------------------------------------------------------------------
 
@@ -129,31 +141,77 @@ class PoolServer:
         self._heartbeat()
         if ready_token:
             self._reply(ready_token, self.pool_id)
-        lost_since: float | None = None
+        failures = 0
         try:
             while not self._should_exit():
                 try:
-                    item = self.redis.blpop([self.keys.control(self.pool_id),
-                                             self.keys.requests()], timeout=POOL_TICK_S)
-                    lost_since = None
-                except (redis.ConnectionError, redis.TimeoutError) as err:
-                    lost_since = lost_since or time.monotonic()
-                    if time.monotonic() - lost_since > REDIS_LOST_EXIT_S:
-                        log.error("pool %s: Redis unreachable, exiting: %s", self.pool_id, err)
+                    self._step()
+                    failures = 0
+                except Exception as err:  # the server loop is a top level: it must not die
+                    failures += 1
+                    log.exception("pool %s: loop iteration failed (%d in a row)", self.pool_id,
+                                  failures)
+                    if failures >= LOOP_ERRORS_MAX:
+                        self._give_up(err)
                         break
                     time.sleep(POOL_TICK_S)
-                    item = None
-                self._poll()
-                if item is not None:
-                    self._last_activity = time.monotonic()
-                    key, value = item
-                    self._handle(key.decode() if isinstance(key, bytes) else key,
-                                 value.encode() if isinstance(value, str) else value)
-                self._dispatch()
-                self._expire_idle()
-                self._heartbeat()
         finally:
             self._exit()
+
+    def _step(self) -> None:
+        """One iteration: wait (briefly) for a request or control message, reap and time out
+        processes, start what the backlog allows, keep waiting leases and the heartbeat."""
+        item = self.redis.blpop([self.keys.control(self.pool_id), self.keys.requests()],
+                                timeout=POOL_TICK_S)
+        self._poll()
+        if item is not None:
+            self._last_activity = time.monotonic()
+            key, value = item
+            self._handle(key.decode() if isinstance(key, bytes) else key,
+                         value.encode() if isinstance(value, str) else value)
+        self._dispatch()
+        self._hold_waiting()
+        self._expire_idle()
+        self._heartbeat()
+
+    def _give_up(self, err: BaseException) -> None:
+        """Fail every run this server holds work of (busy workers, waiting requests), naming
+        the error, so their clients stop at once instead of waiting for leases to expire."""
+        specs = [p.spec for p in self.procs.values() if p.spec is not None] + list(self.backlog)
+        self.backlog.clear()
+        path = log_dir() / "pool.log"
+        for spec in specs:
+            task_id, record = pool_failure_record(spec, self.pool_id, err, str(path))
+            with contextlib.suppress(redis.RedisError):
+                call_sync(self.redis, error_call(RunKeys(spec.namespace, spec.dag_id), task_id,
+                                                 record, RECORD_TTL_S))
+        for proc in list(self.procs.values()):
+            if proc.spec is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+                proc.spec = None  # reported above
+
+    def _hold_waiting(self) -> None:
+        """Renew the claim leases of the backlog's workers: waiting for a free process is not
+        dying (`runtime.leases`), however long the backlog."""
+        now = time.monotonic()
+        if not self.backlog or now < self._next_hold:
+            return
+        self._next_hold = now + LEASE_RENEW_S
+        by_run: dict[tuple[str, str], list[WorkerSpec]] = {}
+        for spec in self.backlog:
+            by_run.setdefault((spec.namespace, spec.dag_id), []).append(spec)
+        pipe = self.redis.pipeline(transaction=False)
+        calls = [hold_call(RunKeys(ns, dag), specs, RECORD_TTL_S)
+                 for (ns, dag), specs in by_run.items()]
+        for call in calls:
+            pipe.evalsha(call.script.sha, len(call.keys), *call.keys_and_args)
+        replies = pipe.execute(raise_on_error=False)
+        for call, reply in zip(calls, replies, strict=True):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                call_sync(self.redis, call)
+            elif isinstance(reply, Exception):
+                raise reply
 
     def _should_exit(self) -> bool:
         busy = any(p.spec for p in self.procs.values())
@@ -204,7 +262,8 @@ class PoolServer:
             spec = self.backlog[0]
             proc = self._idle(spec)
             if proc is None:
-                if len(self.procs) >= MAX_PROCESSES:
+                if len(self.procs) >= self.max_processes:
+                    self._retire_idle_other(spec.config)
                     return  # wait for a process to come free
                 proc = self._start_process(spec.config, spec)
             self.backlog.popleft()
@@ -321,6 +380,16 @@ class PoolServer:
             with contextlib.suppress(OSError):
                 proc.sock.sendall(b"exit\n")
 
+    def _retire_idle_other(self, config: tuple[int, float]) -> None:
+        """At the process limit with a request waiting for `config`: retire one idle process
+        of another configuration, so the slot it holds comes free (else idle processes of
+        configurations nobody asks for would starve the backlog until their keep-warm ends)."""
+        for proc in self.procs.values():
+            if proc.spec is None and proc.config != config and proc.idle_since != float("inf"):
+                self._retire(proc)
+                proc.idle_since = float("inf")
+                return
+
     def _expire_idle(self) -> None:
         now = time.monotonic()
         for proc in list(self.procs.values()):
@@ -344,7 +413,7 @@ class PoolServer:
             config = (int(memory_mb), cpus)
             idle = sum(1 for p in self.procs.values() if p.spec is None and p.config == config)
             for _ in range(min(int(count), PREWARM_MAX_PER_CONFIG) - idle):
-                if len(self.procs) >= MAX_PROCESSES:
+                if len(self.procs) >= self.max_processes:
                     return
                 self._start_process(config, None)
 
@@ -409,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--keep-warm-s", type=float, default=DEFAULT_KEEP_WARM_S)
     parser.add_argument("--mode", choices=("fork", "spawn"), default="fork")
+    parser.add_argument("--max-processes", type=int, default=MAX_PROCESSES)
     parser.add_argument("--ready", default=None, help="reply token to signal readiness on")
     args = parser.parse_args(argv)
     url = os.environ.get(REDIS_URL_ENV)
@@ -424,8 +494,8 @@ def main(argv: list[str] | None = None) -> int:
 
     gc.freeze()
 
-    PoolServer(url, args.namespace, keep_warm_s=args.keep_warm_s, mode=args.mode).serve(
-        args.ready)
+    PoolServer(url, args.namespace, keep_warm_s=args.keep_warm_s, mode=args.mode,
+               max_processes=args.max_processes).serve(args.ready)
     return 0
 
 

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from planner.plan import Plan
 from planner.trace import TaskOptions, TaskRef
 from runtime.codec import dumps_blob, is_plain, loads_blob
+from runtime.defaults import CLAIM_GRACE_S
 from runtime.errors import UnrunnablePlan
 from runtime.keys import RunKeys
 
@@ -94,6 +95,8 @@ class RunSettings:
     """Retries of tasks that set none (`runtime.retry`)."""
     sizes: tuple[tuple[int, float], ...] = ()
     """The platform's (memory MB, CPUs) configurations: where an OOM-killed worker grows."""
+    claim_grace_s: float = CLAIM_GRACE_S
+    """How long a claimed worker may take to start before it is presumed lost."""
 
 
 @dataclass(frozen=True, slots=True)

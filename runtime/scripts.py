@@ -24,12 +24,21 @@ gone too, the claim lease expires and the client relaunches the worker (`runtime
 start is asked for twice after all (the dead claimer's request did leave), the first process to
 write its lease keeps it and the second stops (`LEASE`).
 
-When the run's `progress` key is gone (finished, cancelled or expired) it writes nothing and
-returns `{0}`, so a straggler never recreates the keys of a run that was cleaned up.
-
 **Error record** (`ERROR`): writes a task's error record and the `error` completion signal in
-one step, and only while the run exists (its `shared` key), so a late failure never recreates
-the keys of a finished or cancelled run.
+one step.
+
+**Outputs** (`PUT`): stores a batch of outputs in the worker's output hash (values travel as
+arguments; the caller splits batches so no single command nears the server's query-buffer limit).
+
+**Completion** (`FINISH`, the sink's worker only): stores the result, unlinks every intermediate
+key and pushes `ok` onto `done`, in one step.
+
+**Liveness guard.** Every script that writes a run key first checks that the run's `progress`
+key exists and otherwise writes nothing (BATCH returns `{0}`, the others 0). `progress` is the
+run's liveness key: created first by the client's upload, and deleted *first* by whoever ends
+the run (the client, after the result or on abort), before any other key. So once a run is over
+no late write - a straggling worker, a pool reporting a death, a relaunch - can recreate any of
+its keys: there are no unguarded writes of run keys.
 
 Scripts are sent with EVALSHA; the digest is computed here, and a server that lost its script
 cache (restart, SCRIPT FLUSH) gets the source once (`NOSCRIPT` -> SCRIPT LOAD -> retry, safe
@@ -40,13 +49,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 
+from runtime.defaults import CLAIM_GRACE_S
 from runtime.keys import RunKeys
 from runtime.program import RemoteChild
 
@@ -134,6 +144,35 @@ redis.call('EXPIRE', KEYS[3], ARGV[3])
 return 1
 """
 
+PUT_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+for i = 2, #ARGV, 1000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+FINISH_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
+for i = 4, #KEYS, 1000 do
+  redis.call('UNLINK', unpack(KEYS, i, math.min(i + 999, #KEYS)))
+end
+redis.call('RPUSH', KEYS[3], 'ok')
+redis.call('EXPIRE', KEYS[3], ARGV[1])
+return 1
+"""
+
+PUSH_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 2, #KEYS do
+  redis.call('RPUSH', KEYS[i], ARGV[1])
+  redis.call('EXPIRE', KEYS[i], ARGV[2])
+end
+return 1
+"""
+
 
 @dataclass(frozen=True)
 class Script:
@@ -148,7 +187,10 @@ class Script:
 
 BATCH = Script(BATCH_LUA)
 ERROR = Script(ERROR_LUA)
-SCRIPTS = (BATCH, ERROR)
+PUT = Script(PUT_LUA)
+FINISH = Script(FINISH_LUA)
+PUSH = Script(PUSH_LUA)
+SCRIPTS = (BATCH, ERROR, PUT, FINISH, PUSH)
 
 
 @dataclass(frozen=True)
@@ -157,10 +199,10 @@ class ScriptCall:
 
     script: Script
     keys: list[str]
-    args: list[str]
+    args: list[Any]
 
     @property
-    def keys_and_args(self) -> list[str]:
+    def keys_and_args(self) -> list[Any]:
         return [*self.keys, *self.args]
 
 
@@ -175,9 +217,11 @@ class BatchUpdate:
     timings_json: str = ""
 
 
-def batch_call(keys: RunKeys, update: BatchUpdate, ttl_s: int, claimer: str = "") -> ScriptCall:
+def batch_call(keys: RunKeys, update: BatchUpdate, ttl_s: int, claimer: str = "",
+               claim_grace_s: float = CLAIM_GRACE_S) -> ScriptCall:
     """The BATCH call of one batch: per remote child, the parents of this batch that finished.
-    `claimer` is `"<worker id> <generation>"` of the worker sending it ("" for others).
+    `claimer` is `"<worker id> <generation>"` of the worker sending it ("" for others); the
+    leases of workers it claims last `claim_grace_s` unless renewed.
 
     The children travel as one JSON argument (decoded by the script's cjson) and their `deps`
     keys are built in the script from the prefix `RunKeys.deps("")` gives: a fan-out of 1,000
@@ -194,15 +238,8 @@ def batch_call(keys: RunKeys, update: BatchUpdate, ttl_s: int, claimer: str = ""
                  *(keys.notify(w) for w in worker_index)]
     args = [str(ttl_s), keys.deps(""), str(update.done), str(update.running),
             update.timings_json, json.dumps(entries, separators=(",", ":")) if entries else "",
-            repr(claim_grace_s()), claimer, *worker_index]
+            repr(claim_grace_s), claimer, *worker_index]
     return ScriptCall(BATCH, call_keys, args)
-
-
-def claim_grace_s() -> float:
-    """How long the lease written with a worker's claim lasts unless the worker renews it."""
-    from runtime.leases import LEASE_START_GRACE_S  # leases imports this module
-
-    return LEASE_START_GRACE_S
 
 
 def started_workers(reply: Any) -> tuple[bool, list[str]]:
@@ -214,8 +251,39 @@ def started_workers(reply: Any) -> tuple[bool, list[str]]:
 
 def error_call(keys: RunKeys, task_id: str, record_json: str, ttl_s: int) -> ScriptCall:
     """The ERROR call that records one task's failure and signals the client."""
-    return ScriptCall(ERROR, [keys.shared(), keys.errors(), keys.done()],
+    return ScriptCall(ERROR, [keys.progress(), keys.errors(), keys.done()],
                       [task_id, record_json, str(ttl_s)])
+
+
+def put_calls(keys: RunKeys, worker_id: str, outputs: Mapping[str, bytes], ttl_s: int,
+              max_bytes: int) -> list[ScriptCall]:
+    """PUT calls storing `outputs` (task id -> pickled value) in the worker's output hash, each
+    call carrying at most `max_bytes` of values (one larger value goes alone)."""
+    calls: list[ScriptCall] = []
+    args: list[Any] = []
+    size = 0
+    for task_id, value in outputs.items():
+        if args and size + len(value) > max_bytes:
+            calls.append(ScriptCall(PUT, [keys.outputs(worker_id), keys.progress()],
+                                    [str(ttl_s), *args]))
+            args, size = [], 0
+        args += [task_id, value]
+        size += len(value)
+    if args:
+        calls.append(ScriptCall(PUT, [keys.outputs(worker_id), keys.progress()],
+                                [str(ttl_s), *args]))
+    return calls
+
+
+def finish_call(keys: RunKeys, result: bytes, cleanup: Sequence[str], ttl_s: int) -> ScriptCall:
+    """The sink's FINISH call: store `result`, unlink `cleanup`, signal `ok`."""
+    return ScriptCall(FINISH, [keys.progress(), keys.result(), keys.done(), *cleanup],
+                      [str(ttl_s), result])
+
+
+def push_call(keys: RunKeys, lists: Sequence[str], value: str, ttl_s: int) -> ScriptCall:
+    """RPUSH `value` onto each of `lists` (run keys) while the run exists."""
+    return ScriptCall(PUSH, [keys.progress(), *lists], [value, str(ttl_s)])
 
 
 def is_noscript(err: BaseException) -> bool:

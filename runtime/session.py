@@ -3,6 +3,8 @@
 `runtime.client.run_plan` prepares the Redis server, the launcher and the program, then hands
 them to a `RunSession`. The order below is the protocol's:
 
+0. the run is registered among the namespace's live runs (`runtime.registry`), naming this
+   client, so a later command can reclaim it if this process is killed;
 1. one pipeline uploads the shared part and every worker program, creates `progress` (the run
    exists while it does) and claims the root workers in `started`, each with its first lease
    (so a start request that never reaches a worker is relaunched); all with a TTL;
@@ -10,12 +12,18 @@ them to a `RunSession`. The order below is the protocol's:
 3. BLPOP on `done` (in slices, to report progress and honour the deadline); every
    `LEASE_CHECK_S` one pipeline checks the run still exists (a Redis restarted without
    persistence lost it: the run fails, naming that) and relaunches workers whose lease expired
-   (`runtime.leases`: the client is the backstop of the pool server); a lost connection is
-   retried with capped backoff for `REDIS_RETRY_S`, then the run fails with StoreError;
-4. `ok`: one MULTI reads the result and timings and deletes every key of the run;
+   (`runtime.leases`: the client is the backstop of the pool server), and the client renews its
+   entry in the registry of live runs (`runtime.registry`), a write that fails at once when the
+   store refuses writes (out of memory, read-only); a lost connection is ridden out by the
+   reconnect policy (`metadata.connect`), then the run fails with a StoreError naming the
+   condition and the step;
+4. `ok`: one MULTI reads the result and timings and deletes every key of the run (`progress`
+   first);
    `error`: the error records name the failed task (the first one is also written to
    `<PLANFLOW_HOME>/logs/<dag id>.error.json`, atomically); workers are stopped, keys deleted;
-   deadline or interrupt: workers are stopped, keys deleted, the error (or Ctrl-C) re-raised;
+   deadline or interrupt (Ctrl-C, SIGTERM, SIGHUP: `runtime.interrupts`): workers are stopped,
+   keys deleted, the error (or the interrupt) re-raised; further interrupts wait until that
+   clean-up is done;
 5. the RunRecord goes to the metrics store, whatever the outcome; after a successful run the
    client also waits (at most `METRICS_SETTLE_S`) until every started worker has flushed its
    records: a worker flushes right after its last task, which can be after the sink published
@@ -37,13 +45,15 @@ from typing import Any
 
 import redis
 
+from metadata.connect import sync_client
 from metadata.errors import redact_url
 from metadata.records import RunRecord
 from metadata.store import MetricsStore
 from planner.plan import Plan
 from runtime.codec import loads_value
-from runtime.embedded import default_data_dir
-from runtime.errors import RunError, StoreError, TaskFailed
+from runtime.defaults import log_dir
+from runtime.errors import RunError, StoreError, TaskFailed, store_error
+from runtime.interrupts import deferred_interrupts
 from runtime.keys import RunKeys
 from runtime.launcher import Launcher, WorkerSpec
 from runtime.leases import (
@@ -55,8 +65,9 @@ from runtime.leases import (
     server_time,
 )
 from runtime.program import RunProgram
+from runtime.registry import RunEntry, RunRegistry, this_client
 from runtime.result import RunResult, TaskTiming
-from runtime.scripts import call_sync, claim_grace_s
+from runtime.scripts import call_sync
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +77,12 @@ PROGRESS_INTERVAL_S = 0.2
 WAIT_SLICE_S = 2.0
 """Longest single BLPOP of the client (the deadline is checked between slices)."""
 
-SOCKET_TIMEOUT_S = 30.0
-"""Longest any one client command may take (blocking waits are shorter slices)."""
+SOCKET_TIMEOUT_S = 60.0
+"""Longest any one client command may take (the upload of a large plan included; blocking
+waits are shorter slices)."""
 
 PENDING_NAMED_MAX = 10
 """Pending tasks named in a deadline error (the rest are counted)."""
-
-REDIS_RETRY_S = 30.0
-"""How long the client retries a lost Redis connection before failing the run."""
-
-RETRY_FIRST_S = 0.1
-"""First wait before reconnecting; doubled each time up to RETRY_MAX_S."""
-
-RETRY_MAX_S = 2.0
-"""Longest wait between two reconnection attempts."""
 
 METRICS_SETTLE_S = 2.0
 """Longest wait, after a successful run, for the workers' last metrics records (a worker killed
@@ -113,28 +116,47 @@ class RunSession:
         self.launcher = launcher
         self.progress = progress
         self.keys = RunKeys(self.settings.namespace, self.settings.dag_id)
-        self.redis = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S + WAIT_SLICE_S)
+        self.redis = sync_client(url, socket_timeout=SOCKET_TIMEOUT_S)
+        self.registry = RunRegistry(self.redis, self.settings.namespace)
+        self.entry: RunEntry | None = None
         self.started_at = 0.0
+        self._doing = "connecting"
 
     def execute(self, timeout_s: float) -> RunResult:
         deadline = time.monotonic() + timeout_s
         result: RunResult | None = None
         try:
-            self._prewarm()
-            self._upload()
-            self.started_at = time.time()
-            self._start_roots()
-            signal = self._wait(deadline, timeout_s)
-            if signal != "ok":
-                raise self._failure()
-            result = self._collect()
+            try:
+                result = self._execute(deadline, timeout_s)
+            except redis.RedisError as err:
+                raise store_error(err, self.url, f"{self._doing} (run "
+                                  f"{self.settings.dag_id})") from err
             return result
         except BaseException:
-            self._abort()
+            with deferred_interrupts():  # a second Ctrl-C or SIGTERM must not cut the clean-up
+                self._abort()
             raise
         finally:
-            self._record(result)
+            with deferred_interrupts():
+                self._record(result)
             self.redis.close()
+
+    def _execute(self, deadline: float, timeout_s: float) -> RunResult:
+        self._doing = "preparing the workers"
+        self._prewarm()
+        self._doing = "registering the run"
+        self._register()
+        self._doing = "uploading the plan"
+        self._upload()
+        self.started_at = time.time()
+        self._doing = "starting the root workers"
+        self._start_roots()
+        self._doing = "waiting for the run"
+        signal = self._wait(deadline, timeout_s)
+        if signal != "ok":
+            raise self._failure()
+        self._doing = "collecting the result"
+        return self._collect()
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -144,6 +166,13 @@ class RunSession:
             configs[(w.memory_mb, w.cpus)] = configs.get((w.memory_mb, w.cpus), 0) + 1
         fns = {id(c.fn): c.fn for c in self.plan.graph.code.values()}
         self.launcher.prewarm(configs, modules_of(fns.values()))
+
+    def _register(self) -> None:
+        host, pid, pid_started = this_client()
+        s = self.settings
+        self.entry = RunEntry(s.dag_id, s.workflow, self.plan.strategy, s.tasks_total,
+                              time.time(), s.deadline_at, host, pid, pid_started)
+        self.registry.add(self.entry)
 
     def _upload(self) -> None:
         ttl, keys, prog = self.settings.ttl_s, self.keys, self.program
@@ -158,7 +187,8 @@ class RunSession:
         pipe.expire(keys.started(), ttl)
         # a claim comes with the worker's first lease (as BATCH does for the workers it claims):
         # a start request lost on its way (the pool died holding it) is then relaunched
-        claim = f"1 {server_time(self.redis.time()) + claim_grace_s()!r} c"  # Redis's clock
+        grace = self.settings.claim_grace_s
+        claim = f"1 {server_time(self.redis.time()) + grace!r} c"  # by Redis's clock
         pipe.hset(keys.leases(), mapping=dict.fromkeys(prog.root_workers, claim))
         pipe.expire(keys.leases(), ttl)
         pipe.execute()
@@ -172,38 +202,28 @@ class RunSession:
         self.launcher.start(specs)
 
     def _wait(self, deadline: float, timeout_s: float) -> str:
+        """BLPOP `done` in slices until the signal; a lost connection is ridden out by the
+        client's reconnect policy (`metadata.connect`), then fails the run (StoreError)."""
         slice_s = PROGRESS_INTERVAL_S if self.progress else WAIT_SLICE_S
         next_check = time.monotonic() + LEASE_CHECK_S
-        lost_since: float | None = None
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RunError(self._deadline_message(timeout_s))
-            try:
-                got = self.redis.blpop([self.keys.done()],
-                                       timeout=max(0.01, min(slice_s, remaining)))
-                if got is not None:
-                    value = got[1]
-                    return value.decode() if isinstance(value, bytes) else str(value)
-                if self.progress:
-                    self._report_progress()
-                if lost_since is not None or time.monotonic() >= next_check:
-                    self._check_run()
-                    next_check = time.monotonic() + LEASE_CHECK_S
-                lost_since = None
-            except (redis.ConnectionError, redis.TimeoutError) as err:
-                lost_since = lost_since or time.monotonic()
-                lost_for = time.monotonic() - lost_since
-                if lost_for > REDIS_RETRY_S:
-                    raise StoreError(
-                        f"lost the connection to Redis at {redact_url(self.url)} during run "
-                        f"{self.settings.dag_id} for {lost_for:.0f} s: {err}") from None
-                log.warning("Redis connection lost (%s); retrying", err)
-                time.sleep(min(RETRY_FIRST_S * 2 ** lost_for, RETRY_MAX_S, remaining))
+            got = self.redis.blpop([self.keys.done()], timeout=max(0.01, min(slice_s, remaining)))
+            if got is not None:
+                value = got[1]
+                return value.decode() if isinstance(value, bytes) else str(value)
+            if self.progress:
+                self._report_progress()
+            if time.monotonic() >= next_check:
+                self._check_run()
+                next_check = time.monotonic() + LEASE_CHECK_S
 
     def _check_run(self) -> None:
-        """The run still exists (else fail: its state is lost) and every worker holding a lease
-        renews it (else relaunch it: the pool that ran it may be gone)."""
+        """The run still exists (else fail: its state is lost), the store still takes writes
+        (the client's heartbeat is the canary), and every worker holding a lease renews it
+        (else relaunch it: the pool that ran it may be gone)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.exists(self.keys.progress())
         pipe.hgetall(self.keys.leases())
@@ -215,6 +235,10 @@ class RunSession:
                            f"{redact_url(self.url)} (a restart without persistence, a flush, or "
                            "an eviction); nothing can finish it. Run it again")
         now = server_time(clock)  # leases expire by the Redis server's clock
+        if self.entry is not None:
+            self._doing = "renewing the run's heartbeat (its workers cannot write either)"
+            self.entry = self.registry.heartbeat(self.entry, now)
+            self._doing = "waiting for the run"
         for raw_id, raw in leases.items():
             generation, expires_at = parse_lease(raw)
             if expires_at < now:
@@ -222,20 +246,32 @@ class RunSession:
                                generation)
 
     def _relaunch(self, worker_id: str, generation: int) -> None:
-        w = self.plan.worker(worker_id)
-        old = WorkerSpec(self.settings.namespace, self.settings.dag_id, worker_id, w.memory_mb,
-                         w.cpus, time.time(), generation, generation - 1,
-                         sizes=self.settings.sizes)
+        old = self._current_spec(worker_id, generation)
         death = Death("lease-expired")
         new = relaunch_spec(old, death)
         if new is None:
-            raise RunError(f"worker '{worker_id}' (tasks {', '.join(w.tasks[:PENDING_NAMED_MAX])})"
-                           f" stopped renewing its lease {generation} times; giving up")
+            tasks = ", ".join(self.plan.worker(worker_id).tasks[:PENDING_NAMED_MAX])
+            raise RunError(f"worker '{worker_id}' (tasks {tasks}) stopped renewing its lease "
+                           f"{old.deaths_of('') + 1} times; giving up (its pool or machine may "
+                           "be gone: see the pool log in <PLANFLOW_HOME>/logs)")
         if int(call_sync(self.redis, relaunch_call(self.keys, old, new, death,
-                                                   self.settings.ttl_s))):
+                                                   self.settings.ttl_s,
+                                                   self.settings.claim_grace_s))):
             log.warning("worker %s of %s lost its lease; relaunching it (generation %d)",
                         worker_id, self.settings.dag_id, new.attempt)
             self.launcher.start([new])
+
+    def _current_spec(self, worker_id: str, generation: int) -> WorkerSpec:
+        """The spec of `worker_id`'s generation `generation`: its latest relaunch's (budgets
+        included) when it was relaunched, else its first start's."""
+        raw = self.redis.hget(self.keys.relaunched(), worker_id)
+        if raw is not None:
+            spec = WorkerSpec.from_json(raw)
+            if spec.attempt == generation:
+                return spec
+        w = self.plan.worker(worker_id)
+        return WorkerSpec(self.settings.namespace, self.settings.dag_id, worker_id, w.memory_mb,
+                          w.cpus, time.time(), generation, sizes=self.settings.sizes)
 
     def _report_progress(self) -> None:
         assert self.progress is not None
@@ -250,6 +286,7 @@ class RunSession:
         pipe.lrange(self.keys.recovered(), 0, -1)
         self._delete_all(pipe)
         raw, timing_rows, started, recovered = pipe.execute()[:4]
+        self.registry.remove(self.settings.dag_id)
         finished = time.time()
         if self.progress:
             total = self.settings.tasks_total
@@ -265,12 +302,24 @@ class RunSession:
             recovered=tuple(json.loads(r) for r in recovered))
 
     def _failure(self) -> BaseException:
+        """The error the run's first error record stands for: TaskFailed for a task's own
+        failure, StoreError when Redis failed a worker, RunError when a worker itself did."""
         raw = self.redis.hgetall(self.keys.errors())
         records = sorted((json.loads(v) for v in raw.values()), key=lambda r: r.get("at", 0.0))
         if not records:
             return RunError(f"run {self.settings.dag_id} signalled an error but recorded none")
         r = records[0]
         path = self._write_error_file(r)
+        where = f"; details in {path}" if path else ""
+        kind = r.get("kind", "task")
+        if kind == "store":
+            return StoreError(f"run {self.settings.dag_id} failed: worker "
+                              f"{r.get('worker_id', '?')}: {r['message']}{where}",
+                              condition=str(r.get("condition", "")))
+        if kind == "worker":
+            return RunError(f"run {self.settings.dag_id} failed: worker "
+                            f"{r.get('worker_id', '?')} broke down around task "
+                            f"'{r['task_id']}': {r['exc_type']}: {r['message']}{where}")
         return TaskFailed(r["task_id"], r["function"], r["exc_type"], r["message"],
                           r.get("traceback", ""), worker_id=r.get("worker_id", ""),
                           attempt=int(r.get("attempt", 1)), record=r, record_path=path)
@@ -278,7 +327,7 @@ class RunSession:
     def _write_error_file(self, record: dict[str, Any]) -> str:
         """Keep the error record (traceback included) in a file, written atomically; its path,
         or "" when it cannot be written."""
-        path = default_data_dir() / "logs" / f"{self.settings.dag_id}{ERROR_FILE_SUFFIX}"
+        path = log_dir() / f"{self.settings.dag_id}{ERROR_FILE_SUFFIX}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(f"{path}.tmp{os.getpid()}")
@@ -295,17 +344,21 @@ class RunSession:
             done = {row[0] for row in decode_timings(rows)}
         except redis.RedisError:
             done = set()
-        pending = [n.id for n in self.plan.graph.nodes if n.id not in done]
-        named = ", ".join(pending[:PENDING_NAMED_MAX])
-        more = f" (+{len(pending) - PENDING_NAMED_MAX} more)" if len(pending) > PENDING_NAMED_MAX \
-            else ""
+        graph = self.plan.graph
+        pending = [n.id for n in graph.nodes if n.id not in done]
+        # the frontier first: pending tasks whose parents all finished (running, or stuck)
+        frontier = [t for t in pending if all(p in done for p in graph.upstream(t))]
+        named = ", ".join(frontier[:PENDING_NAMED_MAX])
+        more = f" (+{len(frontier) - PENDING_NAMED_MAX} more)" \
+            if len(frontier) > PENDING_NAMED_MAX else ""
         return (f"run {self.settings.dag_id} of '{self.plan.workflow}' did not finish within "
-                f"{timeout_s:g} s; {len(pending)} tasks pending: {named}{more}. Raise the "
+                f"{timeout_s:g} s; {len(done)} of {len(graph.nodes)} tasks finished, "
+                f"{len(pending)} pending; running or ready to run: {named}{more}. Raise the "
                 "timeout (--timeout-s) if the plan is expected to take longer")
 
     def _abort(self) -> None:
-        """Stop the run's workers, then delete its keys (a fresh connection: an interrupt may
-        have left the old one mid-reply)."""
+        """Stop the run's workers, then delete its keys and its registry entry (a fresh
+        connection: an interrupt may have left the old one mid-reply)."""
         try:
             self.launcher.stop(self.settings.dag_id)
         except Exception:
@@ -315,11 +368,16 @@ class RunSession:
             pipe = self.redis.pipeline(transaction=False)
             self._delete_all(pipe)
             pipe.execute()
+            self.registry.remove(self.settings.dag_id)
         except redis.RedisError as err:
-            log.warning("cleaning up run %s failed (its keys expire in %d s): %s",
+            log.warning("cleaning up run %s failed (the next planflow command on this store "
+                        "reclaims it; its keys expire in %d s anyway): %s",
                         self.settings.dag_id, self.settings.ttl_s, err)
 
     def _delete_all(self, pipe: Any) -> None:
+        """Queue the deletion of every key of the run, the liveness key (`progress`) first: once
+        it is gone no guarded script writes anything of this run (`runtime.scripts`)."""
+        pipe.unlink(self.keys.progress())
         keys = self.program.all_keys()
         for i in range(0, len(keys), 1000):
             pipe.unlink(*keys[i:i + 1000])

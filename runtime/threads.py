@@ -15,12 +15,20 @@ from runtime.context import WorkerContext
 from runtime.events import Listener
 from runtime.keys import RunKeys
 from runtime.launcher import WorkerSpec
+from runtime.scripts import call_sync, push_call
 from runtime.worker import STOP_SENTINEL, Worker
 
 log = logging.getLogger(__name__)
 
 STOP_JOIN_TIMEOUT_S = 30.0
 """How long `stop` waits for a run's worker threads to end."""
+
+STOP_SENTINEL_TTL_S = 60
+"""TTL of the stop sentinels pushed onto notify lists (the run is being deleted anyway)."""
+
+THREAD_CONNECTIONS = 4096
+"""Sync connections the workers' shared context may open: each worker thread blocked on its
+notify list holds one (a process-per-worker launcher has one per process instead)."""
 
 
 class ThreadLauncher:
@@ -29,7 +37,7 @@ class ThreadLauncher:
     name = "thread"
 
     def __init__(self, url: str, listeners: Sequence[Listener] = ()) -> None:
-        self.ctx = WorkerContext(url)
+        self.ctx = WorkerContext(url, max_connections=THREAD_CONNECTIONS)
         self.listeners = list(listeners)
         self._lock = threading.Lock()
         self._threads: dict[str, list[tuple[WorkerSpec, threading.Thread]]] = {}
@@ -77,12 +85,11 @@ class ThreadLauncher:
         with self._lock:
             self._stopped.add(dag_id)
             threads = list(self._threads.get(dag_id, []))
-        if threads:
+        if threads:  # wake the waiting ones (guarded: writes nothing once the run is gone)
             keys = RunKeys(threads[0][0].namespace, dag_id)
-            pipe = self.ctx.redis.pipeline(transaction=False)
-            for spec, _ in threads:
-                pipe.rpush(keys.notify(spec.worker_id), STOP_SENTINEL)
-            pipe.execute()
+            call_sync(self.ctx.redis, push_call(
+                keys, [keys.notify(spec.worker_id) for spec, _ in threads], STOP_SENTINEL,
+                STOP_SENTINEL_TTL_S))
         self.join(dag_id)
         with self._lock:
             self._threads.pop(dag_id, None)

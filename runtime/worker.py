@@ -21,8 +21,13 @@ nothing downstream of it is ever started.
 
 A relaunched worker (`WorkerSpec.attempt` > 1, see `runtime.leases`) runs its program again from
 the start; it cannot trust its `notify` list (the dead process may have drained it), so it also
-polls for its remote inputs in the producers' output hashes. Lost connections to Redis are
-retried with capped backoff for `REDIS_RETRY_S`, then the worker fails.
+polls for its remote inputs in the producers' output hashes. A lost connection to Redis is ridden
+out by the reconnect policy of `metadata.connect`; what outlasts it, and any refusal of the
+server, fails the worker with a `StoreError` (reported as the store's failure, not the task's).
+
+A task's own failures are everything its code raises, `SystemExit` (a `sys.exit()` in the task)
+and `KeyboardInterrupt` included: they are retried per its policy and reported under its name. A
+value too large for the store (`ValueTooLarge`) fails its task at once, before any upload.
 """
 
 from __future__ import annotations
@@ -36,16 +41,19 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 
+from metadata.store_errors import is_store_error
 from metadata.writer import MetricsWriter
 from planner.graph import TaskCode
 from runtime.codec import dumps_value, estimate_size, loads_value
 from runtime.context import Download, PlanLoadError, WorkerContext
 from runtime.cpuclock import CpuClock
 from runtime.dataplane import BatchSent, Completion, Uploader
+from runtime.defaults import REDIS_URL_ENV
+from runtime.errors import StoreError, ValueTooLarge, store_error
 from runtime.events import Event, Listener, TaskFinished, TaskSettled, TaskStarted, WorkerFinished
 from runtime.ids import DAG_ID_PATTERN
 from runtime.keys import RunKeys
@@ -56,9 +64,6 @@ from runtime.retry import RetryPolicy
 from runtime.scripts import call_sync, error_call
 
 log = logging.getLogger(__name__)
-
-REDIS_URL_ENV = "PLANFLOW_REDIS_URL"
-"""Environment variable holding the Redis URL of workers, pools and `planflow run`."""
 
 WAIT_CHECK_S = 1.0
 """A worker blocked on its notify list checks, this often, that its run still exists."""
@@ -82,19 +87,8 @@ plan it could not read; the client deletes the record anyway)."""
 STDERR_TAIL_BYTES = 4096
 """How much of the end of the worker's stderr (when it is a file) goes into an error record."""
 
-REDIS_RETRY_S = 20.0
-"""How long a worker retries a lost Redis connection before it fails."""
-
-RETRY_FIRST_S = 0.1
-"""First wait before retrying a lost connection; doubled each time up to RETRY_MAX_S."""
-
-RETRY_MAX_S = 2.0
-"""Longest wait between two reconnection attempts."""
-
 BACKOFF_SLICE_S = 0.5
 """A retry backoff sleeps in slices this long, checking for cancellation between them."""
-
-T = TypeVar("T")
 
 
 class Stop(Exception):
@@ -181,7 +175,8 @@ class Worker:
         fns = download.shared.functions
         uploader = Uploader(self.ctx.io, self.keys, prog.worker_id, settings.ttl_s, prog.cleanup,
                             lambda ids: self._start(prog, settings.launcher, ids),
-                            self._settled, generation=self.spec.attempt)
+                            self._settled, generation=self.spec.attempt,
+                            claim_grace_s=settings.claim_grace_s)
         step: TaskStep | None = None
         try:
             for i, step in enumerate(prog.steps):
@@ -195,7 +190,10 @@ class Worker:
             return stop.outcome
         except Exception as err:  # the worker loop is one of the two places that catch broadly
             log.exception("worker %s of %s failed", prog.worker_id, self.spec.dag_id)
-            self._report(step or prog.steps[0], err, settings.ttl_s, uploader)
+            if is_store_error(err) and not isinstance(err, StoreError):
+                err = store_error(err, self.ctx.url, f"running worker {prog.worker_id}")
+            kind = "store" if isinstance(err, StoreError) else "worker"
+            self._report(step or prog.steps[0], err, settings.ttl_s, uploader, kind=kind)
             return "failed"
         finally:
             uploader.close()
@@ -231,7 +229,7 @@ class Worker:
             try:
                 value = code.call(self._values)
                 break
-            except Exception as err:
+            except (Exception, SystemExit, KeyboardInterrupt) as err:  # all the task's own
                 exec_s = time.perf_counter() - t1
                 usage = self._clock.between(before, self._clock.read())
                 self._finished(step, attempt, started_at, fetch_s, exec_s, usage, input_bytes, 0,
@@ -247,6 +245,12 @@ class Worker:
         usage = self._clock.between(before, self._clock.read())
         payload = dumps_value(value) if step.remote_children or step.is_sink else None
         out_bytes = len(payload) if payload is not None else estimate_size(value)
+        if payload is not None and len(payload) > self.ctx.io.limits.value_bytes:
+            too_large = ValueTooLarge(step.task_id, len(payload), self.ctx.io.limits.value_bytes)
+            self._finished(step, attempt, started_at, fetch_s, exec_s, usage, input_bytes,
+                           out_bytes, too_large)
+            self._report(step, too_large, uploader.ttl_s, uploader, attempt)
+            return False
         if step.local_uses:
             self._values[step.task_id] = value
             self._sizes[step.task_id] = out_bytes
@@ -294,7 +298,11 @@ class Worker:
             self._prefetch(todo)
         for parent in missing:
             future, index = self._inflight.pop(parent)
-            raw = future.result()[index]
+            try:
+                raw = future.result()[index]
+            except redis.RedisError as err:
+                raise store_error(err, self.ctx.url, f"fetching the inputs of task "
+                                  f"'{step.task_id}'") from err
             if raw is None:
                 raise RuntimeError(f"the output of task '{parent}' is missing from the store "
                                    "(deleted or expired)")
@@ -327,11 +335,12 @@ class Worker:
             self._inflight[parent] = (future, i)
 
     def _wait_notify(self) -> None:
-        """Take ready-task ids from the notify list, blocking until there is one."""
+        """Take ready-task ids from the notify list, blocking until there is one. (A lost
+        connection is ridden out by the client's reconnect policy, `metadata.connect`.)"""
         key, r = self.keys.notify(self.spec.worker_id), self.ctx.redis
-        items = self._retrying(lambda: r.lpop(key, NOTIFY_DRAIN_MAX))
+        items = r.lpop(key, NOTIFY_DRAIN_MAX)
         if not items:
-            got = self._retrying(lambda: r.blpop([key], timeout=WAIT_CHECK_S))
+            got = r.blpop([key], timeout=WAIT_CHECK_S)
             if got is None:
                 self._check_alive()
                 return
@@ -352,24 +361,8 @@ class Worker:
     def _check_alive(self) -> None:
         if self._cancelled():
             raise Stop("cancelled")
-        if time.time() > self._deadline or \
-                not self._retrying(lambda: self.ctx.redis.exists(self.keys.progress())):
+        if time.time() > self._deadline or not self.ctx.redis.exists(self.keys.progress()):
             raise Stop("gone")
-
-    def _retrying(self, command: Callable[[], T]) -> T:
-        """Run a Redis command, retrying a lost connection with capped backoff for
-        REDIS_RETRY_S (the commands used here are reads or idempotent)."""
-        give_up, wait = time.monotonic() + REDIS_RETRY_S, RETRY_FIRST_S
-        while True:
-            try:
-                return command()
-            except (redis.ConnectionError, redis.TimeoutError) as err:
-                if time.monotonic() > give_up or self._cancelled():
-                    raise
-                log.warning("worker %s: Redis connection lost (%s); retrying in %.1f s",
-                            self.spec.worker_id, err, wait)
-                time.sleep(wait)
-                wait = min(wait * 2, RETRY_MAX_S)
 
     # -- reporting ----------------------------------------------------------------------------
 
@@ -405,10 +398,11 @@ class Worker:
             cpu_s=usage[1], contention_s=usage[0]))
 
     def _report(self, step: TaskStep, err: BaseException, ttl_s: int,
-                uploader: Uploader, attempt: int = 1) -> None:
-        """Write the task's error record and the `error` signal (atomically, one script)."""
+                uploader: Uploader, attempt: int = 1, kind: str = "task") -> None:
+        """Write the error record (`kind`: the task failed, or the store, or the worker itself)
+        and the `error` signal, atomically (one script)."""
         record = error_record(step.task_id, step.function, err, self.spec.worker_id, attempt,
-                              self.spec.attempt)
+                              self.spec.attempt, kind)
         try:
             uploader.drain()
         except Exception:  # already failing: the error below is what matters
@@ -428,13 +422,18 @@ class Worker:
 
 
 def error_record(task_id: str, function: str, err: BaseException, worker_id: str,
-                 attempt: int = 1, generation: int = 1) -> str:
-    """The JSON error record of a failed task attempt."""
-    return json.dumps({
-        "task_id": task_id, "function": function, "attempt": attempt,
+                 attempt: int = 1, generation: int = 1, kind: str = "task") -> str:
+    """The JSON error record of a failed task attempt. `kind`: `task` (the task's own code
+    raised), `store` (Redis failed the worker: `condition` names how) or `worker` (the worker
+    machinery failed around the task)."""
+    record: dict[str, object] = {
+        "task_id": task_id, "function": function, "attempt": attempt, "kind": kind,
         "exc_type": type(err).__name__, "message": str(err),
         "traceback": "".join(traceback.format_exception(err)), "worker_id": worker_id,
-        "generation": generation, "stderr_tail": stderr_tail(), "at": time.time()})
+        "generation": generation, "stderr_tail": stderr_tail(), "at": time.time()}
+    if isinstance(err, StoreError) and err.condition:
+        record["condition"] = err.condition
+    return json.dumps(record)
 
 
 def stderr_tail(path: str | None = None, limit: int = STDERR_TAIL_BYTES) -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.embedded import DATA_DIR_ENV, EmbeddedRedis
+from runtime.defaults import DATA_DIR_ENV
+from runtime.embedded import EmbeddedRedis
 
 REDIS_URL_ENV = "PLANFLOW_REDIS_URL"
 

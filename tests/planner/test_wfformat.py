@@ -42,6 +42,17 @@ def test_real_traces_load(path: Path):
     assert all(n.options.expected_s and n.options.expected_s > 0 for n in g.nodes)
 
 
+SHIPPED = Path(__file__).resolve().parents[2] / "examples" / "traces"
+
+
+@pytest.mark.parametrize("path", sorted(SHIPPED.glob("*.json")), ids=lambda p: p.stem)
+def test_traces_shipped_with_the_examples_load_with_their_own_ids(path: Path):
+    doc = json.loads(path.read_text())
+    g = load_wfformat(path)
+    ids = {n.id for n in g.nodes if n.function != "_outputs"}  # plus a collector of sinks
+    assert ids == {t["id"] for t in doc["workflow"]["specification"]["tasks"]}
+
+
 def test_task_model_edges_and_storage(tmp_path: Path):
     doc = _doc(
         [_task("a_ID1", [], ["raw"], ["x", "y"]), _task("b_ID2", ["a_ID1"], ["x", "ref"], ["z"])],
@@ -51,12 +62,24 @@ def test_task_model_edges_and_storage(tmp_path: Path):
         [{"id": "a_ID1", "runtimeInSeconds": 2.0, "avgCPU": 150, "memoryInBytes": 3 * 2**20},
          {"id": "b_ID2", "runtimeInSeconds": 1.0}])
     g = load_wfformat(_write(tmp_path, doc))
-    a, b = g.node("a-0"), g.node("b-0")
+    a, b = g.node("a_ID1"), g.node("b_ID2")  # the trace's own ids
+    assert a.function == "a" and b.function == "b"
     assert a.storage_bytes == 100 and b.storage_bytes == 7
-    assert b.upstream == ("a-0",) and b.edge_bytes == (10.0,)
+    assert b.upstream == ("a_ID1",) and b.edge_bytes == (10.0,)
     assert a.options.parallelism == 1.5 and a.options.memory_mb == 3
     assert b.options.parallelism == 1.0 and b.options.memory_mb is None
     assert a.options.output_bytes == 15
+
+
+def test_ids_that_cannot_travel_are_renamed_without_clashing(tmp_path: Path):
+    doc = _doc([_task("a b", [], [], []), _task("x-0", [], [], []),
+                _task("c", ["a b", "x-0"], [], [])], [],
+               [{"id": "a b", "runtimeInSeconds": 1}, {"id": "x-0", "runtimeInSeconds": 1},
+                {"id": "c", "runtimeInSeconds": 1}])
+    for t, name in zip(doc["workflow"]["specification"]["tasks"], ["x", "x", "c"], strict=True):
+        t["name"] = name
+    g = load_wfformat(_write(tmp_path, doc))
+    assert set(g.node("c").upstream) == {"x-0", "x-1"}  # "a b" became x-1: x-0 was taken
 
 
 def test_cycle_is_rejected(tmp_path: Path):

@@ -14,8 +14,8 @@ import redis
 
 from metadata.store import MetricsStore
 from runtime.client import run_plan
-from runtime.embedded import DATA_DIR_ENV, EmbeddedRedis
-from runtime.worker import REDIS_URL_ENV
+from runtime.defaults import DATA_DIR_ENV, REDIS_URL_ENV
+from runtime.embedded import EmbeddedRedis
 from tests.runtime import plans, workflows
 from tests.runtime.conftest import pool_processes
 

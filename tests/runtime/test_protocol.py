@@ -260,12 +260,12 @@ def test_error_record_only_while_the_run_exists(rclient: redis.Redis) -> None:
     record = json.dumps({"task_id": "t"})
     assert call_sync(rclient, error_call(keys, "t", record, 60)) == 0
     assert list(rclient.scan_iter(f"{ns}:*")) == []
-    rclient.set(keys.shared(), b"x", ex=60)
+    rclient.hset(keys.progress(), "total", 1)  # the run's liveness key
     assert call_sync(rclient, error_call(keys, "t", record, 60)) == 1
     assert rclient.lrange(keys.done(), 0, -1) == [b"error"]
     assert json.loads(rclient.hget(keys.errors(), "t") or b"{}") == {"task_id": "t"}
     assert 0 < rclient.ttl(keys.errors()) <= 60
-    rclient.delete(keys.shared(), keys.done(), keys.errors())
+    rclient.delete(keys.progress(), keys.done(), keys.errors())
 
 
 def test_scripts_survive_a_flushed_script_cache(rclient: redis.Redis) -> None:

@@ -1,0 +1,117 @@
+"""Redis clients: the one place planflow builds them, sync and asyncio, with one reconnect policy.
+
+Every component that talks to Redis - the client of a run, workers and their data-plane loop,
+pool servers, the metrics store, the embedded server's checks - gets its client here. It lives
+in `metadata` because that is the lowest package that talks to Redis (the runtime imports
+metadata, never the reverse).
+
+Pools are explicit and *blocking*: a caller that finds every connection in use waits for one
+(up to `POOL_WAIT_S`) instead of failing, so a burst of concurrent commands is backpressure, not
+an error. redis-py 8 lowered the asyncio pool's default to 100 connections and raises
+`MaxConnectionsError` past it; planflow never relies on a default.
+
+Reconnecting is redis-py's own `Retry`: a command that fails on a lost connection (refused,
+reset, timed out, or a server still loading its data) is sent again on a new connection after a
+jittered exponential backoff (`RECONNECT_FIRST_S` doubling up to `RECONNECT_MAX_S`), for about
+`OUTAGE_S` in all; only then does the error reach the caller. Commands planflow sends are
+idempotent or tolerate a repeat (see `runtime.scripts`), so resending is safe. Blocking reads
+(BLPOP) must use a socket timeout longer than their own timeout: `blocking_socket_timeout`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.backoff import EqualJitterBackoff
+from redis.exceptions import BusyLoadingError
+
+OUTAGE_S = 30.0
+"""How long a lost Redis is ridden out (reconnecting with backoff) before commands fail."""
+
+RECONNECT_FIRST_S = 0.05
+"""First wait before reconnecting; doubled on every attempt up to RECONNECT_MAX_S."""
+
+RECONNECT_MAX_S = 2.0
+"""Longest wait between two reconnection attempts."""
+
+CONNECT_TIMEOUT_S = 5.0
+"""How long one connection attempt (TCP, TLS, Unix socket) may take."""
+
+COMMAND_TIMEOUT_S = 60.0
+"""Default longest wait for the reply to one command (large values included)."""
+
+POOL_WAIT_S = OUTAGE_S
+"""How long a caller waits for a free connection of a full pool before failing."""
+
+SYNC_MAX_CONNECTIONS = 64
+"""Connections of one sync client (one per thread blocked in a command, at most)."""
+
+ASYNC_MAX_CONNECTIONS = 32
+"""Connections of one asyncio client (the data plane bounds its own concurrency below this)."""
+
+HEALTH_CHECK_S = 15.0
+"""A connection idle for this long is PINGed before reuse (stale after a server restart)."""
+
+
+def reconnect_retries(outage_s: float = OUTAGE_S) -> int:
+    """Retries whose backoff waits add up to about `outage_s` (EqualJitterBackoff waits between
+    half and all of min(RECONNECT_MAX_S, RECONNECT_FIRST_S x 2^n) before attempt n)."""
+    total, n = 0.0, 0
+    while total < outage_s:
+        total += 0.75 * min(RECONNECT_MAX_S, RECONNECT_FIRST_S * 2 ** n)
+        n += 1
+    return n
+
+
+RETRIED_ERRORS: tuple[type[redis.RedisError], ...] = (redis.ConnectionError, redis.TimeoutError,
+                                                      BusyLoadingError)
+"""What a command is resent after: the connection, not the command, failed."""
+
+
+def blocking_socket_timeout(block_s: float) -> float:
+    """Socket timeout of a client whose longest blocking command waits `block_s` seconds."""
+    return block_s + CONNECT_TIMEOUT_S
+
+
+def _options(socket_timeout: float) -> dict[str, Any]:
+    # `retry_on_error` too: redis-py resends only errors the connection lists there as well
+    return {"socket_connect_timeout": CONNECT_TIMEOUT_S, "socket_timeout": socket_timeout,
+            "health_check_interval": HEALTH_CHECK_S,
+            "retry_on_error": list(RETRIED_ERRORS)}
+
+
+def sync_client(url: str, *, socket_timeout: float = COMMAND_TIMEOUT_S,
+                max_connections: int = SYNC_MAX_CONNECTIONS, decode_responses: bool = False,
+                outage_s: float = OUTAGE_S) -> redis.Redis:
+    """A sync client of `url` with a blocking pool of `max_connections` and the reconnect
+    policy (`outage_s=0`: fail at the first lost connection, e.g. for probes). Raises
+    ValueError for a malformed URL."""
+    from redis.retry import Retry
+
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=POOL_WAIT_S,
+        decode_responses=decode_responses,
+        retry=Retry(_backoff(), reconnect_retries(outage_s) if outage_s > 0 else 0,
+                    supported_errors=RETRIED_ERRORS),
+        **_options(socket_timeout))
+    return redis.Redis(connection_pool=pool)
+
+
+def async_client(url: str, *, socket_timeout: float = COMMAND_TIMEOUT_S,
+                 max_connections: int = ASYNC_MAX_CONNECTIONS,
+                 outage_s: float = OUTAGE_S) -> aioredis.Redis:
+    """The asyncio twin of `sync_client` (create it inside the loop that will use it)."""
+    from redis.asyncio.retry import Retry
+
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=POOL_WAIT_S,
+        retry=Retry(_backoff(), reconnect_retries(outage_s) if outage_s > 0 else 0,
+                    supported_errors=RETRIED_ERRORS),
+        **_options(socket_timeout))
+    return aioredis.Redis(connection_pool=pool)
+
+
+def _backoff() -> EqualJitterBackoff:
+    return EqualJitterBackoff(cap=RECONNECT_MAX_S, base=RECONNECT_FIRST_S)
