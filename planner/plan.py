@@ -293,19 +293,11 @@ def _summary_json(s: PlanSummary) -> dict[str, Any]:
 
 
 def jsonable(value: Any) -> Any:
-    """JSON-encodable values as they are (finite numbers), anything else as its repr; lists,
-    tuples and string-keyed dicts keep their shape with their parts converted (a Dask program's
-    `{"mean": array(...), "n": 3}` stays a dict), numpy scalars become numbers."""
+    """JSON-encodable values as they are (finite numbers), anything else as its repr."""
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
         if isinstance(value, float) and not math.isfinite(value):
             return str(value)
-        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-            return {k: jsonable(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [jsonable(v) for v in value]
-        if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
-            return jsonable(value.item())
         return repr(value)
     return value
