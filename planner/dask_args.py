@@ -57,6 +57,9 @@ class Found:
     """Callables and unusual objects met in one task's arguments (module docstring)."""
 
     where: str
+    deep: bool = True
+    """Walk leaf objects too (callables, objects to check); False: only what decides whether
+    the arguments can be a template (another block of the same layer was walked)."""
     callables: list[Any] = field(default_factory=list)
     objects: list[Any] = field(default_factory=list)
 
@@ -71,7 +74,7 @@ def constant(value: Any, found: Found) -> Any:
             constant(item, found)
     elif isinstance(value, list | tuple | dict):
         raise Fallback
-    else:
+    elif found.deep:
         scan(value, found)
     return value
 

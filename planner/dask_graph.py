@@ -109,6 +109,7 @@ class _Converter:
         self._children: dict[Key, list[Key]] = {}
         self._fkeys: dict[int, str] = {}
         self._shippable: dict[int, Any] = {}  # checked objects, kept alive so ids stay theirs
+        self._layer_keys: dict[Hashable, str] = {}  # tuple-key name -> its function key
         self._options: dict[tuple[str, int], TaskOptions] = {}
         self.outputs = [self.target(k, "an output of the graph") for k in dask_graph.outputs]
         self.order = canonical_order(self.outputs, self.children, self._hash_ordered)
@@ -167,15 +168,39 @@ class _Converter:
         return f"the output of {self.workflow}"
 
     def task(self, key: Key) -> tuple[TaskNode, TaskCode]:
-        """The planflow task of one Dask key (module docstring: template or DaskCall)."""
+        """The planflow task of one Dask key (module docstring: template or DaskCall).
+
+        The blocks of one layer (one tuple-key name) apply one operation: the first block's
+        callables and objects are walked in full (function key, async and pickle checks), the
+        others reuse its function key and walk only what decides their template."""
         task_id = self.ids[key]
         node = self.dsk[key]
-        found = Found(f"Dask task '{task_id}' (key {key!r})")
+        layer = key[0] if isinstance(key, tuple) and len(key) > 1 else None
+        known = self._layer_keys.get(layer) if layer is not None else None
+        found = Found(f"Dask task '{task_id}' (key {key!r})", deep=known is None)
         if type(node).__module__.split(".")[0] == "distributed":
             raise DaskGraphError(
                 f"{found.where} is a {type(node).__name__}, which only runs inside a Dask "
                 "cluster (a P2P shuffle?); use task-based shuffles: "
                 "dask.config.set({'dataframe.shuffle.method': 'tasks'})")
+        task_code, slots, found = self._code(key, node, found)
+        prefix = prefix_of(key)
+        if known is None:
+            kind = f"data:{type(node.value).__qualname__}" if isinstance(node, DataNode) else ""
+            known = self._function_key(prefix, kind, found)
+            if layer is not None:
+                self._layer_keys[layer] = known
+        for obj in found.objects:
+            if id(obj) not in self._shippable:
+                check_shippable(obj, f"{found.where}: an argument of type "
+                                     f"{type(obj).__name__}")
+                self._shippable[id(obj)] = obj
+        upstream = tuple(dict.fromkeys(parent for parent, _ in slots))
+        return TaskNode(task_id, prefix, known, self._task_options(prefix, key), upstream,
+                        tuple(slots)), task_code
+
+    def _code(self, key: Key, node: GraphNode, found: Found) -> tuple[TaskCode, Slots, Found]:
+        """The node's callable with argument templates, else a DaskCall of it."""
         slots: Slots = []
         try:
             if type(node) is not Task and not isinstance(node, NestedContainer):
@@ -184,25 +209,15 @@ class _Converter:
                          for i, a in enumerate(self._canonical_args(key, node)))
             kwargs = {k: self.arg(v, ("kwargs", k), slots, found)
                       for k, v in node.kwargs.items()}
-            task_code = TaskCode(node.func, args, kwargs)
             found.callables.append(node.func)
+            return TaskCode(node.func, args, kwargs), slots, found
         except Fallback:
-            found, slots = Found(found.where), []
-            scan(node, found)
+            found, slots = Found(found.where, deep=found.deep), []
+            if found.deep:
+                scan(node, found)
             keys = _dependency_keys(node)
             refs = [self.ref(k, ("args", i + 1), slots) for i, k in enumerate(keys)]
-            task_code = TaskCode(run_dask_node, (DaskCall(node, keys), *refs))
-        prefix = prefix_of(key)
-        kind = f"data:{type(node.value).__qualname__}" if isinstance(node, DataNode) else ""
-        fkey = self._function_key(prefix, kind, found)
-        for obj in found.objects:
-            if id(obj) not in self._shippable:
-                check_shippable(obj, f"{found.where}: an argument of type "
-                                      f"{type(obj).__name__}")
-                self._shippable[id(obj)] = obj
-        upstream = tuple(dict.fromkeys(parent for parent, _ in slots))
-        return TaskNode(task_id, prefix, fkey, self._task_options(prefix, key), upstream,
-                        tuple(slots)), task_code
+            return TaskCode(run_dask_node, (DaskCall(node, keys), *refs)), slots, found
 
     def _canonical_args(self, key: Key, node: Task) -> tuple[Any, ...]:
         """A fused subgraph's arguments, `(inner graph, out key, in keys, *references)`, with

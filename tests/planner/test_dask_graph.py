@@ -124,7 +124,6 @@ def test_ids_and_function_keys_are_the_same_in_every_process() -> None:
                              capture_output=True, check=True)
         seen.append(json.loads(res.stdout))
     assert seen[0] == seen[1] == seen[2]
-    assert seen[0] == json.loads(json.dumps(_fingerprints()))
 
 
 def test_function_keys_follow_the_callable_not_the_token() -> None:
@@ -326,8 +325,10 @@ def test_dask_errors_while_optimising_name_the_output() -> None:
         graph_from_dask(Custom(1, optimize=broken))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def dask_client() -> Any:
+    """A distributed client of this test only: while one is active Dask builds other graphs
+    (P2P rechunks and shuffles), which must not leak into other tests."""
     distributed = pytest.importorskip("distributed")
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=1,
                             dashboard_address=None) as client:
