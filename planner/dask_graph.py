@@ -28,9 +28,13 @@ Function keys, the identity under which metrics accumulate, are
 the same for the same operation in every run whatever its token, and new when a callable's
 code changes (`metadata.fingerprint.function_key`).
 
+The blocks of one layer (one tuple-key name) apply one operation, so the first block's
+callables and objects are walked in full and the layer's other blocks reuse its function key.
+
 Refused at compile time (`DaskGraphError`, naming the task and why): references to keys that
-are not in the graph (persisted collections, distributed Futures), objects of `distributed`
-(actors, locks, queues), tasks of `distributed` (P2P shuffles), async task functions.
+are not in the graph (persisted collections, distributed Futures and actors), objects of
+`distributed` (locks, queues), tasks of `distributed` (P2P shuffles), async task functions,
+functions and arguments that cannot be pickled for the workers (`planner.dask_args`).
 """
 
 from __future__ import annotations
