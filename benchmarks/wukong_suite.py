@@ -1,7 +1,7 @@
 """WUKONG's benchmark suite, scaled to this machine: planflow vs Dask threaded, Dask distributed
 and Ray, on the same Dask programs.
 
-    python benchmarks/wukong_suite.py [--repeat 3] [--quick] [--only tr,gemm] [--no-ray]
+    python benchmarks/wukong_suite.py [--repeat 3] [--quick] [--only tr,gemm] [--engines ...]
 
 The programs and their sizes are in `wukong_workloads.py` (tree reduction of 1,024 leaves,
 TSQR, GEMM, SVD-compressed, a dataframe groupby, a bag word count), scaled to a 2-core / 24 GB
@@ -17,6 +17,8 @@ machine; the table says so. Engines, each with as many processes (or threads) as
 - dask-threaded: `dask.compute(scheduler="threads", num_workers=cores)`.
 - dask-distributed: `LocalCluster(n_workers=cores, threads_per_worker=1, processes=True)`.
 - ray: `ray.util.dask.ray_dask_get` on `ray.init(num_cpus=cores)`, when Ray is installed.
+- planflow-host (`planflow[host_cpus=N]`): as planflow, planned on a platform file that
+  extends `local` with `host_cpus` (the simulator's shared-host model), for comparison.
 
 Each engine computes each workload once to warm up (its result is checked against
 dask-threaded's), then `--repeat` times; we report the best and the spread of the wall time,
@@ -239,21 +241,25 @@ def host_platform(home: Path) -> str:
     return str(path)
 
 
-def make_engines(home: Path, with_ray: bool, with_host: bool) -> list[Callable[[], Any]]:
+ENGINES = ("dask-threaded", "dask-distributed", "ray", "planflow", "planflow-host")
+"""Engine names `--engines` accepts, in the order they run."""
+
+
+def make_engines(home: Path, names: list[str]) -> list[Callable[[], Any]]:
     """Engine factories, peers first (dask-threaded's results are the reference). Each engine
     is made when its turn comes and closed after it, so no engine idles beside another."""
-    engines: list[Callable[[], Any]] = [DaskThreaded, DaskDistributed]
-    if with_ray:
+    factories: dict[str, Callable[[], Any]] = {
+        "dask-threaded": DaskThreaded, "dask-distributed": DaskDistributed, "ray": Ray,
+        "planflow": lambda: Planflow(home),
+        "planflow-host": lambda: Planflow(home, host_platform(home),
+                                          f"planflow[host_cpus={CORES}]")}
+    if "ray" in names:
         try:
             import ray  # noqa: F401
-
-            engines.append(Ray)
         except ImportError:
             print("ray is not installed: no ray rows", file=sys.stderr)
-    engines.append(lambda: Planflow(home))
-    if with_host:
-        engines.append(lambda: Planflow(home, host_platform(home), f"planflow[host_cpus={CORES}]"))
-    return engines
+            names = [n for n in names if n != "ray"]
+    return [factories[n] for n in ENGINES if n in names]
 
 
 # -- the benchmark ----------------------------------------------------------------------------
@@ -343,9 +349,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     parser.add_argument("--only", default=",".join(wl.WORKLOADS),
                         help="comma-separated workloads")
-    parser.add_argument("--no-ray", action="store_true")
-    parser.add_argument("--no-host", action="store_true",
-                        help="skip planflow on a platform with host_cpus (shared-host model)")
+    parser.add_argument("--engines", default=",".join(ENGINES),
+                        help=f"comma-separated, of {', '.join(ENGINES)} (planflow-host: planned "
+                             "with host_cpus, the shared-host model); the first that runs gives "
+                             "the reference results")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--home", type=Path, default=Path(os.environ.get(
         "PLANFLOW_HOME", "~/.planflow")).expanduser(), help="planflow's data directory")
@@ -357,7 +364,7 @@ def main() -> int:
                "python": platform.python_version(), "platform": platform.platform(),
                "load_before": os.getloadavg()}
     rows: list[dict[str, Any]] = []
-    engines = make_engines(args.home, not args.no_ray, not args.no_host)
+    engines = make_engines(args.home, [e for e in args.engines.split(",") if e])
     references: dict[str, Any] = {}
     for make in engines:
         engine = make()
