@@ -357,3 +357,18 @@ def test_distributed_futures_persisted_collections_and_actors_are_refused(
     actor = dask_client.submit(Counter, actor=True).result()
     with pytest.raises(DaskGraphError, match=r"not in the graph.*actor"):
         graph_from_dask(dask.delayed(lambda a: a.add())(actor))
+
+
+def test_p2p_shuffles_are_refused_with_the_setting_that_avoids_them() -> None:
+    pytest.importorskip("distributed")
+    import dask.dataframe as dd
+    import pandas as pd
+
+    df = dd.from_pandas(pd.DataFrame({"k": np.arange(40) % 4, "v": np.arange(40)}),
+                        npartitions=4)
+    with pytest.raises(DaskGraphError, match=r"P2PBarrierTask.*dataframe.shuffle.method"):
+        graph_from_dask(df.shuffle("k", shuffle_method="p2p"))
+    with dask.config.set({"dataframe.shuffle.method": "tasks"}):
+        shuffled = df.shuffle("k")
+        result = inline(graph_from_dask(shuffled))
+    assert sorted(result.v) == list(range(40))
