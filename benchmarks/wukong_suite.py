@@ -164,7 +164,8 @@ class Planflow:
         self.last = {"compile_s": t1 - t0, "run_s": time.perf_counter() - t1,
                      "tasks": len(plan.graph), "workers": len(plan.workers),
                      "predicted_makespan_s": plan.summary.makespan_s,
-                     "history": plan.prediction_sources.get("history", 0)}
+                     "history": plan.prediction_sources.get("history", 0),
+                     "recovered": [str(r) for r in result.recovered]}
         return result.result
 
     def close(self) -> None:
@@ -281,6 +282,7 @@ def _measure(engine: Any, name: str, scale: wl.Scale, repeat: int,
     build = wl.WORKLOADS[name]
     first = engine.compute(build(scale))  # warm-up; with planflow it records metrics
     ok = True if reference is None else wl.same(name, first, reference)
+    recovered = list(getattr(engine, "last", {}).get("recovered", ()))
     walls, peaks, details = [], [], []
     for _ in range(repeat):
         collection = build(scale)
@@ -294,6 +296,9 @@ def _measure(engine: Any, name: str, scale: wl.Scale, repeat: int,
     row = {"workload": name, "engine": engine.name, "best_s": walls[best],
            "median_s": statistics.median(walls), "worst_s": max(walls), "runs_s": walls,
            "peak_mb": peaks[best] / 2**20, "same_result": ok, **details[best]}
+    if not ok:
+        row["difference"] = wl.difference(name, first, reference)
+        row["first_run_recovered"] = recovered  # workers relaunched in the checked run
     return row, first
 
 

@@ -146,3 +146,23 @@ def same(name: str, a: Any, b: Any) -> bool:
     if name == "wordcount":
         return sorted(a) == sorted(b)
     return bool(np.allclose(a, b, rtol=1e-6))
+
+
+def difference(name: str, a: Any, b: Any) -> str:
+    """What differs between two results that are not `same` (kept in the JSON row)."""
+    try:
+        if name == "groupby":
+            x, y = a.sort_index(), b.sort_index()
+            if x.shape != y.shape or not x.index.equals(y.index):
+                return f"shape {x.shape} vs {y.shape}, same index: {x.index.equals(y.index)}"
+            d = (x - y).abs()
+            rows = int((d > 1e-9 * y.abs().max()).any(axis=1).sum())
+            return f"{rows} of {len(y)} groups differ; largest |diff| {d.max().to_dict()}"
+        if name == "wordcount":
+            return f"{len(set(a) ^ set(b))} (word, count) pairs differ"
+        parts = a if name in ("tsqr", "svdc") else [a]
+        refs = b if name in ("tsqr", "svdc") else [b]
+        return "; ".join(f"max |diff| {np.max(np.abs(np.abs(x) - np.abs(y))):.3g}"
+                         for x, y in zip(parts, refs, strict=True))
+    except Exception as err:  # a diagnostic must not fail the benchmark
+        return f"cannot compare ({type(err).__name__}: {err})"
