@@ -2,8 +2,11 @@
 
 `compile(target, params, **options) -> Plan`, `simulate(target, ...) -> WhatIf`,
 `run(target, params, ...) -> RunResult`, `show(path) -> dict`, `load(path) -> Plan`. A target
-is a `Plan`, a `.plan` path, a `@workflow` object, a `module.py[:workflow]` path or a WfFormat
-`.json` file.
+is a `Plan`, a `.plan` path, a `@workflow` object, a `module.py[:workflow]` path, a WfFormat
+`.json` file, or Dask collections: a collection (dask.array, dask.dataframe, dask.bag,
+dask.delayed) or a list/tuple/dict holding some, compiled and run like a workflow (`run`
+returns what `dask.compute` would, in the same structure). `from_dask(collections, name)`
+converts them into a TaskGraph under a name of your choice.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from planflow.stores import configured_url, metrics_store
 from planner.compiler import DEFAULT_PLATFORM, CompileOptions, compile_graph
 from planner.errors import UsageError
 from planner.graph import TaskGraph
-from planner.loader import load_graph, trace_workflow
+from planner.loader import holds_dask, load_graph, trace_workflow
 from planner.plan import Plan, PlanSummary, load_plan, read_plan_json
 from planner.trace import Workflow
 from runtime.result import RunResult
@@ -27,22 +30,34 @@ if TYPE_CHECKING:
     from planner.whatif import WhatIf
     from runtime.session import RunProgress
 
-Target = Plan | TaskGraph | Workflow | str | Path
+Target = Plan | TaskGraph | Workflow | str | Path | Any
+"""Anything `compile`, `simulate` and `run` accept (the module docstring lists them)."""
 
 
-def graph_of(target: TaskGraph | Workflow | str | Path,
-             params: Mapping[str, Any] | None = None) -> TaskGraph:
-    """The task graph of a workflow object, module path or WfFormat file."""
-    if isinstance(target, TaskGraph):
+def from_dask(collections: Any, name: str | None = None) -> TaskGraph:
+    """The task graph of Dask collections (a collection, or a list/tuple/dict of them), named
+    `name` (default: the first collection's key prefix, e.g. `sum-aggregate`)."""
+    from planner.dask_graph import graph_from_dask
+
+    return graph_from_dask(collections, name)
+
+
+def graph_of(target: Target, params: Mapping[str, Any] | None = None) -> TaskGraph:
+    """The task graph of a workflow object, module path, WfFormat file or Dask collections."""
+    if isinstance(target, TaskGraph) or holds_dask(target):
         if params:
-            raise UsageError("parameters cannot be applied to an already built task graph")
-        return target
+            raise UsageError("parameters cannot be applied to an already built task graph "
+                             "or to Dask collections; build them with the values instead")
+        return target if isinstance(target, TaskGraph) else from_dask(target)
     if isinstance(target, Workflow):
         return trace_workflow(target, params)
+    if not isinstance(target, str | Path):
+        raise UsageError(f"cannot compile a {type(target).__name__}: pass a @workflow, a "
+                         "MODULE.py[:WORKFLOW] path, a plan, a task graph or Dask collections")
     return load_graph(str(target), params)
 
 
-def compile(target: TaskGraph | Workflow | str | Path, params: Mapping[str, Any] | None = None,
+def compile(target: Target, params: Mapping[str, Any] | None = None,
             *, out: str | Path | None = None, access: Any = None, redis: str | None = None,
             namespace: str = "planflow", **options: Any) -> Plan:
     """Compile a workflow into a Plan (and write it to `out` when given).
@@ -124,7 +139,11 @@ def run(target: Target, params: Mapping[str, Any] | None = None, *, inline: bool
     decentralized executor runs it on `redis` (else `PLANFLOW_REDIS_URL`, else an embedded
     server whose data persists in `$PLANFLOW_HOME`).
     """
-    if not isinstance(target, Plan | TaskGraph) and not str(target).endswith(".plan"):
+    if holds_dask(target):
+        target = graph_of(target, params)  # compiled below like a workflow
+        options.setdefault("platform", RUN_PLATFORM)
+        options.update(redis=redis, namespace=namespace)
+    elif not isinstance(target, Plan | TaskGraph) and not str(target).endswith(".plan"):
         options.setdefault("platform", RUN_PLATFORM)
         options.update(redis=redis, namespace=namespace)
     plan = as_plan(target, params, **options)

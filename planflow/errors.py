@@ -1,6 +1,7 @@
 """planflow's whole error tree in one place (the classes live in the layer that raises them)."""
 
 from planner.errors import (
+    DaskGraphError,
     GraphError,
     ParameterError,
     PlanFileError,
@@ -12,6 +13,7 @@ from planner.errors import (
 from runtime.errors import RunError, StoreError, TaskFailed
 
 __all__ = [
+    "DaskGraphError",
     "GraphError",
     "ParameterError",
     "PlanFileError",

@@ -1,7 +1,8 @@
 """The compiler: user program -> task graph IR -> passes -> Plan.
 
 The IR: `trace` (@task/@workflow) -> `graph` (TaskGraph, frozen) -> `plan` (Plan, frozen, and
-its `.plan` file). `wfformat` reads WfCommons traces into the same IR.
+its `.plan` file). `wfformat` reads WfCommons traces into the same IR, `dask_graph` Dask
+collections (with `dask_input`, `dask_names`, `dask_args`).
 
 The passes, in order (`compiler.compile_graph` runs them in one visible sequence):
 

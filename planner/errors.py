@@ -28,6 +28,11 @@ class ParameterError(UsageError):
     """A `-p name=value` that names no parameter or does not convert."""
 
 
+class DaskGraphError(WorkflowDefinitionError):
+    """A Dask collection planflow cannot run: a distributed Future or actor, a P2P shuffle,
+    an async task, a collection hidden where results cannot be rebuilt."""
+
+
 class GraphError(UsageError):
     """The traced program is not a valid task graph (cycle, missing parent, duplicate id)."""
 

@@ -117,7 +117,7 @@ class TaskGraph:
         code = dict(code)
         if len(sinks) > 1:
             refs = [TaskRef(s.id, 0) for s in sinks]
-            sink = _collect_node(f"{COLLECT_NAME}-0", [(s.id, ("args", 0, i)) for i, s in
+            sink = collect_node(f"{COLLECT_NAME}-0", [(s.id, ("args", 0, i)) for i, s in
                                                       enumerate(sinks)])
             code[sink.id] = TaskCode(collect_outputs, (refs,))
             ordered.append(sink)
@@ -183,7 +183,7 @@ def _sinks(nodes: Sequence[TaskNode]) -> list[TaskNode]:
     return [n for n in nodes if n.id not in has_child]
 
 
-def _collect_node(task_id: str, slots: list[tuple[str, SlotPath]]) -> TaskNode:
+def collect_node(task_id: str, slots: list[tuple[str, SlotPath]]) -> TaskNode:
     upstream = tuple(dict.fromkeys(parent for parent, _ in slots))
     return TaskNode(task_id, COLLECT_NAME, f"planner.graph.{COLLECT_NAME}", TaskOptions(
         name=COLLECT_NAME, expected_s=1e-4), upstream, tuple(slots))
@@ -246,7 +246,7 @@ def build_graph(trace: Trace, output: Any, params: Mapping[str, Any] | None = No
     if isinstance(output, TaskRef):
         sink_id = output.task_id
     else:
-        sink = _collect_node(f"{COLLECT_NAME}-0", [(r.task_id, p) for p, r in out_refs])
+        sink = collect_node(f"{COLLECT_NAME}-0", [(r.task_id, p) for p, r in out_refs])
         nodes.append(sink)
         code[sink.id] = TaskCode(collect_outputs, (output,))
         sink_id = sink.id

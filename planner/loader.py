@@ -3,10 +3,15 @@
 A module is imported from its path under a private module name and registered with cloudpickle
 to be pickled *by value*, so a plan carries the module's functions and runs where the module is
 absent. Import errors name the file and keep the original exception as the cause.
+
+A workflow function returns task references (traced into the graph by `planner.graph`) or Dask
+collections (converted by `planner.dask_graph`; Dask is imported only by programs that use it,
+so only then is the output checked for collections).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import sys
@@ -83,9 +88,24 @@ def trace_workflow(wf: Workflow, params: Mapping[str, Any] | None = None) -> Tas
         raise WorkflowDefinitionError(
             f"workflow '{wf.name}' raised while it was traced: {type(err).__name__}: {err}"
         ) from err
+    if holds_dask(output):
+        from planner.dask_graph import graph_from_dask
+
+        graph = graph_from_dask(output, wf.name, values)
+        return dataclasses.replace(graph, dropped=tuple(c.task_id for c in trace.calls))
     from metadata.records import function_key
 
     return build_graph(trace, output, values, function_key=function_key)
+
+
+def holds_dask(value: Any) -> bool:
+    """Whether `value` is a Dask collection or a list/tuple/dict holding one (never imports
+    Dask: a program that did not import it returns no collection)."""
+    if "dask" not in sys.modules:
+        return False
+    from planner.dask_input import holds_collections
+
+    return holds_collections(value)
 
 
 def load_graph(target: str, params: Mapping[str, Any] | None = None) -> TaskGraph:

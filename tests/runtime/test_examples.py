@@ -18,6 +18,7 @@ from tests.runtime import plans
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 SMALL: dict[str, dict[str, str]] = {
+    "dask_stats.py": {"rows": "2000", "cols": "4", "chunk": "500"},
     "image_tiles.py": {"size": "32", "tiles": "2"},
     "matmul.py": {"size": "32", "blocks": "2"},
     "nested_args.py": {"groups": "2", "per_group": "3"},
@@ -30,6 +31,8 @@ SMALL: dict[str, dict[str, str]] = {
 def same(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return bool(np.array_equal(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     return bool(a == b)
 
 
