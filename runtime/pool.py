@@ -112,6 +112,8 @@ class Process:
     popen: subprocess.Popen[bytes] | None = None
     last_dag: str = ""
     idle_since: float = 0.0
+    retiring: bool = False
+    """Asked to exit: never given another worker (it may already have read `exit`)."""
     buffer: bytes = b""
     timed_out: Death | None = None
 
@@ -126,7 +128,6 @@ class PoolServer:
         self.keep_warm_s = keep_warm_s
         self.mode = mode
         self.pool_id = f"{socket.gethostname()}-{os.getpid()}"
-        os.environ[POOL_ID_ENV] = self.pool_id  # inherited by every worker process
         self.redis = sync_client(url, socket_timeout=blocking_socket_timeout(POOL_TICK_S))
         self.limiter = ResourceLimiter(f"pool{os.getpid()}")
         self.deaths = DeathHandler(self.redis, url, self.pool_id)
@@ -143,6 +144,7 @@ class PoolServer:
     # -- loop ---------------------------------------------------------------------------------
 
     def serve(self, ready_token: str | None = None) -> None:
+        os.environ[POOL_ID_ENV] = self.pool_id  # inherited by every worker process
         self._heartbeat()
         if ready_token:
             self._reply(ready_token, self.pool_id)
@@ -288,7 +290,7 @@ class PoolServer:
 
     def _idle(self, spec: WorkerSpec) -> Process | None:
         idle = [p for p in self.procs.values() if p.spec is None and p.config == spec.config
-                and p.sock is not None]
+                and p.sock is not None and not p.retiring]
         if not idle:
             return None
         return max(idle, key=lambda p: (p.last_dag == spec.dag_id, p.idle_since))
@@ -391,7 +393,8 @@ class PoolServer:
             self.backlog.append(new)
 
     def _retire(self, proc: Process) -> None:
-        """Ask an idle process to exit (reaped later)."""
+        """Ask an idle process to exit (reaped later); it is never assigned again."""
+        proc.retiring = True
         if proc.sock is not None:
             with contextlib.suppress(OSError):
                 proc.sock.sendall(b"exit\n")
@@ -401,17 +404,15 @@ class PoolServer:
         of another configuration, so the slot it holds comes free (else idle processes of
         configurations nobody asks for would starve the backlog until their keep-warm ends)."""
         for proc in self.procs.values():
-            if proc.spec is None and proc.config != config and proc.idle_since != float("inf"):
+            if proc.spec is None and proc.config != config and not proc.retiring:
                 self._retire(proc)
-                proc.idle_since = float("inf")
                 return
 
     def _expire_idle(self) -> None:
         now = time.monotonic()
         for proc in list(self.procs.values()):
-            if proc.spec is None and now - proc.idle_since > self.keep_warm_s:
-                self._retire(proc)
-                proc.idle_since = float("inf")  # asked once; reaped when it exits
+            if proc.spec is None and not proc.retiring and now - proc.idle_since > self.keep_warm_s:
+                self._retire(proc)  # asked once; reaped when it exits
 
     # -- control ------------------------------------------------------------------------------
 
@@ -427,7 +428,8 @@ class PoolServer:
         for entry in msg.get("configs", []):
             memory_mb, cpus, count = (float(x) for x in entry)
             config = (int(memory_mb), cpus)
-            idle = sum(1 for p in self.procs.values() if p.spec is None and p.config == config)
+            idle = sum(1 for p in self.procs.values()
+                       if p.spec is None and p.config == config and not p.retiring)
             for _ in range(min(int(count), PREWARM_MAX_PER_CONFIG) - idle):
                 if len(self.procs) >= self.max_processes:
                     return

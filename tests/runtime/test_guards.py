@@ -185,3 +185,32 @@ def test_a_tasks_sys_exit_is_retried_like_an_exception() -> None:
     assert not policy.should_retry(SystemExit(3), 2)  # no attempt left
     narrow = RetryPolicy.of(TaskOptions(retries=1, retry_on=(ValueError,)))
     assert not narrow.should_retry(SystemExit(3), 1)  # only what retry_on names
+
+
+def test_a_process_asked_to_exit_is_never_given_another_worker(redis_url: str) -> None:
+    """An idle process past its keep-warm time is sent `exit`; until it is reaped it still looks
+    idle, and it used to be the *preferred* one for the next request (it read `exit`, left with
+    status 0, and each of three relaunches met another such process: 'relaunches exhausted')."""
+    import socket
+
+    from runtime.pool import PoolServer, Process
+
+    server = PoolServer(redis_url, f"g{uuid.uuid4().hex[:8]}")
+    pairs = [socket.socketpair() for _ in range(2)]
+    try:
+        spec = WorkerSpec(server.keys.namespace, new_dag_id("s"), "w", 1769, 1.0, 0.0)
+        old = Process(1, spec.config, pairs[0][0], None, idle_since=10.0)
+        fresh = Process(2, spec.config, pairs[1][0], None, idle_since=5.0)
+        server.procs = {1: old, 2: fresh}
+        assert server._idle(spec) is old  # the most recently idle one is preferred
+        server._retire(old)
+        assert pairs[0][1].recv(16) == b"exit\n"
+        assert server._idle(spec) is fresh
+        server._retire(fresh)
+        assert server._idle(spec) is None
+    finally:
+        server.procs = {}
+        server.redis.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
