@@ -34,7 +34,7 @@ from typing import Any, TypeVar, cast
 import redis
 
 from metadata import keys
-from metadata.connect import sync_client
+from metadata.connect import OUTAGE_S, sync_client
 from metadata.errors import MetricsStoreError, RecordError, redact_url
 from metadata.keys import DEFAULT_NAMESPACE
 from metadata.records import Record, RunRecord, TaskRecord, WorkerRecord
@@ -88,7 +88,7 @@ class MetricsStore:
 
     def __init__(self, url: str, namespace: str = DEFAULT_NAMESPACE, *,
                  max_records_per_function: int = DEFAULT_MAX_RECORDS_PER_FUNCTION,
-                 max_runs: int = DEFAULT_MAX_RUNS) -> None:
+                 max_runs: int = DEFAULT_MAX_RUNS, outage_s: float = OUTAGE_S) -> None:
         if max_records_per_function < 1:
             raise ValueError("max_records_per_function must be >= 1")
         if max_runs < 1:
@@ -101,8 +101,10 @@ class MetricsStore:
         self._raw_url = url
         try:
             self._client: redis.Redis = sync_client(url, decode_responses=True,
-                                                    socket_timeout=SOCKET_TIMEOUT_S)
-            self._raw: redis.Redis = sync_client(url, socket_timeout=SOCKET_TIMEOUT_S)
+                                                    socket_timeout=SOCKET_TIMEOUT_S,
+                                                    outage_s=outage_s)
+            self._raw: redis.Redis = sync_client(url, socket_timeout=SOCKET_TIMEOUT_S,
+                                                 outage_s=outage_s)
             """Bytes replies, for the compressed plan documents."""
         except ValueError as err:
             raise MetricsStoreError(f"bad metrics store URL {self.url}: {err}") from err

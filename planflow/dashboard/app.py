@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import redis
-import redis.asyncio as aredis
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -40,10 +39,11 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from metadata.connect import async_client
 from metadata.errors import MetadataError, redact_url
 from planflow.dashboard import analysis, pages, views
 from planflow.dashboard.live import LiveFeed, run_events, runs_events
-from planflow.dashboard.source import RunSource, UnknownRun, check_run_id
+from planflow.dashboard.source import READ_OUTAGE_S, RunSource, UnknownRun, check_run_id
 from runtime.errors import StoreError
 
 STATIC_TYPES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css",
@@ -60,11 +60,12 @@ def create_app(url: str, namespace: str = "planflow") -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.aredis = aredis.Redis.from_url(url)
+        app.state.aredis = async_client(url, outage_s=READ_OUTAGE_S)  # the one factory
         try:
             yield
         finally:
-            await app.state.aredis.aclose()
+            close = getattr(app.state.aredis, "aclose", None) or app.state.aredis.close
+            await close()
             source.close()
 
     def html_page(kind: str, title: Callable[[Request], str]) -> Callable[..., Awaitable[Any]]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from metadata.connect import sync_client
 from metadata.errors import MetadataError, RecordError, redact_url
 from metadata.keys import check_namespace
 from metadata.records import RunRecord, TaskRecord, WorkerRecord
@@ -40,6 +41,10 @@ CACHE_TTL_S = 30.0
 
 SOCKET_TIMEOUT_S = 10.0
 """Longest one dashboard read may take."""
+
+READ_OUTAGE_S = 2.0
+"""How long a dashboard read rides out a lost Redis before the page says so (a page waits for a
+person, who would rather read '503: Redis is gone' at once than stare at a spinner)."""
 
 
 @dataclass(frozen=True)
@@ -72,9 +77,9 @@ class RunSource:
         except MetadataError as err:
             raise UsageError(str(err)) from err
         try:
-            self.store = MetricsStore(url, namespace)
-            self.redis: redis.Redis = redis.Redis.from_url(
-                url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S)
+            self.store = MetricsStore(url, namespace, outage_s=READ_OUTAGE_S)
+            self.redis: redis.Redis = sync_client(url, socket_timeout=SOCKET_TIMEOUT_S,
+                                                  outage_s=READ_OUTAGE_S)
         except MetadataError as err:
             raise StoreError(f"dashboard: {err}") from err
         self._cache: OrderedDict[str, tuple[float, RunData]] = OrderedDict()

@@ -90,7 +90,7 @@ def test_unknown_strategy_and_non_records_are_clear_errors(store: MetricsStore) 
 
 
 def test_failed_flush_keeps_records_for_the_next_one(redis_url: str, namespace: str) -> None:
-    dead = MetricsStore("redis://127.0.0.1:1/0", namespace)
+    dead = MetricsStore("redis://127.0.0.1:1/0", namespace, outage_s=0)  # fail at once
     writer = MetricsWriter(dead, "batched", batch_size=2)
     writer.add(task(FN, task_id="f-0"))
     with pytest.raises(MetricsStoreError):
