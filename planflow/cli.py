@@ -85,7 +85,7 @@ def guard(fn: Callable[[], T], *, as_json: bool = False,
     except KeyboardInterrupt as err:
         code = exit_code_of(err)
         _fail(err, code, context, "interrupted" if code == 130 else
-              f"stopped by {err}; the run was cleaned up")
+              f"stopped by {err}, after cleaning up")
     except BrokenPipeError:
         _quiet_stdout()
         raise typer.Exit(BROKEN_PIPE_EXIT) from None
