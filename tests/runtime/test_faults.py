@@ -297,3 +297,35 @@ def test_redis_restarted_mid_run_fails_the_run_cleanly(tmp_path: Path) -> None:
         launcher.close()
         servers[-1].stop()
     assert pool_processes(ns) == []
+
+
+@pytest.mark.slow
+def test_a_short_redis_outage_is_ridden_out_and_the_run_completes(tmp_path: Path) -> None:
+    """A Redis that keeps its data restarts while tasks run and fetch: every component rides out
+    the lost connection (redis-py's Retry, `metadata.connect`) - the workers' fetches, uploads
+    and lease renewals, the pool, the client - and the run completes with the right result."""
+    port, ns = _free_port(), f"testoutage{uuid.uuid4().hex[:6]}"
+    pidfile = tmp_path / "sleeper.pid"
+    data = tmp_path / "redis-data"
+    server = EmbeddedRedis(data_dir=data, persistent=True, port=port)
+    server.start()
+    launcher = LocalLauncher(server.url, ns, keep_warm_s=30.0, shutdown_on_close=True)
+    plan = plans.per_task(plans.graph(workflows.slow, seconds=4.0, pidfile=pidfile))
+    servers = [server]
+
+    def restart() -> None:
+        wait_for(pidfile.exists, "the sleeper to start")
+        servers[0].stop()  # SIGTERM: the server writes its append-only file and exits
+        time.sleep(1.0)  # connections refused meanwhile
+        servers.append(EmbeddedRedis(data_dir=data, persistent=True, port=port).start())
+
+    restarter = threading.Thread(target=restart)
+    restarter.start()
+    try:
+        result = run(plan, server.url, launcher)
+    finally:
+        restarter.join()
+        launcher.close()
+        servers[-1].stop()
+    assert result.result == 2  # inc(sleeper(1)) = 2, see workflows.slow
+    assert pool_processes(ns) == []
