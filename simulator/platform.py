@@ -101,6 +101,17 @@ class Platform:
     host_cpus: float | None = None
     """CPUs of the one machine all workers share (`local`); tasks that execute at once share
     them (`simulator.host`). None: every worker has its configuration's CPUs to itself."""
+    host_memory_mb: int | None = None
+    """Memory of that machine (`local`): what the workers alive at once may hold together."""
+    store_throughput_bps: float | None = None
+    """Bytes/second the store serves in all, whatever the number of workers moving data at once
+    (one Redis thread serves them all). None: every worker's link is independent."""
+    store_op_s: float | None = None
+    """Store time per request (one Redis command's service time), serialised with the others
+    when `store_throughput_bps` is set."""
+    shm_bandwidth_bps: float | None = None
+    """Bytes/second of the same-host shared-memory path between workers on one machine. None:
+    values between workers go through the store."""
 
     def __post_init__(self) -> None:
         where = f"platform {self.name!r}"
@@ -126,8 +137,20 @@ class Platform:
             raise PlatformError(f"{where}: concurrency_limit must be an integer")
         if self.concurrency_limit < 1:
             raise PlatformError(f"{where}: concurrency_limit must be >= 1")
-        if self.host_cpus is not None and not (0 < self.host_cpus < math.inf):
-            raise PlatformError(f"{where}: host_cpus must be a number > 0, got {self.host_cpus}")
+        for name in ("host_cpus", "store_throughput_bps", "shm_bandwidth_bps"):
+            value = getattr(self, name)
+            if value is not None and not (0 < value < math.inf):
+                raise PlatformError(f"{where}: {name} must be a number > 0, got {value}")
+        if self.store_op_s is not None and not (0 <= self.store_op_s < math.inf):
+            raise PlatformError(f"{where}: store_op_s must be a number >= 0, got {self.store_op_s}")
+        if self.host_memory_mb is not None and (
+            isinstance(self.host_memory_mb, bool)
+            or not isinstance(self.host_memory_mb, int)
+            or self.host_memory_mb < 1
+        ):
+            raise PlatformError(
+                f"{where}: host_memory_mb must be an integer >= 1, got {self.host_memory_mb}"
+            )
 
     # -- configurations -------------------------------------------------------------------
     def config_index(self, memory_mb: int) -> int:

@@ -15,6 +15,10 @@ A platform file holds the fields of `simulator.platform.Platform` at top level:
     concurrency_limit = 1000            # workers alive at once
     billing_granularity_s = 0.001       # billed time is rounded up to this
     host_cpus = 2                       # optional: CPUs of the one machine all workers share
+    host_memory_mb = 24000              # optional: memory of that machine
+    store_throughput_bps = 1.2e9        # optional: bytes/s the store serves to all workers at once
+    store_op_s = 0.00003                # optional: store time per request, serialised
+    shm_bandwidth_bps = 3e9             # optional: same-host shared-memory path between workers
     configs = [128, 256, { memory_mb = 1769, cpus = 1.0, cold_start_s = 0.3 }]
 
 `configs` items are a memory size in MB or a table with `memory_mb` and optional `cpus`,
@@ -49,10 +53,20 @@ _FLOAT_FIELDS = (
     "storage_bandwidth_bps",
     "billing_granularity_s",
     "host_cpus",
+    "store_throughput_bps",
+    "store_op_s",
+    "shm_bandwidth_bps",
 )
-_OPTIONAL = ("billing_granularity_s", "host_cpus")
+_OPTIONAL = (
+    "billing_granularity_s",
+    "host_cpus",
+    "host_memory_mb",
+    "store_throughput_bps",
+    "store_op_s",
+    "shm_bandwidth_bps",
+)
 _STR_FIELDS = ("name", "extends", "description")
-_INT_FIELDS = ("concurrency_limit",)
+_INT_FIELDS = ("concurrency_limit", "host_memory_mb")
 _KNOWN = (*_FLOAT_FIELDS, *_STR_FIELDS, *_INT_FIELDS, "configs")
 _CONFIG_FIELDS = ("memory_mb", "cpus", "cold_start_s", "warm_start_s")
 
@@ -128,7 +142,12 @@ def _check_fields(data: dict[str, Any], where: str) -> dict[str, Any]:
         elif key in _INT_FIELDS:
             out[key] = _check_int(value, where, key, minimum=1)
         elif key in _FLOAT_FIELDS:
-            positive = key in ("storage_bandwidth_bps", "host_cpus")
+            positive = key in (
+                "storage_bandwidth_bps",
+                "host_cpus",
+                "store_throughput_bps",
+                "shm_bandwidth_bps",
+            )
             out[key] = _check_float(value, where, key, positive=positive)
         else:
             out[key] = _check_configs(value, where)
