@@ -111,7 +111,8 @@ def async_client(url: str, *, socket_timeout: float = COMMAND_TIMEOUT_S,
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=POOL_WAIT_S,
         retry=Retry(_backoff(), reconnect_retries(outage_s) if outage_s > 0 else 0,
-                    supported_errors=RETRIED_ERRORS),
+                    # the asyncio stubs say RedisError; the code takes any exception type
+                    supported_errors=RETRIED_ERRORS),  # type: ignore[arg-type]
         **_options(socket_timeout))
     return aioredis.Redis(connection_pool=pool)
 
