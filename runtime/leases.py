@@ -172,6 +172,14 @@ def lease_pool(raw: bytes | str) -> str | None:
     return holder.rpartition("@")[2] if "@" in holder else None
 
 
+def lease_pid(raw: bytes | str) -> int | None:
+    """The pid of the process holding a lease (`<pid>-<token>[@<pool id>]`), if one does."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    parts = text.split()
+    pid = parts[2].partition("-")[0] if len(parts) > 2 else ""
+    return int(pid) if pid.isdigit() else None
+
+
 @dataclass(frozen=True)
 class Death:
     """Why a worker's process ended early: `crash` (signal, exit), `oom` (killed at its memory

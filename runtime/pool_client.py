@@ -37,6 +37,16 @@ def process_identity() -> dict[str, Any]:
     return {"host": socket.gethostname(), "created": psutil.Process().create_time()}
 
 
+def process_alive(pid: int | None) -> bool:
+    """Whether process `pid` of this machine runs (exists and is not a zombie)."""
+    if pid is None:
+        return False
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
 def _still_here(entry: Mapping[str, Any]) -> bool:
     """Whether the process a heartbeat entry names runs on this machine right now."""
     if entry.get("host") != socket.gethostname() or "created" not in entry:
@@ -76,6 +86,12 @@ class PoolClient:
             if entry.get("expires_at", 0) > now or _still_here(entry):
                 alive.append(pool_id.decode() if isinstance(pool_id, bytes) else str(pool_id))
         return sorted(alive)
+
+    def pools_here(self) -> list[str]:
+        """Ids of pool servers whose process runs on this machine right now."""
+        entries = self.redis.hgetall(self.keys.alive())
+        return sorted((k.decode() if isinstance(k, bytes) else str(k))
+                      for k, raw in entries.items() if _still_here(json.loads(raw)))
 
     def stop(self, dag_id: str) -> None:
         """Ask every live pool to kill the run's workers; wait for their replies."""

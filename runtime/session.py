@@ -62,12 +62,14 @@ from runtime.leases import (
     LEASE_CHECK_S,
     POOL_ALIVE_GRACE_S,
     Death,
+    lease_pid,
     lease_pool,
     parse_lease,
     relaunch_call,
     relaunch_spec,
     server_time,
 )
+from runtime.pool_client import process_alive
 from runtime.program import RunProgram
 from runtime.registry import RunEntry, RunRegistry, this_client
 from runtime.result import RunResult, TaskTiming
@@ -268,19 +270,27 @@ class RunSession:
             self.entry = self.registry.heartbeat(self.entry, now)
             self._doing = "waiting for the run"
         expired = {k: v for k, v in leases.items() if parse_lease(v)[1] < now}
-        pools = self._live_pools() if expired else set()
+        pools, here = self._live_pools() if expired else (set(), set())
         for raw_id, raw in expired.items():
             generation, expires_at = parse_lease(raw)
-            if lease_pool(raw) in pools and now < expires_at + POOL_ALIVE_GRACE_S:
+            pool = lease_pool(raw)
+            if pool in here and process_alive(lease_pid(raw)):
+                # its process runs on this machine, only starved (a host far past its cores):
+                # its pool reaps it if it dies, the run's deadline bounds a stall, and a
+                # relaunch would only add load and supersede work that is nearly done
+                continue
+            if pool in pools and now < expires_at + POOL_ALIVE_GRACE_S:
                 continue  # its pool is alive: it reports the death (or the stall ends)
             self._relaunch(raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id),
                            generation)
 
-    def _live_pools(self) -> set[str]:
-        """Ids of the pool servers of this run's namespace whose heartbeat is recent."""
+    def _live_pools(self) -> tuple[set[str], set[str]]:
+        """Ids of the pool servers of this run's namespace that are alive, and of those whose
+        process runs on this machine."""
         from runtime.pool_client import PoolClient
 
-        return set(PoolClient(self.redis, self.settings.namespace).live_pools())
+        pools = PoolClient(self.redis, self.settings.namespace)
+        return set(pools.live_pools()), set(pools.pools_here())
 
     def _relaunch(self, worker_id: str, generation: int) -> None:
         old = self._current_spec(worker_id, generation)
