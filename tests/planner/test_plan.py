@@ -135,5 +135,5 @@ def test_a_plan_compiled_for_a_platform_file_finds_it_from_any_directory(
                          CompileOptions(platform="mine.toml"))
     monkeypatch.chdir("/")
     assert plan.platform == "mine"
-    assert plan.platform_source == str(tmp_path / "mine.toml")
-    assert keep_warm_of(plan.platform_source) == 7.0
+    assert plan.options["platform"] == str(tmp_path / "mine.toml")
+    assert keep_warm_of(plan) == 7.0
