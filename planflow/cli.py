@@ -1,8 +1,8 @@
 """The `planflow` command line: a thin layer that wires options to `planflow.api`.
 
 This module holds the app, the error handling and the shared options; the commands live in
-`cli_plan` (compile, simulate), `cli_run` (run, show), `cli_metrics` (metrics) and
-`cli_dashboard` (dashboard, report).
+`cli_plan` (compile, simulate), `cli_run` (run, show), `cli_metrics` (metrics),
+`cli_dashboard` (dashboard, report) and `cli_calibrate` (calibrate).
 
 Every command prints a rich table for people, or with `--json` exactly one JSON object on stdout,
 on success and on failure alike (then with `error`: type, message, exit code, and for a failed
@@ -167,7 +167,7 @@ def params_of(items: list[str] | None) -> dict[str, str]:
 
 
 # The commands register themselves on `app`; imported here because they import from above.
-from planflow import cli_dashboard, cli_metrics, cli_plan, cli_run  # noqa: E402, F401
+from planflow import cli_calibrate, cli_dashboard, cli_metrics, cli_plan, cli_run  # noqa: E402, F401
 
 
 def main() -> None:

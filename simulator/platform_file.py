@@ -109,6 +109,12 @@ def platform_from_dict(data: dict[str, Any], where: str) -> Platform:
     return _build(_check_fields(fields, where), where)
 
 
+def builtin_base(name: str) -> Platform:
+    """A shipped platform file as written: for `local`, the fixed figures without the host
+    (`simulator.host_platform` completes them)."""
+    return _builtin(name)
+
+
 @cache
 def _builtin(name: str) -> Platform:
     """A shipped file as it is (for `local`: the fixed figures `host_platform` completes)."""
