@@ -26,6 +26,11 @@ A platform file holds the fields of `simulator.platform.Platform` at top level:
 tasks that execute at once on a host share its CPUs, see `simulator.host`). A file that
 `extends` another inherits every field it does not set; `configs`, when set, replaces the
 inherited list. Every error names the file and the field.
+
+`local` is not read from its file alone: `simulator/platforms/local.toml` holds its fixed
+figures, which `simulator.host_platform` completes from this machine (or replaces with the
+machine's calibration); a file that extends `local` extends that. `platform_from_dict` reads
+back what `Platform.to_dict()` wrote (a plan carries its platform so), with the same checks.
 """
 
 from __future__ import annotations
