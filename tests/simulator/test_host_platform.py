@@ -154,3 +154,18 @@ def test_platform_toml_reads_back_equal(tmp_path: Path) -> None:
     back = load_platform_file(path)
     assert back == original and back.description == original.description
     assert load_platform_file(path, name="renamed").name == "renamed"
+
+
+def test_the_cache_lives_in_the_runtimes_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulator reads the cache without importing the runtime: both must name one dir."""
+    from runtime import defaults
+
+    names = {defaults.DATA_DIR_ENV, hp.DATA_DIR_ENV}
+    assert names == {"PLANFLOW_HOME"}
+    assert defaults.DEFAULT_DATA_DIR == Path.home() / hp.DEFAULT_DATA_DIR_NAME
+    monkeypatch.setenv("PLANFLOW_HOME", str(tmp_path))
+    assert hp.data_dir() == defaults.default_data_dir() == tmp_path
+    monkeypatch.delenv("PLANFLOW_HOME")
+    assert hp.data_dir() == defaults.default_data_dir()
