@@ -164,7 +164,7 @@ def test_the_cache_lives_in_the_runtimes_data_directory(
 
     names = {defaults.DATA_DIR_ENV, hp.DATA_DIR_ENV}
     assert names == {"PLANFLOW_HOME"}
-    assert defaults.DEFAULT_DATA_DIR == Path.home() / hp.DEFAULT_DATA_DIR_NAME
+    assert Path.home() / hp.DEFAULT_DATA_DIR_NAME == defaults.DEFAULT_DATA_DIR
     monkeypatch.setenv("PLANFLOW_HOME", str(tmp_path))
     assert hp.data_dir() == defaults.default_data_dir() == tmp_path
     monkeypatch.delenv("PLANFLOW_HOME")
