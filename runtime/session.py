@@ -445,14 +445,19 @@ class RunSession:
 
     def _record_cost(self, store: MetricsStore, record: RunRecord) -> None:
         """Replace the run's record with one that carries its observed cost (from the workers'
-        records, at the plan's platform prices: `runtime.billing`)."""
+        records, at the prices of the platform the plan carries: `runtime.billing`; a plan
+        built by hand without one is billed at the built-in platform it names, if any)."""
         from runtime.billing import observed_cost
         from simulator.platform import load_platform
+        from simulator.platform_file import BUILTIN_NAMES
 
         workers = store.worker_records(self.settings.dag_id)
-        if not workers:
+        platform = self.plan.platform_spec
+        if platform is None and self.plan.platform in BUILTIN_NAMES:
+            platform = load_platform(self.plan.platform)
+        if not workers or platform is None:
             return
-        cost = observed_cost(workers, load_platform(self.plan.platform_source))
+        cost = observed_cost(workers, platform)
         store.write_run(replace(record, observed_cost_usd=cost.cost_usd))
 
     def _await_worker_records(self, store: MetricsStore, expected: int) -> None:
