@@ -37,6 +37,7 @@ ROWS = (
 """Platform fields shown measured beside assumed: label, field, unit."""
 
 EXTRAS = (
+    ("store requests/s, all clients", "store_requests_per_s"),
     ("pool start", "pool_start_s"),
     ("plan download", "plan_download_s"),
     ("fork", "fork_s"),
@@ -104,7 +105,8 @@ def _render(c: Calibration, written: list[Path]) -> None:
     for label, name, unit in ROWS:
         table.add_row(label, _fmt(now.get(name), unit), _fmt(before.get(name), unit))
     for label, name in EXTRAS:
-        table.add_row(label, _fmt(c.measured.get(name), "s"), "-")
+        unit = "int" if name.endswith("_per_s") else "s"
+        table.add_row(label, _fmt(c.measured.get(name), unit), "-")
     for q in c.quotas:
         table.add_row(
             f"CPU quota {q.requested_cpus:g}",
@@ -141,4 +143,4 @@ def _fmt(value: Any, unit: str) -> str:
         return f"{value} MB"
     if unit == "cpus":
         return f"{value:g}"
-    return str(value)
+    return f"{value:,.0f}" if isinstance(value, float) else str(value)

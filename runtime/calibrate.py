@@ -11,8 +11,9 @@ Steps, in order (each reports on `progress` before it starts):
    append-only file on, Unix socket) in a temporary data directory, so the user's history is
    not touched: one client's round trips by value size (1 KB .. 100 MB; `--quick` stops at
    16 MB), fitted to `storage_latency_s` + bytes / `storage_bandwidth_bps`; then 2 x CPUs
-   processes at once, 1 MB values -> `store_throughput_bps`, small values -> `store_op_s`
-   (`runtime.host_probes`).
+   processes at once, 1 MB values -> `store_throughput_bps` (the bytes/second they got in all),
+   small values -> `store_requests_per_s` and `store_op_s` (CPU time of Redis's one serving
+   thread per request, `runtime.host_probes`).
 3. **workers**: the local launcher's pool (`runtime.local`) on that Redis runs a small plan
    twice: `PROBE_WORKERS` workers with one no-op task each, then the same again while the
    processes are idle. Their worker records give the cold start (start request to running,
@@ -135,7 +136,9 @@ def calibrate(*, quick: bool = False, progress: Progress | None = None) -> Calib
         moving = host_probes.store_aggregate(url, clients, seconds, host_probes.MB)
         small = host_probes.store_aggregate(url, clients, seconds, host_probes.OP_VALUE_BYTES)
         measured.update(
-            store_throughput_bps=moving.bytes_per_s, store_op_s=1.0 / small.requests_per_s
+            store_throughput_bps=moving.bytes_per_s,
+            store_requests_per_s=small.requests_per_s,
+            store_op_s=small.server_s_per_request,
         )
         steps["store_s"] = _lap(clock)
         clock = time.perf_counter()

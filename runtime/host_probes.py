@@ -6,8 +6,9 @@ Each probe returns plain figures (seconds, bytes/second) and takes well under a 
   store at `url`; `fit_link` turns them into a per-request latency and a bandwidth
   (least squares of time = latency + bytes / bandwidth over the GETs);
 * `store_aggregate(url, clients, ...)`: `clients` processes (forked) moving values at once for
-  a fixed time: the bytes/second the one Redis thread serves in all, and with small values the
-  service time per request (`store_op_s`: elapsed / requests served, all clients together);
+  a fixed time: the bytes/second the one Redis thread serves them in all, the requests/second,
+  and the CPU time of Redis's main thread per request (INFO cpu): with small values, that is
+  the service time of one request (`store_op_s`) however busy the clients keep themselves;
 * `shm_bandwidth(nbytes)`: write then read one value through `runtime.shm` (tmpfs), as a worker
   hands a value to another on the same host;
 * `fork_cost()`: `os.fork` + `_exit` + `waitpid` of this process;
@@ -73,11 +74,13 @@ class SizeTiming:
 
 @dataclass(frozen=True)
 class Aggregate:
-    """What `clients` processes got from the store at once."""
+    """What `clients` processes got from the store at once, and what it cost the server: the
+    CPU seconds of Redis's main thread (the one that serves every request) per request."""
 
     clients: int
     bytes_per_s: float
     requests_per_s: float
+    server_s_per_request: float
 
 
 @dataclass(frozen=True)
@@ -150,18 +153,28 @@ def store_aggregate(url: str, clients: int, duration_s: float, value_bytes: int)
     ]
     for p in procs:
         p.start()
+    server = sync_client(url)
     try:
         start.wait(timeout=30)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), _server_cpu_s(server)
         counts = [results.get(timeout=duration_s + 30) for _ in procs]
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, _server_cpu_s(server) - cpu0
     finally:
+        server.close()
         for p in procs:
             p.join(timeout=5)
             if p.is_alive():
                 p.kill()
-    requests = sum(c for c in counts)
-    return Aggregate(clients, requests * value_bytes / elapsed, requests / elapsed)
+    requests = max(1, sum(c for c in counts))
+    return Aggregate(clients, requests * value_bytes / elapsed, requests / elapsed, cpu / requests)
+
+
+def _server_cpu_s(client: Any) -> float:
+    """CPU seconds Redis's main thread has used (INFO cpu; the whole server before 6.0)."""
+    info = client.info("cpu")
+    if "used_cpu_user_main_thread" in info:
+        return float(info["used_cpu_user_main_thread"] + info["used_cpu_sys_main_thread"])
+    return float(info["used_cpu_user"] + info["used_cpu_sys"])
 
 
 def _mover(url: str, value_bytes: int, duration_s: float, start: Any, results: Any) -> None:

@@ -49,6 +49,7 @@ def test_json_is_one_object_with_measured_and_assumed_figures(
         "store_op_s",
         "shm_bandwidth_bps",
         "fork_s",
+        "store_requests_per_s",
     ):
         assert measured[key] > 0, key
     assert measured["warm_start_s"] < measured["cold_start_s"]
