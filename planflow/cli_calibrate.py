@@ -29,7 +29,7 @@ ROWS = (
     ("warm start", "warm_start_s", "s"),
     ("store latency", "storage_latency_s", "s"),
     ("store bandwidth, one client", "storage_bandwidth_bps", "bps"),
-    ("store throughput, all clients", "store_throughput_bps", "bps"),
+    ("store throughput, all", "store_throughput_bps", "bps"),
     ("store time per request", "store_op_s", "s"),
     ("shared-memory bandwidth", "shm_bandwidth_bps", "bps"),
     ("concurrency limit", "concurrency_limit", "int"),
@@ -37,7 +37,8 @@ ROWS = (
 """Platform fields shown measured beside assumed: label, field, unit."""
 
 EXTRAS = (
-    ("store requests/s, all clients", "store_requests_per_s"),
+    ("store requests/s, all", "store_requests_per_s"),
+    ("store capacity, Redis alone", "store_server_bps"),
     ("pool start", "pool_start_s"),
     ("plan download", "plan_download_s"),
     ("fork", "fork_s"),
@@ -105,12 +106,12 @@ def _render(c: Calibration, written: list[Path]) -> None:
     for label, name, unit in ROWS:
         table.add_row(label, _fmt(now.get(name), unit), _fmt(before.get(name), unit))
     for label, name in EXTRAS:
-        unit = "int" if name.endswith("_per_s") else "s"
+        unit = "int" if name.endswith("_per_s") else "bps" if name.endswith("_bps") else "s"
         table.add_row(label, _fmt(c.measured.get(name), unit), "-")
     for q in c.quotas:
         table.add_row(
             f"CPU quota {q.requested_cpus:g}",
-            f"{q.observed_cpus:.2f} CPU ({q.enforcement})",
+            f"{q.observed_cpus:.2f} ({q.enforcement}; no quota: {q.unlimited_cpus:.2f})",
             f"{q.requested_cpus:g} CPU",
         )
     console.print(table)

@@ -11,7 +11,8 @@ Steps, in order (each reports on `progress` before it starts):
    append-only file on, Unix socket) in a temporary data directory, so the user's history is
    not touched: one client's round trips by value size (1 KB .. 100 MB; `--quick` stops at
    16 MB), fitted to `storage_latency_s` + bytes / `storage_bandwidth_bps`; then 2 x CPUs
-   processes at once, 1 MB values -> `store_throughput_bps` (the bytes/second they got in all),
+   processes at once, 1 MB values -> `store_throughput_bps` (the bytes/second they got in all;
+   `store_server_bps` beside it: bytes per CPU second of Redis's thread, its capacity alone),
    small values -> `store_requests_per_s` and `store_op_s` (CPU time of Redis's one serving
    thread per request, `runtime.host_probes`).
 3. **workers**: the local launcher's pool (`runtime.local`) on that Redis runs a small plan
@@ -137,6 +138,7 @@ def calibrate(*, quick: bool = False, progress: Progress | None = None) -> Calib
         small = host_probes.store_aggregate(url, clients, seconds, host_probes.OP_VALUE_BYTES)
         measured.update(
             store_throughput_bps=moving.bytes_per_s,
+            store_server_bps=host_probes.MB / max(moving.server_s_per_request, 1e-9),
             store_requests_per_s=small.requests_per_s,
             store_op_s=small.server_s_per_request,
         )
@@ -152,7 +154,7 @@ def calibrate(*, quick: bool = False, progress: Progress | None = None) -> Calib
     )
     measured["fork_s"] = host_probes.fork_cost()
     quotas = tuple(
-        host_probes.quota_behaviour(c, 0.2 if quick else host_probes.QUOTA_SPIN_S)
+        host_probes.quota_behaviour(c, host_probes.QUOTA_WORK_S / (2 if quick else 1))
         for c in (QUOTA_PROBES_CPUS[-1:] if quick else QUOTA_PROBES_CPUS)
     )
     steps["host_s"] = _lap(clock)
@@ -314,7 +316,8 @@ def _header(c: Calibration) -> str:
         for t in c.store_sizes
     ]
     lines += [
-        f"CPU quota {q.requested_cpus:g}: got {q.observed_cpus:.2f} CPU ({q.enforcement})"
+        f"CPU quota {q.requested_cpus:g}: got {q.observed_cpus:.2f} CPU ({q.enforcement}), "
+        f"an unlimited process {q.unlimited_cpus:.2f}"
         for q in c.quotas
     ]
     return "\n".join(lines)

@@ -13,18 +13,19 @@ Each probe returns plain figures (seconds, bytes/second) and takes well under a 
   hands a value to another on the same host;
 * `fork_cost()`: `os.fork` + `_exit` + `waitpid` of this process;
 * `quota_behaviour(cpus)`: a child spinning under a cgroup CPU quota of `cpus` (runtime.limits)
-  for a while: the share of one CPU it got, and whether the quota was enforced at all.
+  for a while: the share of one CPU it got, whether the quota was enforced at all, and the
+  share an unlimited child got just before (so that other load is not taken for the quota).
 """
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,11 @@ AGGREGATE_VALUE_BYTES = MB
 OP_VALUE_BYTES = 16
 """Value size of the per-request probe (small: the request, not the bytes, costs)."""
 
-QUOTA_SPIN_S = 0.4
-"""Wall time a child spins under a CPU quota in `quota_behaviour`."""
+QUOTA_WORK_S = 0.1
+"""CPU seconds a child spins for in `quota_behaviour` (its wall time is what is measured)."""
+
+QUOTA_WALL_CAP_S = 5.0
+"""A spinning child stops after this wall time whatever CPU it got (a starved machine)."""
 
 
 QUOTA_MEMORY_MB = 256
@@ -85,10 +89,12 @@ class Aggregate:
 
 @dataclass(frozen=True)
 class QuotaBehaviour:
-    """A CPU-bound child under a quota of `requested_cpus`: the CPU share it got."""
+    """A CPU-bound child under a quota of `requested_cpus`: the CPU share it got, and the share
+    an unlimited child got just before (below 1 when other load holds the cores)."""
 
     requested_cpus: float
     observed_cpus: float
+    unlimited_cpus: float
     enforcement: str  # "cgroup" or "none" (runtime.limits)
 
 
@@ -230,31 +236,43 @@ def fork_cost(repeats: int = 20) -> float:
     return statistics.median(times)
 
 
-def quota_behaviour(cpus: float, spin_s: float = QUOTA_SPIN_S) -> QuotaBehaviour:
-    """The CPU share a spinning child gets under a quota of `cpus` (runtime.limits)."""
+def quota_behaviour(cpus: float, work_s: float = QUOTA_WORK_S) -> QuotaBehaviour:
+    """The CPU share a spinning child gets under a quota of `cpus` (runtime.limits), beside
+    the share an unlimited one gets just before (what other load on the machine leaves)."""
     from runtime.limits import ResourceLimiter
 
     limiter = ResourceLimiter(f"calibrate{os.getpid()}")
+    try:
+        unlimited, _ = _spin(work_s, None)
+        observed, enforcement = _spin(
+            work_s, lambda pid: limiter.apply(pid, QUOTA_MEMORY_MB, cpus).cpu
+        )
+    finally:
+        limiter.close()
+    return QuotaBehaviour(cpus, observed, unlimited, enforcement)
+
+
+def _spin(work_s: float, limit: Callable[[int], str] | None) -> tuple[float, str]:
+    """CPU seconds per wall second of a child spinning until it has used `work_s` of CPU,
+    started once `limit` (given its pid) has put it under its limits; and what `limit`
+    returned."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child waits until its limits are in place, then spins
         os.close(write_fd)
         os.read(read_fd, 1)
-        end = time.monotonic() + spin_s
-        while time.monotonic() < end:
+        cap = time.monotonic() + QUOTA_WALL_CAP_S
+        while time.process_time() < work_s and time.monotonic() < cap:
             pass
         os._exit(0)
     os.close(read_fd)
     try:
-        enforcement = limiter.apply(pid, QUOTA_MEMORY_MB, cpus).cpu
+        enforcement = limit(pid) if limit is not None else "none"
         os.write(write_fd, b"x")
         t0 = time.monotonic()
         _, _, usage = os.wait4(pid, 0)
         wall = time.monotonic() - t0
     finally:
         os.close(write_fd)
-        with contextlib.suppress(OSError):
-            limiter.release(pid)
-        limiter.close()
     used = usage.ru_utime + usage.ru_stime
-    return QuotaBehaviour(cpus, used / wall if wall > 0 else 0.0, enforcement)
+    return (used / wall if wall > 0 else 0.0), enforcement

@@ -85,7 +85,7 @@ def test_human_output_shows_measured_beside_assumed(
     res = CliRunner().invoke(app, ["calibrate", "--quick"])
     assert res.exit_code == 0, res.stderr
     assert "measured" in res.stdout and "assumed before" in res.stdout
-    assert "store throughput, all clients" in res.stdout and "16 MB" in res.stdout
+    assert "store throughput, all" in res.stdout and "16 MB" in res.stdout
     assert f"wrote {hp.calibration_path()}" in res.stdout.replace("\n", "")
 
 
