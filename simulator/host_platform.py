@@ -201,12 +201,19 @@ def derive_local(base: Platform, facts: HostFacts) -> Platform:
 
 def local_platform(base: Platform) -> Platform:
     """This machine: the calibration cached for it, else `derive_local(base, host_facts())`."""
+    from simulator.errors import PlatformError
     from simulator.platform_file import load_platform_file
 
     facts = host_facts()
     path = calibration_path(machine_identity(facts))
     if path.is_file():
-        return load_platform_file(path, name="local")
+        try:
+            return load_platform_file(path, name="local")
+        except PlatformError as err:
+            raise PlatformError(
+                f"this machine's calibration is unusable: {err}; run "
+                f"`planflow calibrate` again, or delete {path}"
+            ) from err
     _derived["seen"] = True
     return derive_local(base, facts)
 

@@ -137,6 +137,18 @@ def test_calibration_cache_is_local_on_this_machine_only(
     assert hp.MachineIdentity("vm", "other", 2.0, 1000).key != other.key
 
 
+def test_a_broken_calibration_names_the_file_and_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from simulator import PlatformError
+
+    monkeypatch.setenv("PLANFLOW_HOME", str(tmp_path))
+    path = write(hp.calibration_path(), "cold_start_s = [\n")
+    with pytest.raises(PlatformError, match="planflow calibrate") as err:
+        load_platform("local")
+    assert str(path) in str(err.value) and "not valid TOML" in str(err.value)
+
+
 def test_a_file_extending_local_extends_this_machine(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
