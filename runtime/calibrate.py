@@ -33,6 +33,7 @@ measured (`check_writable`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import statistics
 import tempfile
@@ -63,14 +64,24 @@ PROBE_WORKERS = 4
 AGGREGATE_CLIENTS_PER_CPU = 2
 """Store clients per host CPU in the aggregate probes (more clients than cores, as in a run)."""
 
-AGGREGATE_S = 1.0
-"""Time each aggregate store probe runs (`quick`: a third of it)."""
 
-SHM_PROBE_BYTES = 64 << 20
-"""Value size of the shared-memory probe (`quick`: a quarter of it)."""
+@dataclass(frozen=True)
+class Budget:
+    """How much each probe measures: `FULL` (the default) or `QUICK` (`--quick`, tests)."""
 
-QUOTA_PROBES_CPUS = (0.25, 0.5)
-"""CPU quotas below one CPU whose behaviour is measured (`quick`: the last only)."""
+    store_sizes: tuple[int, ...]
+    per_size_s: float  # time spent on round trips of one value size
+    aggregate_s: float  # time each aggregate store probe runs
+    shm_bytes: int  # value size of the shared-memory probe
+    quota_cpus: tuple[float, ...]  # CPU quotas below one CPU whose behaviour is measured
+    quota_work_s: float  # CPU seconds a probe child spins for
+
+
+FULL = Budget(host_probes.STORE_SIZES, 0.6, 1.0, 64 << 20, (0.25, 0.5), 0.1)
+"""About 10 s on an idle 2-core machine."""
+
+QUICK = Budget(host_probes.STORE_SIZES[:-1], 0.2, 0.3, 16 << 20, (0.5,), 0.05)
+"""A few seconds: values up to 16 MB, shorter aggregates, one quota."""
 
 WORKER_RECORD_WAIT_S = 10.0
 """How long to wait for the probe workers' records after their run returned."""
@@ -118,30 +129,15 @@ def calibrate(*, quick: bool = False, progress: Progress | None = None) -> Calib
     from simulator.platform_file import builtin_base
 
     say = progress or (lambda _message: None)
+    budget = QUICK if quick else FULL
     started = time.perf_counter()
-    steps: dict[str, float] = {}
     facts = host_facts()
     say(f"host: {facts.describe()}")
     assumed = derive_local(builtin_base("local"), facts)
-    measured: dict[str, float] = {}
+    steps: dict[str, float] = {}
     clock = time.perf_counter()
     with _store() as url:
-        sizes = host_probes.STORE_SIZES[:-1] if quick else host_probes.STORE_SIZES
-        say(f"store: round trips of {', '.join(_size(n) for n in sizes)} values")
-        timings = host_probes.store_by_size(url, sizes, 0.2 if quick else 0.6)
-        latency, bandwidth = host_probes.fit_link(timings)
-        measured.update(storage_latency_s=latency, storage_bandwidth_bps=bandwidth)
-        clients = max(2, AGGREGATE_CLIENTS_PER_CPU * int(-(-facts.cpus // 1)))
-        say(f"store: {clients} clients at once")
-        seconds = AGGREGATE_S / 3 if quick else AGGREGATE_S
-        moving = host_probes.store_aggregate(url, clients, seconds, host_probes.MB)
-        small = host_probes.store_aggregate(url, clients, seconds, host_probes.OP_VALUE_BYTES)
-        measured.update(
-            store_throughput_bps=moving.bytes_per_s,
-            store_server_bps=host_probes.MB / max(moving.server_s_per_request, 1e-9),
-            store_requests_per_s=small.requests_per_s,
-            store_op_s=small.server_s_per_request,
-        )
+        measured, timings = store_figures(url, facts, budget, say)
         steps["store_s"] = _lap(clock)
         clock = time.perf_counter()
         say(f"workers: {PROBE_WORKERS} cold, then {PROBE_WORKERS} warm, on the local pool")
@@ -149,14 +145,9 @@ def calibrate(*, quick: bool = False, progress: Progress | None = None) -> Calib
         steps["workers_s"] = _lap(clock)
     clock = time.perf_counter()
     say("shared memory, fork, CPU quotas")
-    measured["shm_bandwidth_bps"] = host_probes.shm_bandwidth(
-        SHM_PROBE_BYTES // 4 if quick else SHM_PROBE_BYTES
-    )
+    measured["shm_bandwidth_bps"] = host_probes.shm_bandwidth(budget.shm_bytes)
     measured["fork_s"] = host_probes.fork_cost()
-    quotas = tuple(
-        host_probes.quota_behaviour(c, host_probes.QUOTA_WORK_S / (2 if quick else 1))
-        for c in (QUOTA_PROBES_CPUS[-1:] if quick else QUOTA_PROBES_CPUS)
-    )
+    quotas = tuple(host_probes.quota_behaviour(c, budget.quota_work_s) for c in budget.quota_cpus)
     steps["host_s"] = _lap(clock)
     platform = calibrated_platform(assumed, measured, facts)
     return Calibration(
@@ -170,6 +161,30 @@ def calibrate(*, quick: bool = False, progress: Progress | None = None) -> Calib
         machine_identity(facts).key,
         steps,
     )
+
+
+def store_figures(
+    url: str, facts: HostFacts, budget: Budget, say: Progress
+) -> tuple[dict[str, float], list[host_probes.SizeTiming]]:
+    """One client by value size, then 2 x CPUs clients at once (module docstring, step 2)."""
+    sizes = budget.store_sizes
+    say(f"store: round trips of {', '.join(_size(n) for n in sizes)} values")
+    timings = host_probes.store_by_size(url, sizes, budget.per_size_s)
+    latency, bandwidth = host_probes.fit_link(timings)
+    clients = max(2, AGGREGATE_CLIENTS_PER_CPU * math.ceil(facts.cpus))
+    say(f"store: {clients} clients at once")
+    moving = host_probes.store_aggregate(url, clients, budget.aggregate_s, host_probes.MB)
+    small = host_probes.store_aggregate(
+        url, clients, budget.aggregate_s, host_probes.OP_VALUE_BYTES
+    )
+    return {
+        "storage_latency_s": latency,
+        "storage_bandwidth_bps": bandwidth,
+        "store_throughput_bps": moving.bytes_per_s,
+        "store_server_bps": host_probes.MB / max(moving.server_s_per_request, 1e-9),
+        "store_requests_per_s": small.requests_per_s,
+        "store_op_s": small.server_s_per_request,
+    }, timings
 
 
 PLATFORM_FIELDS = (
