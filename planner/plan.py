@@ -125,7 +125,7 @@ class Plan:
     planning: Mapping[str, Any] = field(default_factory=dict)
     platform_spec: Platform | None = None
     """The platform the plan was compiled for, every field. `compile` always sets it; None
-    only in plans built by hand (tests, benchmarks), which run with the runtime's defaults."""
+    only in plans built by hand (tests, benchmarks): see `platform_of`."""
 
     @property
     def workflow(self) -> str:
@@ -189,6 +189,17 @@ class Plan:
             zf.writestr("graph.pkl", graph_blob)
         tmp.replace(path)  # never leave a half-written plan under the real name
         return path
+
+
+def platform_of(plan: Plan) -> Platform | None:
+    """The platform `plan` carries; for a plan built by hand without one, the built-in platform
+    it names (shipped with planflow, never a user's file), else None."""
+    if plan.platform_spec is not None:
+        return plan.platform_spec
+    from simulator.platform import load_platform
+    from simulator.platform_file import BUILTIN_NAMES
+
+    return load_platform(plan.platform) if plan.platform in BUILTIN_NAMES else None
 
 
 def read_plan_json(path: str | Path) -> dict[str, Any]:

@@ -9,7 +9,8 @@ run that finishes before the client starts waiting leaves `ok` there for BLPOP t
 wait has a deadline (`timeout_s`); past it the run fails naming the tasks still pending.
 
 The run takes what it needs of the platform (keep-warm time, configuration sizes) from the
-plan (`Plan.platform_spec`), never from a platform file, which may be absent or changed here.
+plan (`Plan.platform_spec`; `planner.plan.platform_of` for plans built by hand), never from a
+platform file, which may be absent or changed here.
 
 Whatever the outcome - result, task failure, deadline, Ctrl-C - the run's keys are deleted (the
 program lists them all: no SCAN) and, unless the run succeeded, its workers are stopped first,
@@ -33,7 +34,7 @@ from metadata.errors import MetadataError, redact_url
 from metadata.keys import check_namespace
 from metadata.writer import UploadStrategy
 from planner.errors import UsageError
-from planner.plan import Plan
+from planner.plan import Plan, platform_of
 from runtime import shm
 from runtime.defaults import CLAIM_GRACE_S, REDIS_URL_ENV
 from runtime.embedded import EmbeddedRedis
@@ -136,16 +137,17 @@ def make_launcher(name: str, url: str, namespace: str, *,
 
 def keep_warm_of(plan: Plan) -> float:
     """The keep-warm time of the plan's platform (how long the local pool keeps idle
-    processes); the pool's default for a plan built by hand without one."""
-    spec = plan.platform_spec
-    return DEFAULT_KEEP_WARM_S if spec is None else float(spec.keep_warm_s)
+    processes); the pool's default for a hand-built plan of no known platform."""
+    platform = platform_of(plan)
+    return DEFAULT_KEEP_WARM_S if platform is None else float(platform.keep_warm_s)
 
 
 def platform_sizes(plan: Plan) -> tuple[tuple[int, float], ...]:
-    """The (memory MB, CPUs) configurations of the plan's platform; () for a plan built by
-    hand without one (then an OOM-killed worker is not relaunched larger)."""
-    spec = plan.platform_spec
-    return () if spec is None else tuple((c.memory_mb, float(c.cpus)) for c in spec.configs)
+    """The (memory MB, CPUs) configurations of the plan's platform; () for a hand-built plan
+    of no known platform (then an OOM-killed worker is not relaunched larger)."""
+    platform = platform_of(plan)
+    return () if platform is None else tuple(
+        (c.memory_mb, float(c.cpus)) for c in platform.configs)
 
 
 def _check_arguments(namespace: str, launcher: str | Launcher, timeout_s: float,

@@ -445,16 +445,12 @@ class RunSession:
 
     def _record_cost(self, store: MetricsStore, record: RunRecord) -> None:
         """Replace the run's record with one that carries its observed cost (from the workers'
-        records, at the prices of the platform the plan carries: `runtime.billing`; a plan
-        built by hand without one is billed at the built-in platform it names, if any)."""
+        records, at the prices of the plan's platform: `runtime.billing`, `platform_of`)."""
+        from planner.plan import platform_of
         from runtime.billing import observed_cost
-        from simulator.platform import load_platform
-        from simulator.platform_file import BUILTIN_NAMES
 
         workers = store.worker_records(self.settings.dag_id)
-        platform = self.plan.platform_spec
-        if platform is None and self.plan.platform in BUILTIN_NAMES:
-            platform = load_platform(self.plan.platform)
+        platform = platform_of(self.plan)
         if not workers or platform is None:
             return
         cost = observed_cost(workers, platform)

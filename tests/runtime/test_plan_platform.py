@@ -33,9 +33,16 @@ def test_run_ignores_a_changed_or_missing_platform_file(tmp_path: Path, redis_ur
     assert result.result == sum(range(1, 5))
 
 
-def test_a_plan_built_by_hand_runs_with_the_runtime_defaults() -> None:
+def test_a_plan_built_by_hand_takes_the_built_in_it_names_else_the_defaults() -> None:
+    from dataclasses import replace
+
     from runtime.pool import DEFAULT_KEEP_WARM_S
+    from simulator import load_platform
 
     plan = plans.one_worker(trace_workflow(tree, {"leaves": "2"}))
-    assert plan.platform_spec is None
-    assert keep_warm_of(plan) == DEFAULT_KEEP_WARM_S and platform_sizes(plan) == ()
+    assert plan.platform_spec is None and plan.platform == "local"
+    local = load_platform("local")
+    assert keep_warm_of(plan) == local.keep_warm_s
+    assert platform_sizes(plan) == tuple((c.memory_mb, c.cpus) for c in local.configs)
+    nowhere = replace(plan, platform="nowhere")
+    assert keep_warm_of(nowhere) == DEFAULT_KEEP_WARM_S and platform_sizes(nowhere) == ()
