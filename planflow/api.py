@@ -1,7 +1,8 @@
 """The Python API; the CLI is a thin layer over these functions.
 
 `compile(target, params, **options) -> Plan`, `simulate(target, ...) -> WhatIf`,
-`run(target, params, ...) -> RunResult`, `show(path) -> dict`, `load(path) -> Plan`. A target
+`run(target, params, ...) -> RunResult`, `show(path) -> dict`, `load(path) -> Plan`,
+`calibrate(quick=..., out=...) -> Calibration` (this machine as `local`). A target
 is a `Plan`, a `.plan` path, a `@workflow` object, a `module.py[:workflow]` path, a WfFormat
 `.json` file, or Dask collections: a collection (dask.array, dask.dataframe, dask.bag,
 dask.delayed) or a list/tuple/dict holding some, compiled and run like a workflow (`run`
@@ -28,6 +29,7 @@ from runtime.result import RunResult
 
 if TYPE_CHECKING:
     from planner.whatif import WhatIf
+    from runtime.calibrate import Calibration
     from runtime.session import RunProgress
     from simulator.platform import Platform
 
@@ -226,3 +228,21 @@ def parse_set(item: str | tuple[str, int]) -> tuple[str, int]:
     except ValueError:
         raise UsageError(f"--set '{item}': expected PATTERN=MEMORY_MB, e.g. 'resize*=512'"
                          ) from None
+
+
+def calibrate(*, quick: bool = False, out: str | Path | None = None,
+              progress: Callable[[str], None] | None = None) -> Calibration:
+    """Measure this machine (`runtime.calibrate`), cache it as the `local` platform in
+    `$PLANFLOW_HOME` and write a copy to `out` when given; `Calibration.written` lists the
+    files. Checks that they can be written before measuring anything."""
+    from runtime.calibrate import calibrate as measure
+    from runtime.calibrate import check_writable, write_calibration
+    from simulator.host_platform import calibration_path
+
+    target = None if out is None else Path(out)
+    check_writable(calibration_path().parent)
+    if target is not None:
+        check_writable(target.resolve().parent)
+    result = measure(quick=quick, progress=progress)
+    paths = write_calibration(result, target)
+    return dataclasses.replace(result, written=tuple(str(p) for p in paths))

@@ -3,7 +3,7 @@
 Wires the options to `runtime.calibrate` and prints what it measured beside what `local`
 assumed before (the platform derived from the host's CPUs and memory), a table of the store's
 round trips by value size, and where the platform file went; `--json` prints one object
-(`runtime.calibrate.Calibration.to_json` plus `written`). Progress goes to stderr.
+(`runtime.calibrate.Calibration.to_json`, `written` naming the files). Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -68,24 +68,19 @@ def calibrate_cmd(
     """Measure this machine (CPUs, memory, start-ups, store, shared memory) as `local`."""
 
     def body() -> None:
+        from planflow import api
         from planner.errors import UsageError
-        from runtime.calibrate import calibrate, check_writable, write_calibration
-        from simulator.host_platform import calibration_path
 
         if launcher not in CALIBRATE_LAUNCHERS:
             raise UsageError(
                 f"--launcher {launcher}: calibrate measures the workers of "
                 f"{', '.join(CALIBRATE_LAUNCHERS)} (this machine)"
             )
-        check_writable(calibration_path().parent)
-        if out is not None:
-            check_writable(out.resolve().parent)
-        result = calibrate(quick=quick, progress=_progress)
-        written = write_calibration(result, out)
+        result = api.calibrate(quick=quick, out=out, progress=_progress)
         if as_json:
-            print_json({**result.to_json(), "written": [str(p) for p in written]})
+            print_json(result.to_json())
         else:
-            _render(result, written)
+            _render(result)
 
     guard(body, as_json=as_json)
 
@@ -94,7 +89,7 @@ def _progress(message: str) -> None:
     print(f"calibrate: {message}", file=sys.stderr, flush=True)
 
 
-def _render(c: Calibration, written: list[Path]) -> None:
+def _render(c: Calibration) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -127,7 +122,7 @@ def _render(c: Calibration, written: list[Path]) -> None:
             str(t.repeats),
         )
     console.print(sizes)
-    for path in written:
+    for path in c.written:
         console.print(f"wrote {path}")
 
 

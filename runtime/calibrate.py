@@ -104,6 +104,8 @@ class Calibration:
     elapsed_s: float
     machine_key: str
     steps_s: dict[str, float] = field(default_factory=dict)
+    written: tuple[str, ...] = ()
+    """Where `write_calibration` put the platform file (the cache first)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +120,7 @@ class Calibration:
             "platform": self.platform.to_dict(),
             "elapsed_s": self.elapsed_s,
             "steps_s": dict(self.steps_s),
+            "written": list(self.written),
         }
 
 

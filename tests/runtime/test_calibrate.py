@@ -108,3 +108,18 @@ def test_only_the_local_launcher_is_calibrated(
     monkeypatch.setenv("PLANFLOW_HOME", str(tmp_path))
     res = CliRunner().invoke(app, ["calibrate", "--launcher", "ray"])
     assert res.exit_code == 2 and "--launcher ray" in res.stderr
+
+
+def test_the_python_api_checks_the_output_before_measuring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import planflow
+    from runtime.calibrate import CalibrationError
+
+    monkeypatch.setenv("PLANFLOW_HOME", str(tmp_path / "home"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    said: list[str] = []
+    with pytest.raises(CalibrationError, match="cannot write the calibration to"):
+        planflow.calibrate(quick=True, out=blocker / "x.toml", progress=said.append)
+    assert said == []  # nothing was measured
