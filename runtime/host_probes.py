@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from metadata.connect import sync_client
+from runtime.errors import StoreError
 
 KB = 1 << 10
 MB = 1 << 20
@@ -57,6 +60,10 @@ QUOTA_WORK_S = 0.1
 QUOTA_WALL_CAP_S = 5.0
 """A spinning child stops after this wall time whatever CPU it got (a starved machine)."""
 
+
+CLIENT_WAIT_S = 30.0
+"""How long the aggregate probe waits for its clients to start, and beyond its duration for
+them to report."""
 
 QUOTA_MEMORY_MB = 256
 """Memory limit of the spinning child (it allocates nothing; the limit only has to be valid)."""
@@ -161,17 +168,25 @@ def store_aggregate(url: str, clients: int, duration_s: float, value_bytes: int)
         p.start()
     server = sync_client(url)
     try:
-        start.wait(timeout=30)
+        start.wait(timeout=CLIENT_WAIT_S)
         t0, cpu0 = time.perf_counter(), _server_cpu_s(server)
-        counts = [results.get(timeout=duration_s + 30) for _ in procs]
+        outcomes = [results.get(timeout=duration_s + CLIENT_WAIT_S) for _ in procs]
         elapsed, cpu = time.perf_counter() - t0, _server_cpu_s(server) - cpu0
+    except (queue.Empty, threading.BrokenBarrierError) as err:
+        raise StoreError(
+            f"the store probe's {clients} clients did not start or report within "
+            f"{CLIENT_WAIT_S:.0f} s (is the machine overloaded?)"
+        ) from err
     finally:
         server.close()
         for p in procs:
             p.join(timeout=5)
             if p.is_alive():
                 p.kill()
-    requests = max(1, sum(c for c in counts))
+    failed = [what for ok, what in outcomes if not ok]
+    if failed:
+        raise StoreError(f"a store probe client failed: {failed[0]}")
+    requests = max(1, sum(int(done) for _, done in outcomes))
     return Aggregate(clients, requests * value_bytes / elapsed, requests / elapsed, cpu / requests)
 
 
@@ -189,15 +204,17 @@ def _mover(url: str, value_bytes: int, duration_s: float, start: Any, results: A
     value = os.urandom(value_bytes)
     done = 0
     try:
-        start.wait(timeout=30)
+        start.wait(timeout=CLIENT_WAIT_S)
         deadline = time.perf_counter() + duration_s
         while time.perf_counter() < deadline:
             client.set(key, value)
             client.get(key)
             done += 2
         client.delete(key)
+        results.put((True, done))
+    except Exception as err:  # reported to the parent, which raises it
+        results.put((False, f"{type(err).__name__}: {err}"))
     finally:
-        results.put(done)
         client.close()
 
 
