@@ -34,7 +34,7 @@ import numpy as np
 
 from planner.assignment import Assignment, sim_input, simulate_assignment
 from planner.errors import UsageError
-from planner.plan import Plan
+from planner.plan import Plan, platform_of
 from planner.predict import Predictions, predict
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def what_if(plan: Plan, platform: Platform | None = None, *, all_memory_mb: int 
     and priors, as `compile` without one)."""
     if samples < 0:
         raise UsageError(f"--samples must be >= 0, got {samples}")
-    own = plan.platform_spec
+    own = platform_of(plan)
     if platform is None:
         if own is None:
             raise UsageError(f"the plan of '{plan.workflow}' carries no platform (built by "
