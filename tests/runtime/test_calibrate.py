@@ -123,3 +123,14 @@ def test_the_python_api_checks_the_output_before_measuring(
     with pytest.raises(CalibrationError, match="cannot write the calibration to"):
         planflow.calibrate(quick=True, out=blocker / "x.toml", progress=said.append)
     assert said == []  # nothing was measured
+
+
+def test_the_link_fit_recovers_latency_and_bandwidth() -> None:
+    from runtime.host_probes import SizeTiming, fit_link
+
+    latency, bandwidth = 50e-6, 400e6
+    timings = [SizeTiming(n, 0.0, latency + n / bandwidth, 1) for n in (1 << 10, 1 << 20, 16 << 20)]
+    fitted = fit_link(timings)
+    assert fitted == pytest.approx((latency, bandwidth), rel=1e-6)
+    flat = [SizeTiming(n, 0.0, 1e-3, 1) for n in (1 << 10, 1 << 20)]  # no slope: worst case
+    assert fit_link(flat) == pytest.approx((1e-3, (1 << 20) / 1e-3))
