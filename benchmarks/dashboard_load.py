@@ -70,7 +70,6 @@ def subtrees(plan: Plan, k: int) -> Plan:
     below it goes), its predicted times simulated again for that placement. The planner's own
     local plan of a 10,000-task tree has ~5,000 workers, which this shared 2-core machine does
     not start before their leases expire; the page draws the same kinds of things either way."""
-    from planner.compiler import load as load_platform
     from planner.whatif import what_if
 
     g = plan.graph
@@ -88,7 +87,7 @@ def subtrees(plan: Plan, k: int) -> Plan:
     tasks = {t: replace(plan.tasks[t], worker=w) for t, w in owner.items()}
     workers = tuple(WorkerPlan(w, t0.memory_mb, t0.cpus, tuple(ts)) for w, ts in order.items())
     moved = replace(plan, tasks=tasks, workers=workers, strategy=f"{plan.strategy}, {k} subtrees")
-    report = what_if(moved, load_platform(plan.platform_source))
+    report = what_if(moved)
     rows = {r["id"]: r for r in report.tasks}
     tasks = {t: replace(p, pred_start_s=rows[t]["start_s"], pred_finish_s=rows[t]["finish_s"],
                         pred_duration_s=rows[t]["finish_s"] - rows[t]["start_s"],

@@ -16,9 +16,9 @@
     plan = planflow.compile(pairs, {"n": 16})
     print(planflow.run(plan, inline=True).result)
 
-The Python API mirrors the CLI: `compile`, `simulate`, `run`, `show`. They also take Dask
-collections (`planflow.run(x.sum())`); `from_dask(collections, name)` names their graph. Heavy
-modules load on first use, so `import planflow` stays cheap.
+The Python API mirrors the CLI: `compile`, `simulate`, `run`, `show`, `calibrate`. The first
+three also take Dask collections (`planflow.run(x.sum())`); `from_dask(collections, name)`
+names their graph. Heavy modules load on first use, so `import planflow` stays cheap.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 from planner.trace import Task, TaskRef, Workflow, task, workflow
 
 if TYPE_CHECKING:
-    from planflow.api import compile, from_dask, load, run, show, simulate
+    from planflow.api import calibrate, compile, from_dask, load, run, show, simulate
 
-__all__ = ["Task", "TaskRef", "Workflow", "compile", "from_dask", "load", "run", "show",
-           "simulate", "task", "workflow"]
+__all__ = ["Task", "TaskRef", "Workflow", "calibrate", "compile", "from_dask", "load", "run",
+           "show", "simulate", "task", "workflow"]
 __version__ = "0.1.0"
 
-_API = {"compile", "from_dask", "load", "run", "show", "simulate"}
+_API = {"calibrate", "compile", "from_dask", "load", "run", "show", "simulate"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,8 @@
 """The Python API; the CLI is a thin layer over these functions.
 
 `compile(target, params, **options) -> Plan`, `simulate(target, ...) -> WhatIf`,
-`run(target, params, ...) -> RunResult`, `show(path) -> dict`, `load(path) -> Plan`. A target
+`run(target, params, ...) -> RunResult`, `show(path) -> dict`, `load(path) -> Plan`,
+`calibrate(quick=..., out=...) -> Calibration` (this machine as `local`). A target
 is a `Plan`, a `.plan` path, a `@workflow` object, a `module.py[:workflow]` path, a WfFormat
 `.json` file, or Dask collections: a collection (dask.array, dask.dataframe, dask.bag,
 dask.delayed) or a list/tuple/dict holding some, compiled and run like a workflow (`run`
@@ -28,7 +29,9 @@ from runtime.result import RunResult
 
 if TYPE_CHECKING:
     from planner.whatif import WhatIf
+    from runtime.calibrate import Calibration
     from runtime.session import RunProgress
+    from simulator.platform import Platform
 
 Target = Plan | TaskGraph | Workflow | str | Path | Any
 """Anything `compile`, `simulate` and `run` accept (the module docstring lists them)."""
@@ -82,19 +85,22 @@ def compile(target: Target, params: Mapping[str, Any] | None = None,
 
 @contextlib.contextmanager
 def learned_predictions(access: Any, redis: str | None, namespace: str,
-                        platform: str) -> Iterator[Any]:
-    """`access` if given, else a MetadataAccess over the metrics store (None: no store yet)."""
+                        platform: str | Platform | None) -> Iterator[Any]:
+    """`access` if given, else a MetadataAccess over the metrics store (None: no store yet),
+    with the transfer and start-up priors of `platform` (a name, file or Platform)."""
     if access is not None:
         yield access
         return
     from metadata.access import MetadataAccess
     from planner.compiler import load as load_platform  # errors name the --platform option
+    from simulator.platform import Platform
 
     with metrics_store(redis, namespace) as store:
         if store is None:
             yield None
             return
-        p = load_platform(platform)
+        p = platform if isinstance(platform, Platform) else load_platform(
+            platform or DEFAULT_PLATFORM)
         yield MetadataAccess(store, transfer_latency_s=p.storage_latency_s,
                              transfer_bandwidth_bps=p.storage_bandwidth_bps,
                              cold_start_s=p.cold_start_s, warm_start_s=p.warm_start_s)
@@ -114,12 +120,20 @@ def as_plan(target: Target, params: Mapping[str, Any] | None = None, **options: 
     """A plan for any target: loaded when it is one, compiled otherwise."""
     if isinstance(target, Plan):
         return target
-    if isinstance(target, str | Path) and str(target).endswith(".plan"):
+    path = _plan_path(target)
+    if path is not None:
         if params:
             raise UsageError("parameters are fixed when a plan is compiled; "
                              "pass -p to `planflow compile` instead")
-        return load_plan(target)
+        return load_plan(path)
     return compile(target, params, **options)
+
+
+def _plan_path(target: Target) -> str | Path | None:
+    """The target as a `.plan` path, None when it is something else."""
+    if isinstance(target, str | Path) and str(target).endswith(".plan"):
+        return target
+    return None
 
 
 RUN_PLATFORM = "local"
@@ -164,11 +178,10 @@ def run(target: Target, params: Mapping[str, Any] | None = None, *, inline: bool
 def _replanned(plan: Plan, upsized: Mapping[str, int]) -> PlanSummary:
     """The plan's predicted figures with the workers that were relaunched larger (memory
     limit exceeded) on the configurations they finished on: what the run really cost."""
-    from planner.compiler import load as load_platform
     from planner.whatif import what_if
 
     changes = [(plan.worker(w).tasks[0], mb) for w, mb in sorted(upsized.items())]
-    s = what_if(plan, load_platform(plan.platform_source), set_memory=changes).scenario
+    s = what_if(plan, set_memory=changes).scenario
     return PlanSummary(s.makespan_s, s.cost_usd, s.gb_s, s.workers, s.cold_starts,
                        s.critical_path)
 
@@ -181,7 +194,8 @@ def simulate(target: Target, params: Mapping[str, Any] | None = None, *,
     """What-if simulation of a plan (a module or WfFormat target is compiled first, with
     `options`): the plan as compiled beside the scenario the what-if options describe.
 
-    `platform` simulates on another platform (name or TOML file; default: the plan's);
+    `platform` simulates on another platform (name or TOML file; default: the one the plan
+    carries), a what-if the report names (`WhatIf.compiled_for`, JSON `what_if`);
     `all_memory_mb` puts every worker on one configuration; `set_memory` holds
     `"PATTERN=MEMORY_MB"` strings or `(pattern, memory_mb)` pairs (glob on task id or function
     name); `samples`/`seed` add makespan and cost quantiles; `gantt` writes a PNG timeline.
@@ -189,11 +203,15 @@ def simulate(target: Target, params: Mapping[str, Any] | None = None, *,
     from planner.compiler import load as load_platform
     from planner.whatif import what_if
 
-    compile_platform = str(options.get("platform") or DEFAULT_PLATFORM)
-    with learned_predictions(access, redis, namespace, platform or compile_platform) as history:
-        plan = as_plan(target, params, access=history, **options)
-        return what_if(plan, load_platform(platform or plan.platform_source),
-                       all_memory_mb=all_memory_mb,
+    other = None if platform is None else load_platform(platform)
+    path = _plan_path(target)
+    own = target if isinstance(target, Plan) else \
+        load_plan(path) if path is not None and not params else None
+    priors = other or (own.platform_spec if own is not None else None) \
+        or str(options.get("platform") or DEFAULT_PLATFORM)
+    with learned_predictions(access, redis, namespace, priors) as history:
+        plan = own or as_plan(target, params, access=history, **options)
+        return what_if(plan, other, all_memory_mb=all_memory_mb,
                        set_memory=[parse_set(item) for item in set_memory], samples=samples,
                        seed=seed, gantt=None if gantt is None else str(gantt), access=history)
 
@@ -210,3 +228,21 @@ def parse_set(item: str | tuple[str, int]) -> tuple[str, int]:
     except ValueError:
         raise UsageError(f"--set '{item}': expected PATTERN=MEMORY_MB, e.g. 'resize*=512'"
                          ) from None
+
+
+def calibrate(*, quick: bool = False, out: str | Path | None = None,
+              progress: Callable[[str], None] | None = None) -> Calibration:
+    """Measure this machine (`runtime.calibrate`), cache it as the `local` platform in
+    `$PLANFLOW_HOME` and write a copy to `out` when given; `Calibration.written` lists the
+    files. Checks that they can be written before measuring anything."""
+    from runtime.calibrate import calibrate as measure
+    from runtime.calibrate import check_writable, write_calibration
+    from simulator.host_platform import calibration_path
+
+    target = None if out is None else Path(out)
+    check_writable(calibration_path().parent)
+    if target is not None:
+        check_writable(target.resolve().parent)
+    result = measure(quick=quick, progress=progress)
+    paths = write_calibration(result, target)
+    return dataclasses.replace(result, written=tuple(str(p) for p in paths))

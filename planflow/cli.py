@@ -1,8 +1,8 @@
 """The `planflow` command line: a thin layer that wires options to `planflow.api`.
 
 This module holds the app, the error handling and the shared options; the commands live in
-`cli_plan` (compile, simulate), `cli_run` (run, show), `cli_metrics` (metrics) and
-`cli_dashboard` (dashboard, report).
+`cli_plan` (compile, simulate), `cli_run` (run, show), `cli_metrics` (metrics),
+`cli_dashboard` (dashboard, report) and `cli_calibrate` (calibrate).
 
 Every command prints a rich table for people, or with `--json` exactly one JSON object on stdout,
 on success and on failure alike (then with `error`: type, message, exit code, and for a failed
@@ -33,7 +33,7 @@ app = typer.Typer(
 )
 
 T = TypeVar("T")
-_state = {"debug": False}
+_state = {"debug": False, "noted": False}
 
 
 def _flags_take_no_value() -> None:
@@ -79,6 +79,7 @@ def guard(fn: Callable[[], T], *, as_json: bool = False,
     try:
         out = fn()
         sys.stdout.flush()  # here, where a closed pipe is handled, not at interpreter exit
+        note_uncalibrated()
         return out
     except PlanflowError as err:
         _fail(err, err.exit_code, context)
@@ -103,6 +104,19 @@ def guard(fn: Callable[[], T], *, as_json: bool = False,
         _fail(err, 1, context, f"internal error: {type(err).__name__}: {err} (rerun "
                                     "with --debug for the traceback, and please report it)")
     raise AssertionError("unreachable")
+
+
+UNCALIBRATED_NOTE = ("note: platform 'local' is derived from this machine's CPUs and memory; "
+                     "run `planflow calibrate` once to measure start-ups and the store")
+"""Printed on stderr once per process when a command used `local` without a calibration."""
+
+
+def note_uncalibrated() -> None:
+    """The one-line note when this process loaded an uncalibrated `local` (once)."""
+    module = sys.modules.get("simulator.host_platform")  # not imported: `local` was not loaded
+    if module is not None and module.was_derived() and not _state["noted"]:
+        _state["noted"] = True
+        typer.echo(UNCALIBRATED_NOTE, err=True)
 
 
 BROKEN_PIPE_EXIT = 141
@@ -153,7 +167,7 @@ def params_of(items: list[str] | None) -> dict[str, str]:
 
 
 # The commands register themselves on `app`; imported here because they import from above.
-from planflow import cli_dashboard, cli_metrics, cli_plan, cli_run  # noqa: E402, F401
+from planflow import cli_calibrate, cli_dashboard, cli_metrics, cli_plan, cli_run  # noqa: E402, F401
 
 
 def main() -> None:

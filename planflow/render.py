@@ -122,6 +122,9 @@ def what_if(report: WhatIf) -> None:
             cc, sc = c.samples["cost_usd"][q], s.samples["cost_usd"][q]
             table.add_row(f"cost {q}", f"${cc:.6f}", f"${sc:.6f}", f"${sc - cc:+.6f}")
     console.print(table)
+    if report.compiled_for is not None:
+        console.print(f"what-if: the plan was compiled for '{report.compiled_for}'; both columns "
+                      f"are simulated on '{report.platform}'")
     console.print("changes: " + ("; ".join(report.changes) or "none (the plan as compiled)"))
     console.print("critical path as compiled: " + _path_text(c.critical_path))
     if s.critical_path != c.critical_path:

@@ -69,7 +69,7 @@ def build_plan(stage: Stage, target: Target, final: Outcome, bound: float,
                 _notes(stage, target, summary.cost_usd, baseline.cost_usd, bound, downgrades,
                        final),
                 downgrades=downgrades, prediction_sources=pred.source_counts(),
-                planning=planning)
+                planning=planning, platform_spec=stage.platform)
 
 
 def _count(n: int, noun: str) -> str:

@@ -3,7 +3,10 @@
 A plan file is a zip archive with two members:
 
 - `plan.json`: the readable part (`planflow show --json` prints it): format marker, schema
-  version, workflow, strategy, platform, predicted makespan/cost/GB-s, critical path, and per task
+  version, workflow, strategy, platform (its name, and under `platform_spec` every field of the
+  platform it was compiled for: configurations, start-ups, keep-warm, host size, store figures,
+  so that `run` and `simulate` never re-read a platform file that may have changed), predicted
+  makespan/cost/GB-s, critical path, and per task
   its configuration, worker, predicted start/finish/duration, critical flag, slack,
   optimizations and the reasons the planner gave; per worker its configuration, task order,
   pre-warm and pre-load.
@@ -25,13 +28,20 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner.errors import PlanFileError
 from planner.graph import TaskGraph
 
-PLAN_SCHEMA_VERSION = 1
-"""Bumped whenever the plan file changes incompatibly; other versions are refused on load."""
+if TYPE_CHECKING:
+    from simulator.platform import Platform
+
+PLAN_SCHEMA_VERSION = 2
+"""Bumped whenever the plan file changes incompatibly; other versions are refused on load.
+2: the plan carries its platform (`platform_spec`)."""
+
+SCHEMA_CHANGES = {1: "plans of version 1 do not carry their platform"}
+"""Why an older schema version cannot be read, named in the error."""
 
 PLAN_FORMAT = "planflow-plan"
 """Marker in plan.json that tells a plan file from any other zip."""
@@ -113,16 +123,13 @@ class Plan:
     downgrades: tuple[Downgrade, ...] = ()
     prediction_sources: Mapping[str, int] = field(default_factory=dict)
     planning: Mapping[str, Any] = field(default_factory=dict)
+    platform_spec: Platform | None = None
+    """The platform the plan was compiled for, every field. `compile` always sets it; None
+    only in plans built by hand (tests, benchmarks): see `platform_of`."""
 
     @property
     def workflow(self) -> str:
         return self.graph.workflow
-
-    @property
-    def platform_source(self) -> str:
-        """What loads this plan's platform again: the built-in name, or the TOML file (its
-        absolute path) the plan was compiled with; `platform` is only the platform's name."""
-        return str(self.options.get("platform") or self.platform)
 
     def worker(self, worker_id: str) -> WorkerPlan:
         for w in self.workers:
@@ -139,6 +146,7 @@ class Plan:
             "workflow": self.workflow,
             "strategy": self.strategy,
             "platform": self.platform,
+            "platform_spec": None if self.platform_spec is None else self.platform_spec.to_dict(),
             "created_at": self.created_at,
             "params": {k: jsonable(v) for k, v in graph.params.items()},
             "makespan_s": self.summary.makespan_s,
@@ -183,6 +191,17 @@ class Plan:
         return path
 
 
+def platform_of(plan: Plan) -> Platform | None:
+    """The platform `plan` carries; for a plan built by hand without one, the built-in platform
+    it names (shipped with planflow, never a user's file), else None."""
+    if plan.platform_spec is not None:
+        return plan.platform_spec
+    from simulator.platform import load_platform
+    from simulator.platform_file import BUILTIN_NAMES
+
+    return load_platform(plan.platform) if plan.platform in BUILTIN_NAMES else None
+
+
 def read_plan_json(path: str | Path) -> dict[str, Any]:
     """The readable part of a plan file, checked for format and schema version."""
     with _open_zip(path) as zf:
@@ -217,7 +236,20 @@ def load_plan(path: str | Path) -> Plan:
     return Plan(graph, doc["strategy"], doc["platform"], tasks, workers, summary, baseline,
                 doc.get("options", {}), tuple(doc.get("notes", ())), doc.get("created_at", 0.0),
                 doc["schema_version"], downgrades, dict(doc.get("prediction_sources", {})),
-                dict(doc.get("planning", {})))
+                dict(doc.get("planning", {})), _platform_from_json(doc, path))
+
+
+def _platform_from_json(doc: Mapping[str, Any], path: str | Path) -> Platform | None:
+    from simulator.errors import PlatformError
+    from simulator.platform_file import platform_from_dict
+
+    data = doc.get("platform_spec")
+    if data is None:
+        return None
+    try:
+        return platform_from_dict(data, f"{path}: platform_spec")
+    except PlatformError as err:
+        raise PlanFileError(str(err)) from err
 
 
 def _open_zip(path: str | Path) -> zipfile.ZipFile:
@@ -248,9 +280,11 @@ def _checked_json(zf: zipfile.ZipFile, path: str | Path) -> dict[str, Any]:
         raise PlanFileError(f"{path} is not a planflow plan")
     version = doc.get("schema_version")
     if version != PLAN_SCHEMA_VERSION:
+        why = SCHEMA_CHANGES.get(version) if isinstance(version, int) else None
         raise PlanFileError(
             f"{path} is a plan of schema version {version}; this planflow reads version "
-            f"{PLAN_SCHEMA_VERSION}. Compile the workflow again with this version."
+            f"{PLAN_SCHEMA_VERSION}{f' ({why})' if why else ''}. Compile the workflow again "
+            "with this version."
         )
     return doc
 

@@ -4,10 +4,13 @@
 plan's workers, configurations, pre-warm, pre-load and delayed-I/O decisions), simulates it as
 compiled and as changed, and returns a `WhatIf` with both sets of figures and their difference.
 
+The plan is simulated on the platform it carries (`Plan.platform_spec`), unless told otherwise.
 Changes, applied in this order:
 
-* `platform`: simulate on another platform. A worker keeps its memory when the platform offers
-  it, else takes the smallest configuration with at least that much (noted in `changes`).
+* `platform`: simulate on another platform: a what-if, and the report says so (`other_platform`,
+  JSON `what_if`). A worker keeps its memory when the platform offers it, else takes the
+  smallest configuration with at least that much (noted in `changes`). A platform equal to the
+  plan's (every field but the description) is no what-if.
 * `all_memory_mb`: every worker on that configuration.
 * `set_memory`: `(pattern, memory_mb)` pairs, a glob on task id or function name; a worker has
   one configuration, so a match moves the whole worker of the matched task (later pairs win).
@@ -31,7 +34,7 @@ import numpy as np
 
 from planner.assignment import Assignment, sim_input, simulate_assignment
 from planner.errors import UsageError
-from planner.plan import Plan
+from planner.plan import Plan, platform_of
 from planner.predict import Predictions, predict
 
 if TYPE_CHECKING:
@@ -72,6 +75,13 @@ class WhatIf:
     tasks: tuple[dict[str, Any], ...]
     workers: tuple[dict[str, Any], ...]
     gantt: str | None = None
+    compiled_for: str | None = None
+    """The platform the plan was compiled for, when it is simulated on another one (what-if);
+    None when it is simulated on its own."""
+
+    @property
+    def other_platform(self) -> bool:
+        return self.compiled_for is not None
 
     def difference(self) -> dict[str, float]:
         return {k: getattr(self.scenario, k) - getattr(self.compiled, k) for k in FIGURES}
@@ -83,16 +93,26 @@ class WhatIf:
                 "cost_usd": s.cost_usd, "gb_s": s.gb_s, "cold_starts": s.cold_starts,
                 "critical_path": list(s.critical_path), "compiled": self.compiled.to_json(),
                 "scenario": s.to_json(), "difference": self.difference(),
-                "gantt": self.gantt, "workers": list(self.workers), "tasks": list(self.tasks)}
+                "gantt": self.gantt, "workers": list(self.workers), "tasks": list(self.tasks),
+                "what_if": {"platform": self.platform, "compiled_for": self.compiled_for}
+                if self.compiled_for is not None else None}
 
 
-def what_if(plan: Plan, platform: Platform, *, all_memory_mb: int | None = None,
+def what_if(plan: Plan, platform: Platform | None = None, *, all_memory_mb: int | None = None,
             set_memory: Sequence[tuple[str, int]] = (), samples: int = 0, seed: int = 0,
             gantt: str | None = None, access: Any = None) -> WhatIf:
-    """Simulate `plan` as compiled and with the changes (module docstring). `access` is a
-    metadata MetadataAccess with history (None: hints and priors, as `compile` without one)."""
+    """Simulate `plan` as compiled and with the changes (module docstring), on `platform`
+    (None: the plan's own). `access` is a metadata MetadataAccess with history (None: hints
+    and priors, as `compile` without one)."""
     if samples < 0:
         raise UsageError(f"--samples must be >= 0, got {samples}")
+    own = platform_of(plan)
+    if platform is None:
+        if own is None:
+            raise UsageError(f"the plan of '{plan.workflow}' carries no platform (built by "
+                             "hand); name one to simulate it on")
+        platform = own
+    compiled_for = None if own == platform else plan.platform
     quantile = plan.options.get("quantile")
     pred = predict(plan.graph, platform, quantile=quantile, access=access)
     changes: list[str] = []
@@ -119,7 +139,8 @@ def what_if(plan: Plan, platform: Platform, *, all_memory_mb: int | None = None,
                    title=f"{plan.workflow} · {plan.strategy} plan on {platform.name} · "
                          f"scenario: {'; '.join(changes) or 'as compiled'}")
     return WhatIf(plan.workflow, plan.strategy, platform.name, tuple(changes), fig_c, fig_s,
-                  _task_rows(pred, scenario, res_s), _worker_rows(pred, scenario, res_s), gantt)
+                  _task_rows(pred, scenario, res_s), _worker_rows(pred, scenario, res_s), gantt,
+                  compiled_for)
 
 
 def assignment_of(plan: Plan, pred: Predictions, changes: list[str], platform: str

@@ -8,6 +8,10 @@ the run's `done` list. The signal cannot be missed: it is a list, not a pub/sub 
 run that finishes before the client starts waiting leaves `ok` there for BLPOP to pop. Every
 wait has a deadline (`timeout_s`); past it the run fails naming the tasks still pending.
 
+The run takes what it needs of the platform (keep-warm time, configuration sizes) from the
+plan (`Plan.platform_spec`; `planner.plan.platform_of` for plans built by hand), never from a
+platform file, which may be absent or changed here.
+
 Whatever the outcome - result, task failure, deadline, Ctrl-C - the run's keys are deleted (the
 program lists them all: no SCAN) and, unless the run succeeded, its workers are stopped first,
 so nothing writes to the run afterwards. Metrics (`<ns>:metrics:...`) stay: the client writes the
@@ -30,7 +34,7 @@ from metadata.errors import MetadataError, redact_url
 from metadata.keys import check_namespace
 from metadata.writer import UploadStrategy
 from planner.errors import UsageError
-from planner.plan import Plan
+from planner.plan import Plan, platform_of
 from runtime import shm
 from runtime.defaults import CLAIM_GRACE_S, REDIS_URL_ENV
 from runtime.embedded import EmbeddedRedis
@@ -95,8 +99,7 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
         return run_inline(plan, dag_id)
     with _redis_for_run(redis_url) as url:
         owned = isinstance(launcher, str)
-        launch = make_launcher(launcher, url, namespace,
-                               keep_warm_s=keep_warm_of(plan.platform_source)) \
+        launch = make_launcher(launcher, url, namespace, keep_warm_s=keep_warm_of(plan)) \
             if isinstance(launcher, str) else launcher
         try:
             reclaim(url, namespace, launch)
@@ -105,7 +108,7 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
                 namespace, dag_id, plan.workflow, plan.graph.sink, len(plan.graph.nodes),
                 int(timeout_s) + RUN_KEY_TTL_MARGIN_S, now + timeout_s, launch.name,
                 str(UploadStrategy.parse(metrics_upload)), now, retries,
-                platform_sizes(plan.platform_source), claim_grace_s,
+                platform_sizes(plan), claim_grace_s,
                 same_host=launch.name in SAME_HOST_LAUNCHERS,
                 shm_max_bytes=shm.default_max_bytes() if shm_max_bytes is None
                 else shm_max_bytes)
@@ -132,28 +135,19 @@ def make_launcher(name: str, url: str, namespace: str, *,
     raise UsageError(f"unknown launcher '{name}'; choose one of {', '.join(LAUNCHERS)}")
 
 
-def keep_warm_of(platform: str) -> float:
-    """The platform's keep-warm time (how long the local pool keeps idle processes)."""
-    try:
-        from simulator.platform import load_platform
-
-        return float(load_platform(platform).keep_warm_s)
-    except Exception as err:  # an unknown or broken platform must not stop a run
-        log.warning("platform %r: %s; keeping workers warm %.0f s", platform, err,
-                    DEFAULT_KEEP_WARM_S)
-        return DEFAULT_KEEP_WARM_S
+def keep_warm_of(plan: Plan) -> float:
+    """The keep-warm time of the plan's platform (how long the local pool keeps idle
+    processes); the pool's default for a hand-built plan of no known platform."""
+    platform = platform_of(plan)
+    return DEFAULT_KEEP_WARM_S if platform is None else float(platform.keep_warm_s)
 
 
-def platform_sizes(platform: str) -> tuple[tuple[int, float], ...]:
-    """The platform's (memory MB, CPUs) configurations, () when it cannot be loaded (then an
-    OOM-killed worker is not relaunched larger)."""
-    try:
-        from simulator.platform import load_platform
-
-        return tuple((c.memory_mb, float(c.cpus)) for c in load_platform(platform).configs)
-    except Exception as err:  # an unknown or broken platform must not stop a run
-        log.warning("platform %r: %s; no larger configuration after an OOM kill", platform, err)
-        return ()
+def platform_sizes(plan: Plan) -> tuple[tuple[int, float], ...]:
+    """The (memory MB, CPUs) configurations of the plan's platform; () for a hand-built plan
+    of no known platform (then an OOM-killed worker is not relaunched larger)."""
+    platform = platform_of(plan)
+    return () if platform is None else tuple(
+        (c.memory_mb, float(c.cpus)) for c in platform.configs)
 
 
 def _check_arguments(namespace: str, launcher: str | Launcher, timeout_s: float,

@@ -455,14 +455,15 @@ class RunSession:
 
     def _record_cost(self, store: MetricsStore, record: RunRecord) -> None:
         """Replace the run's record with one that carries its observed cost (from the workers'
-        records, at the plan's platform prices: `runtime.billing`)."""
+        records, at the prices of the plan's platform: `runtime.billing`, `platform_of`)."""
+        from planner.plan import platform_of
         from runtime.billing import observed_cost
-        from simulator.platform import load_platform
 
         workers = store.worker_records(self.settings.dag_id)
-        if not workers:
+        platform = platform_of(self.plan)
+        if not workers or platform is None:
             return
-        cost = observed_cost(workers, load_platform(self.plan.platform_source))
+        cost = observed_cost(workers, platform)
         store.write_run(replace(record, observed_cost_usd=cost.cost_usd))
 
     def _await_worker_records(self, store: MetricsStore, expected: int) -> None:

@@ -51,7 +51,7 @@ BW = storage bandwidth.
     that two tasks of one worker both read. Uploads do not share the download link.
   * makespan = done of the sink (every task is an ancestor of the sink, so this is the last event).
 
-Shared host CPUs (only when `Platform.host_cpus` is set; absent on the built-ins). Every worker
+Shared host CPUs (only when `Platform.host_cpus` is set: on `local`, not on `lambda`). Every worker
 runs on one machine of host_cpus CPUs, where moving data is CPU work too ((de)serialising and
 copying it through the store). A task's host work is its fetch (unless pre-loaded), its
 `duration_s` (its time alone on that machine at its worker's configuration) and its upload, one

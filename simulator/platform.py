@@ -3,9 +3,10 @@
 A `Platform` is an immutable value: the resource configurations a worker can run with (sorted by
 memory), prices, start-up times, keep-warm time, transfer latency and bandwidth, the
 concurrency limit, and for a platform whose workers share one machine, that machine's CPUs
-(`host_cpus`). `load_platform` returns a built-in (`lambda`, `local`: TOML files shipped in
-`simulator/platforms/`) or reads a user TOML file that defines a platform or extends one
-(`simulator.platform_file` documents the format).
+(`host_cpus`). `load_platform` returns a built-in (`lambda`, a TOML file shipped in
+`simulator/platforms/`; `local`, this machine: its cached calibration, else derived from its
+CPUs and memory, `simulator.host_platform`) or reads a user TOML file that defines a platform or
+extends one (`simulator.platform_file` documents the format).
 
 CPUs follow the AWS Lambda rule unless a configuration overrides them: 1769 MB is one vCPU,
 proportional below and above, capped at 6 vCPUs.

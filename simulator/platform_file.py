@@ -26,6 +26,11 @@ A platform file holds the fields of `simulator.platform.Platform` at top level:
 tasks that execute at once on a host share its CPUs, see `simulator.host`). A file that
 `extends` another inherits every field it does not set; `configs`, when set, replaces the
 inherited list. Every error names the file and the field.
+
+`local` is not read from its file alone: `simulator/platforms/local.toml` holds its fixed
+figures, which `simulator.host_platform` completes from this machine (or replaces with the
+machine's calibration); a file that extends `local` extends that. `platform_from_dict` reads
+back what `Platform.to_dict()` wrote (a plan carries its platform so), with the same checks.
 """
 
 from __future__ import annotations
@@ -73,6 +78,10 @@ _CONFIG_FIELDS = ("memory_mb", "cpus", "cold_start_s", "warm_start_s")
 
 def load_platform_source(name_or_path: str) -> Platform:
     """Resolve a built-in name or a file path to a validated `Platform`."""
+    if name_or_path == "local":
+        from simulator.host_platform import local_platform
+
+        return local_platform(_builtin("local"))
     if name_or_path in BUILTIN_NAMES:
         return _builtin(name_or_path)
     path = Path(name_or_path)
@@ -81,11 +90,39 @@ def load_platform_source(name_or_path: str) -> Platform:
             f"unknown platform {name_or_path!r}: not a built-in ({', '.join(BUILTIN_NAMES)}) "
             "and no such file"
         )
-    return _build(_resolve_file(path, chain=()), where=str(path))
+    return load_platform_file(path)
+
+
+def load_platform_file(path: Path, name: str | None = None) -> Platform:
+    """The platform a TOML file defines (named `name` when given, else as the file says)."""
+    fields = _resolve_file(path, chain=())
+    if name is not None:
+        fields["name"] = name
+    return _build(fields, where=str(path))
+
+
+def platform_from_dict(data: dict[str, Any], where: str) -> Platform:
+    """The platform `Platform.to_dict()` described (a plan carries its platform so)."""
+    if not isinstance(data, dict):
+        raise PlatformError(f"{where}: a platform must be a table of fields, got {data!r}")
+    fields = {k: v for k, v in data.items() if v is not None}
+    configs = fields.get("configs")
+    if isinstance(configs, list):
+        fields["configs"] = [
+            {k: v for k, v in c.items() if v is not None} if isinstance(c, dict) else c
+            for c in configs]
+    return _build(_check_fields(fields, where), where)
+
+
+def builtin_base(name: str) -> Platform:
+    """A shipped platform file as written: for `local`, the fixed figures without the host
+    (`simulator.host_platform` completes them)."""
+    return _builtin(name)
 
 
 @cache
 def _builtin(name: str) -> Platform:
+    """A shipped file as it is (for `local`: the fixed figures `host_platform` completes)."""
     text = resources.files("simulator").joinpath("platforms", f"{name}.toml").read_text("utf-8")
     where = f"built-in platform {name!r}"
     fields = _check_fields(_parse(text, where), where)
@@ -116,7 +153,7 @@ def _resolve_file(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     if base_name is None:
         return fields
     if base_name in BUILTIN_NAMES:
-        base = _builtin(base_name).to_dict()
+        base = load_platform_source(base_name).to_dict()  # `local`: this machine
     else:
         base_path = path.parent / base_name
         if not base_path.is_file():

@@ -152,6 +152,35 @@ def test_simulate_json_numbers_match_the_table(runner, tmp_path):
     assert f"${doc['scenario']['cost_usd']:.6f}" in out
 
 
+def test_simulate_on_another_platform_is_a_what_if_and_says_so(runner, tmp_path):
+    plan = str(tmp_path / "t.plan")
+    as_json(runner, "compile", TREE, "-p", "n=8", "--platform", "local", "-o", plan)
+    assert as_json(runner, "simulate", plan)["what_if"] is None  # the plan's own platform
+    doc = as_json(runner, "simulate", plan, "--platform", "lambda")
+    assert doc["what_if"] == {"platform": "lambda", "compiled_for": "local"}
+    code, out, err = invoke(runner, "simulate", plan, "--platform", "lambda")
+    assert code == 0, err
+    assert "what-if: the plan was compiled for 'local'" in out
+    assert "what-if: the plan was compiled" not in invoke(runner, "simulate", plan)[1]
+
+
+def test_an_uncalibrated_local_is_noted_once_per_process_on_stderr(runner, tmp_path,
+                                                                   monkeypatch):
+    from planflow import cli
+    from simulator import host_platform
+
+    monkeypatch.setitem(cli._state, "noted", False)  # as in a fresh process
+    monkeypatch.setitem(host_platform._derived, "seen", False)
+    args = ("compile", TREE, "-p", "n=4", "-o", str(tmp_path / "t.plan"), "--json")
+    code, out, err = invoke(runner, *args, "--platform", "lambda")  # no note
+    assert code == 0 and "planflow calibrate" not in err
+    code, out, err = invoke(runner, *args, "--platform", "local")
+    assert code == 0 and json.loads(out)["platform"] == "local"
+    assert err.count(cli.UNCALIBRATED_NOTE) == 1
+    code, out, err = invoke(runner, *args, "--platform", "local")
+    assert code == 0 and "planflow calibrate" not in err
+
+
 def test_simulate_compiles_a_module_or_trace_first_and_draws_a_gantt(runner, tmp_path, trace):
     doc = as_json(runner, "simulate", TREE, "-p", "n=4", "--samples", "5", "--seed", "3")
     assert doc["workflow"] == "tree_reduction" and doc["strategy"] == "critical-path"

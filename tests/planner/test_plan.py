@@ -92,6 +92,43 @@ def test_other_schema_version_is_refused(plan_file: Path):
         load_plan(plan_file)
 
 
+def test_version_1_plans_are_refused_naming_what_changed(plan_file: Path):
+    _rewrite_json(plan_file, lambda d: d.update(schema_version=1))
+    with pytest.raises(PlanFileError, match=r"version 1 do not carry their platform.*Compile"):
+        load_plan(plan_file)
+
+
+def test_the_plan_carries_every_field_of_its_platform(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from planner.options import CompileOptions
+    from simulator import load_platform
+
+    toml = tmp_path / "mine.toml"
+    toml.write_text('extends = "lambda"\nname = "mine"\nkeep_warm_s = 7\nhost_cpus = 3\n'
+                    'store_throughput_bps = 5e8\nconfigs = [512, { memory_mb = 2048, cpus = 1.5,'
+                    ' cold_start_s = 0.9 }]\n')
+    platform = load_platform(str(toml))
+    (tmp_path / "my_wf.py").write_text(MODULE)
+    plan = compile_graph(load_graph(str(tmp_path / "my_wf.py"), {"n": "3"}),
+                         CompileOptions(platform=str(toml)))
+    assert plan.platform_spec == platform
+    path = plan.save(tmp_path / "wf.plan")
+    toml.write_text('extends = "lambda"\nkeep_warm_s = 1\n')  # changed after compiling
+    loaded = load_plan(path)
+    assert loaded.platform_spec == platform and loaded.platform_spec.keep_warm_s == 7.0
+    assert loaded.platform_spec.configs[1].cold_start_s == 0.9
+    assert loaded.platform_spec.description == platform.description
+    spec = read_plan_json(path)["platform_spec"]
+    assert spec["host_cpus"] == 3.0 and spec["configs"][1] == {
+        "memory_mb": 2048, "cpus": 1.5, "cold_start_s": 0.9, "warm_start_s": None}
+
+
+def test_a_bad_platform_in_a_plan_is_named(plan_file: Path):
+    _rewrite_json(plan_file, lambda d: d["platform_spec"].update(concurrency_limit=0))
+    with pytest.raises(PlanFileError, match=r"platform_spec.*concurrency_limit"):
+        load_plan(plan_file)
+
+
 def test_truncated_plan_is_refused(plan_file: Path):
     data = plan_file.read_bytes()
     plan_file.write_bytes(data[: len(data) // 2])
@@ -135,5 +172,5 @@ def test_a_plan_compiled_for_a_platform_file_finds_it_from_any_directory(
                          CompileOptions(platform="mine.toml"))
     monkeypatch.chdir("/")
     assert plan.platform == "mine"
-    assert plan.platform_source == str(tmp_path / "mine.toml")
-    assert keep_warm_of(plan.platform_source) == 7.0
+    assert plan.options["platform"] == str(tmp_path / "mine.toml")
+    assert keep_warm_of(plan) == 7.0

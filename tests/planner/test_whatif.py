@@ -47,6 +47,16 @@ def test_set_moves_the_whole_worker_of_a_matching_task(plan: Plan):
     assert report.changes == ("b* -> 1024 MB (1 tasks, 1 workers)",)
 
 
+def test_the_plans_own_platform_is_no_what_if_and_another_one_is(plan: Plan):
+    own = what_if(plan)
+    assert own.compiled_for is None and own.to_json()["what_if"] is None
+    assert what_if(plan, toy_platform()).compiled_for is None  # equal to the plan's
+    other = what_if(plan, toy_platform(cold_start_s=2.0, name="slow"))
+    assert other.other_platform and other.compiled_for == plan.platform
+    assert other.to_json()["what_if"] == {"platform": "slow", "compiled_for": plan.platform}
+    assert other.scenario.makespan_s > own.scenario.makespan_s
+
+
 def test_another_platform_maps_memory_to_the_nearest_larger_configuration(plan: Plan):
     from simulator import ResourceConfig
 

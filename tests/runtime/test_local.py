@@ -139,7 +139,7 @@ def test_a_run_records_what_its_workers_cost(redis_url: str,
         workers = store.worker_records(result.dag_id)
         record = next(r for r in store.runs() if r.run_id == result.dag_id)
     assert len(workers) == result.workers_started
-    expected = observed_cost(workers, load_platform(plan.platform_source))
+    expected = observed_cost(workers, load_platform(plan.platform))  # a built-in, by name
     assert record.observed_cost_usd == pytest.approx(expected.cost_usd)
     assert record.observed_cost_usd > len(workers) * load_platform("local").price_per_invocation
 

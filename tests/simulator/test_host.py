@@ -122,11 +122,12 @@ def test_event_log_and_critical_path_follow_the_stretched_durations() -> None:
     assert result.task_finish_s[result.critical_path[0]] == 3.0
 
 
-def test_built_in_platforms_do_not_share_host_cpus() -> None:
+def test_lambda_does_not_share_host_cpus_and_local_shares_this_machines() -> None:
     from simulator import load_platform
+    from simulator.host_platform import host_facts
 
     assert load_platform("lambda").host_cpus is None
-    assert load_platform("local").host_cpus is None
+    assert load_platform("local").host_cpus == host_facts().cpus
 
 
 def test_host_cpus_must_be_positive() -> None:

@@ -1,0 +1,142 @@
+"""`planflow calibrate`: measure this machine and make it the `local` platform.
+
+Wires the options to `runtime.calibrate` and prints what it measured beside what `local`
+assumed before (the platform derived from the host's CPUs and memory), a table of the store's
+round trips by value size, and where the platform file went; `--json` prints one object
+(`runtime.calibrate.Calibration.to_json`, `written` naming the files). Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from planflow.cli import JsonOpt, app, guard, print_json
+
+if TYPE_CHECKING:
+    from runtime.calibrate import Calibration
+
+CALIBRATE_LAUNCHERS = ("local",)
+"""Launchers whose workers calibrate can measure (the local pool: this machine)."""
+
+ROWS = (
+    ("host CPUs", "host_cpus", "cpus"),
+    ("host memory", "host_memory_mb", "mb"),
+    ("cold start", "cold_start_s", "s"),
+    ("warm start", "warm_start_s", "s"),
+    ("store latency", "storage_latency_s", "s"),
+    ("store bandwidth, one client", "storage_bandwidth_bps", "bps"),
+    ("store throughput, all", "store_throughput_bps", "bps"),
+    ("store time per request", "store_op_s", "s"),
+    ("shared-memory bandwidth", "shm_bandwidth_bps", "bps"),
+    ("concurrency limit", "concurrency_limit", "int"),
+)
+"""Platform fields shown measured beside assumed: label, field, unit."""
+
+EXTRAS = (
+    ("store requests/s, all", "store_requests_per_s"),
+    ("store capacity, Redis alone", "store_server_bps"),
+    ("pool start", "pool_start_s"),
+    ("plan download", "plan_download_s"),
+    ("fork", "fork_s"),
+)
+"""Measured figures that are not platform fields, shown below the platform's."""
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    launcher: Annotated[
+        str, typer.Option(help="Launcher whose workers are measured: local.")
+    ] = "local",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE.toml",
+            help="Also write the platform file here (it is always cached for `local`).",
+        ),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Shorter probes, values up to 16 MB (a few seconds).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure this machine (CPUs, memory, start-ups, store, shared memory) as `local`."""
+
+    def body() -> None:
+        from planflow import api
+        from planner.errors import UsageError
+
+        if launcher not in CALIBRATE_LAUNCHERS:
+            raise UsageError(
+                f"--launcher {launcher}: calibrate measures the workers of "
+                f"{', '.join(CALIBRATE_LAUNCHERS)} (this machine)"
+            )
+        result = api.calibrate(quick=quick, out=out, progress=_progress)
+        if as_json:
+            print_json(result.to_json())
+        else:
+            _render(result)
+
+    guard(body, as_json=as_json)
+
+
+def _progress(message: str) -> None:
+    print(f"calibrate: {message}", file=sys.stderr, flush=True)
+
+
+def _render(c: Calibration) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"this machine as 'local' ({c.machine_key}, {c.elapsed_s:.1f} s)")
+    for col in ("figure", "measured", "assumed before"):
+        table.add_column(col, justify="left" if col == "figure" else "right")
+    now, before = c.platform.to_dict(), c.assumed.to_dict()
+    for label, name, unit in ROWS:
+        table.add_row(label, _fmt(now.get(name), unit), _fmt(before.get(name), unit))
+    for label, name in EXTRAS:
+        unit = "int" if name.endswith("_per_s") else "bps" if name.endswith("_bps") else "s"
+        table.add_row(label, _fmt(c.measured.get(name), unit), "-")
+    for q in c.quotas:
+        table.add_row(
+            f"CPU quota {q.requested_cpus:g}",
+            f"{q.observed_cpus:.2f} ({q.enforcement}; no quota: {q.unlimited_cpus:.2f})",
+            f"{q.requested_cpus:g} CPU",
+        )
+    console.print(table)
+    sizes = Table(title="store round trips, one client")
+    for col in ("value", "SET", "GET", "GET bandwidth", "repeats"):
+        sizes.add_column(col, justify="right")
+    for t in c.store_sizes:
+        sizes.add_row(
+            _fmt(t.nbytes, "bytes"),
+            _fmt(t.set_s, "s"),
+            _fmt(t.get_s, "s"),
+            _fmt(t.get_bps, "bps"),
+            str(t.repeats),
+        )
+    console.print(sizes)
+    for path in c.written:
+        console.print(f"wrote {path}")
+
+
+def _fmt(value: Any, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "s":
+        return f"{value * 1e3:.3f} ms" if value < 1 else f"{value:.2f} s"
+    if unit == "bps":
+        return f"{value / 1e9:.2f} GB/s" if value >= 1e9 else f"{value / 1e6:.0f} MB/s"
+    if unit == "bytes":
+        return f"{value >> 20} MB" if value >= 1 << 20 else f"{value >> 10} KB"
+    if unit == "mb":
+        return f"{value} MB"
+    if unit == "cpus":
+        return f"{value:g}"
+    return f"{value:,.0f}" if isinstance(value, float) else str(value)
