@@ -17,6 +17,7 @@ from simulator.model import SimInput
 from simulator.platform import Platform
 from simulator.prepare import Prepared, prepare
 from simulator.result import SimResult
+from simulator.stepped import SteppedEngine
 from simulator.timeline import build_timeline, task_slack
 
 BILLING_EPSILON = 1e-9
@@ -77,16 +78,17 @@ def run_engine(
     record_events: bool = False,
 ) -> Engine:
     """Run the event engine with the given durations (the sampler swaps them)."""
-    engine = Engine(
+    args = (
         prep,
-        duration_s=duration_s.tolist(),
-        prewarm_at_s=inp.worker_prewarm_at_s.tolist(),
-        concurrency_limit=platform.concurrency_limit,
-        keep_warm_s=platform.keep_warm_s,
-        worker_config=inp.worker_config.tolist(),
-        record_events=record_events,
-        host=None if platform.host_cpus is None else _host(inp, platform, platform.host_cpus),
+        duration_s.tolist(),
+        inp.worker_prewarm_at_s.tolist(),
+        platform.concurrency_limit,
+        platform.keep_warm_s,
+        inp.worker_config.tolist(),
+        record_events,
     )
+    host = None if platform.host_cpus is None else _host(inp, platform, platform.host_cpus)
+    engine = Engine(*args) if host is None and prep.store is None else SteppedEngine(*args, host)
     engine.run()
     return engine
 
