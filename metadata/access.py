@@ -16,6 +16,12 @@ processes on the same host took from it (measured per attempt, `runtime.cpuclock
 with many workers crowding a small machine does not teach the predictor that the function is
 slow; contention is the simulator's business, not the function's.
 
+CPU demand (`predict_cpu_demand`: the CPUs a task keeps busy, what it takes of a host that many
+workers share) is learned per function from the same records' `cpu_s` (`metadata.models`,
+CPU demand); without measured CPU time the prior is the caller's (the planner derives one from
+the duration model) or min(parallelism hint, configuration CPUs), parallelism 1 by default: a
+single-threaded task keeps one CPU busy.
+
 Every prediction carries its source per task, so `compile` can say how much of a plan rests on
 measurements. Spread is log-space (a log-normal around the point estimate, so
 `quantile(0.5) == mean_s`): from residuals for history (plus `EXTRAPOLATION_SIGMA` at unobserved
@@ -45,11 +51,14 @@ from numpy.typing import ArrayLike, NDArray
 from metadata.models import (
     CPU_DECIMALS,
     F64,
+    MIN_CPU_DEMAND,
     MIN_DURATION_S,
+    CpuDemandModel,
     DurationModel,
     OutputModel,
     TransferModel,
     amdahl,
+    fit_cpu_demand,
     fit_duration,
     fit_output,
     fit_transfer,
@@ -105,6 +114,7 @@ class MetadataAccess:
         self._records: dict[str, list[TaskRecord]] = {}
         self._durations: dict[str, DurationModel | None] = {}
         self._outputs: dict[str, OutputModel | None] = {}
+        self._demands: dict[str, CpuDemandModel | None] = {}
         self._transfer: TransferModel | None = None
         self._workers: list[WorkerRecord] | None = None
         self._plan_download: TransferModel | None = None
@@ -155,6 +165,10 @@ class MetadataAccess:
         self.load([function_key])
         return self._outputs.get(function_key)
 
+    def cpu_demand_model(self, function_key: str) -> CpuDemandModel | None:
+        self.load([function_key])
+        return self._demands.get(function_key)
+
     def _ingest(self, by_key: dict[str, list[TaskRecord]]) -> None:
         new_uploads = False
         for key, recs in by_key.items():
@@ -165,6 +179,9 @@ class MetadataAccess:
             ) if ok else None
             self._outputs[key] = fit_output(
                 [r.input_bytes for r in ok], [r.output_bytes for r in ok]) if ok else None
+            measured = [(r.cpus, r.cpu_s, r.isolated_s) for r in ok if r.cpu_s is not None]
+            self._demands[key] = fit_cpu_demand(*zip(*measured, strict=True)) \
+                if measured else None
             new_uploads = new_uploads or any(r.upload_s > 0 for r in ok)
         if new_uploads:  # refit transfer figures on the uploads of every loaded function
             samples = [(r.output_bytes, r.upload_s) for recs in self._records.values()
@@ -236,6 +253,40 @@ class MetadataAccess:
         out = np.where(has, fixed[inv] + per_byte[inv] * x, out)
         code = np.where(has, SOURCES.index("history"), code)
         return np.maximum(out, 0.0), np.asarray(SOURCES)[code]
+
+    def predict_cpu_demand(self, function_keys: Sequence[str], cpus: ArrayLike,
+                           priors: Sequence[TaskPrior] | None = None,
+                           prior_demand: ArrayLike | None = None
+                           ) -> tuple[F64, NDArray[np.str_]]:
+        """(demand[n, c], source[n]): CPUs each task keeps busy at each of c CPU counts, from
+        its function's measured CPU time (`history`), else `prior_demand` [n, c] when given,
+        else min(parallelism hint, CPUs) (`hint` when hinted, `prior`)."""
+        n = len(function_keys)
+        cfg = np.asarray(cpus, dtype=float)
+        if cfg.ndim != 1 or not np.all(cfg > 0):
+            raise ValueError("cpus must be a 1-D array of positive CPU counts (one per config)")
+        uniq, inv = _group(function_keys)
+        self.load(uniq)
+        if prior_demand is None:
+            _, par = _prior_arrays(priors, n)
+            prior = np.minimum(par[:, None], cfg[None, :])
+        else:
+            prior = np.asarray(prior_demand, dtype=float)
+            if prior.shape != (n, len(cfg)):
+                raise ValueError(f"prior_demand must have shape {(n, len(cfg))}, got "
+                                 f"{prior.shape}")
+        demand = np.clip(prior, MIN_CPU_DEMAND, cfg[None, :])
+        hinted = np.array([p.parallelism is not None for p in _priors(priors, n)], dtype=bool)
+        code = np.where(hinted, SOURCES.index("hint"), SOURCES.index("prior"))
+        models = [self._demands.get(k) for k in uniq]
+        has = np.array([m is not None for m in models], dtype=bool)[inv]
+        own = np.array([m.demand if m else 1.0 for m in models], dtype=float)[inv][:, None]
+        bound = np.array([bool(m and m.bound_only) for m in models], dtype=bool)[inv][:, None]
+        learned = np.clip(np.where(bound, np.maximum(own, prior), own), MIN_CPU_DEMAND,
+                          cfg[None, :])
+        demand = np.where(has[:, None], learned, demand)
+        code = np.where(has, SOURCES.index("history"), code)
+        return demand, np.asarray(SOURCES)[code]
 
     def transfer_time(self, nbytes: ArrayLike) -> Any:
         """Seconds to move nbytes through the store (scalar or array like nbytes)."""
