@@ -100,7 +100,8 @@ class SteppedEngine(Engine):
         before anything else happens then)."""
         heap, work, step, host = self.heap, self.work, self._step, self.host
         while True:
-            t_done, u, config = NOTHING if host is None else host.next_completion()
+            # the host caches its next completion until a start or completion changes it
+            t_done, u, config = NOTHING if host is None else host.next or host.next_completion()
             if heap and heap[0][0] < t_done:
                 t, prio, a, b = heapq.heappop(heap)
                 if prio == PRIO_STORE:
