@@ -313,6 +313,17 @@ class MetadataAccess:
             return float(np.median([w.startup_s for w in samples]))
         return self._platform["cold_start_s" if cold else "warm_start_s"]
 
+    def start_up_figures(self) -> dict[str, float]:
+        """The platform's `cold_start_s` / `warm_start_s` as recent workers measured them: the
+        median of start-up plus plan download (the simulator's start-up covers both), for each
+        kind with at least `MIN_STARTUP_SAMPLES` records; a kind without enough is absent."""
+        figures: dict[str, float] = {}
+        for name, cold in (("cold_start_s", True), ("warm_start_s", False)):
+            seen = [w.startup_s + w.plan_download_s for w in self._workers or () if w.cold == cold]
+            if len(seen) >= MIN_STARTUP_SAMPLES:
+                figures[name] = float(np.median(seen))
+        return figures
+
     def plan_download_time(self, plan_bytes: int) -> float:
         """Seconds for a worker to fetch a serialized plan of `plan_bytes`."""
         model = self._plan_download

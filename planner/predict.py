@@ -175,6 +175,14 @@ def predict(graph: TaskGraph, platform: Platform, *, quantile: float | None = No
     return dataclasses.replace(pred, learned_cpu_demand=np.asarray(demand, np.float64))
 
 
+def learned_platform(platform: Platform, access: Any) -> Platform:
+    """`platform` with the start-up figures its workers measured (`MetadataAccess.
+    start_up_figures`: start-up plus plan download, cold and warm), where history has them;
+    configurations with start-ups of their own keep them. Unchanged without `access`."""
+    figures = {} if access is None else access.start_up_figures()
+    return platform.with_overrides(**figures) if figures else platform
+
+
 def _edges(graph: TaskGraph, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(src, dst, recorded bytes or NaN) of every edge, grouped by consumer."""
     src: list[int] = []

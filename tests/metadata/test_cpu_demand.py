@@ -75,3 +75,13 @@ def test_fit_censors_attempts_that_used_all_their_cpus() -> None:
     assert fit_cpu_demand([], [], []) is None
     idle = fit_cpu_demand([1.0], [0.0], [1.0])
     assert idle is not None and idle.demand == MIN_CPU_DEMAND
+
+
+def test_start_up_figures_add_the_plan_download_to_the_start_up() -> None:
+    from tests.metadata.factories import worker
+
+    cold = [worker(f"dag-{i}", requested_at=100.0, started_at=100.25, plan_download_s=0.05)
+            for i in range(3)]
+    warm = [worker("dag-9", cold=False, requested_at=100.0, started_at=100.01)]
+    access = MetadataAccess.from_records([], worker_records=cold + warm, **PLATFORM)
+    assert access.start_up_figures() == {"cold_start_s": pytest.approx(0.3)}

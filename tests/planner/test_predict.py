@@ -98,3 +98,18 @@ def test_cpu_demand_comes_from_measured_cpu_time() -> None:
     pred = predict(graph, toy_platform(), access=access)
     assert pred.cpu_demand[1].tolist() == pytest.approx([0.01, 0.01])
     assert pred.cpu_demand[0].tolist() == pred.derived_cpu_demand[0].tolist() == [1.0, 1.0]
+
+
+def test_learned_platform_takes_the_measured_start_ups() -> None:
+    from planner.predict import learned_platform
+    from tests.metadata.factories import worker
+
+    records = [worker(f"dag-{i}", cold=False, requested_at=1.0, started_at=1.01,
+                      plan_download_s=0.01) for i in range(3)]
+    access = MetadataAccess.from_records([], worker_records=records, transfer_latency_s=0.0,
+                                         transfer_bandwidth_bps=1e9, cold_start_s=1.0,
+                                         warm_start_s=0.5)
+    platform = learned_platform(toy_platform(), access)
+    assert platform.warm_start_s == pytest.approx(0.02)
+    assert platform.cold_start_s == toy_platform().cold_start_s
+    assert learned_platform(toy_platform(), None) == toy_platform()
