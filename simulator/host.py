@@ -123,15 +123,19 @@ class HostCpus:
             return
         self.full_speed = False
         left, tasks = self.capacity, self.tasks
+        share = 0.0  # once a class exceeds the equal share, every later one gets that share
         for c in self.by_demand:
             n = count[c]
             if not n:
                 continue
-            share = left / tasks
-            if demand[c] <= share:
+            if share:
+                rate[c] = share / demand[c]
+                continue
+            equal = left / tasks
+            if demand[c] <= equal:
                 rate[c] = 1.0
                 left -= n * demand[c]
+                tasks -= n
             else:
+                share = equal
                 rate[c] = share / demand[c]
-                left -= n * share
-            tasks -= n
