@@ -55,15 +55,19 @@ Shared host CPUs (only when `Platform.host_cpus` is set; absent on the built-ins
 runs on one machine of host_cpus CPUs, where moving data is CPU work too ((de)serialising and
 copying it through the store). A task's host work is its fetch (unless pre-loaded), its
 `duration_s` (its time alone on that machine at its worker's configuration) and its upload, one
-after another; tasks doing host work at once share the CPUs (start-up and waiting use none): a task
+after another; a worker's start-up (cold or warm start: a process start, imports, the plan
+download) is host work too, of demand min(1, its configuration's CPUs), and the worker is ready
+when it is done. Jobs doing host work at once share the CPUs (waiting uses none): a task
 demands min(its `cpu_demand`, host_cpus) - the CPUs it keeps busy, by default its configuration's -
-and when demands add up to more than host_cpus the CPUs are water-filled (max-min fair, each capped
-by its demand, as CFS shares cores among cgroups with quotas); a task given s CPUs of demand d
-progresses at rate s/d. Its host work begins when it is ready (pre-loaded: at its start) and each
-part takes its share of the stretched time, so start, finish and done are stretched alike; the
-timeline uses the stretched fetch and length, so critical path and slack hold the sharing fixed.
+(demands are grouped to 0.01 CPU) and when demands add up to more than host_cpus the CPUs are
+water-filled (max-min fair, each capped by its demand, as CFS shares cores among cgroups with
+quotas); a job given s CPUs of demand d progresses at rate s/d. A task's host work begins
+when it is ready (pre-loaded: at its start) and each part takes its share of the stretched
+time, so start, finish and done are stretched alike; the timeline uses the stretched fetch and
+length, so critical path and slack hold the sharing fixed.
 `simulator.host` implements it (one virtual clock per demand class).
-A task completion comes before any other event at the same time.
+A host job's completion comes before any other event at the same time; among completions at
+one time, tasks (by index) before start-ups (by worker).
 
 Value paths (only when `Platform.shm_bandwidth_bps` is set: workers on one host). As the runtime
 sends values (`runtime.values`), a task's output of at least `simulator.store.SHM_MIN_BYTES`

@@ -7,8 +7,9 @@ Changing state:
   * per task: remote inputs not yet available (`unavail`), pre-load downloads not yet done
     (`undownloaded`), the latest availability / download end seen so far, and once computed its
     ready, start, finish and done times;
-  * per worker: NEW -> REQUESTED (maybe queued for a slot) -> STARTED -> STOPPED, a cursor (next
-    task in plan order), ready time, the end of its download link's last transfer;
+  * per worker: NEW -> REQUESTED (maybe queued for a slot) -> STARTING -> STARTED (ready) ->
+    STOPPED, a cursor (next task in plan order), ready time, the end of its download link's
+    last transfer;
   * global: workers alive, the FIFO queue of requests waiting for a slot, idle warm containers
     per configuration (oldest first), the heap.
 
@@ -50,7 +51,8 @@ REQUEST_DATA = 0
 REQUEST_PREWARM = 1
 """Request key2: the pre-warm time came first."""
 
-NEW, REQUESTED, STARTED, STOPPED = 0, 1, 2, 3
+NEW, REQUESTED, STARTING, STARTED, STOPPED = 0, 1, 2, 3, 4
+"""Worker states; STARTING: started (a container taken), start-up under way."""
 
 STORAGE = -1
 """Link request key2 for a pre-loading worker's storage read of a task."""
@@ -160,6 +162,8 @@ class Engine:
         self.cold = [True] * w
         self.link_free = [0.0] * w
         self.last_link = [-1] * w
+        self.slot_from = [-1] * w
+        """The last task of the worker whose stop freed k's concurrency slot, or -1."""
         self.pending: list[list[tuple[float, int, int]]] = [[] for _ in range(w)]
 
     # -- main loop ------------------------------------------------------------------------
@@ -206,6 +210,11 @@ class Engine:
             self.queue.append(k)
 
     def _start(self, t: float, k: int) -> None:
+        self._ready(k, t + self._take_container(t, k))
+
+    def _take_container(self, t: float, k: int) -> float:
+        """Worker k starts at t (STARTING): a warm container if one is kept, else a cold one;
+        returns its start-up seconds."""
         self.running += 1
         pool = self.pools.setdefault(self.config[k], deque())
         while pool and t - pool[0] > self.keep_warm:
@@ -213,15 +222,23 @@ class Engine:
         warm = bool(pool)
         if warm:
             pool.popleft()
-        ready = t + (self.warm_s[k] if warm else self.cold_s[k])
         self.cold[k] = not warm
         self.started_at[k] = t
+        self.state[k] = STARTING
+        if self.record:
+            self.events.append((t, f"worker {k}", "warm start" if warm else "cold start"))
+        return self.warm_s[k] if warm else self.cold_s[k]
+
+    def _ready(self, k: int, ready: float) -> None:
+        """Worker k is ready (STARTED): its pre-load requests go out, its cursor runs."""
         self.ready_at[k] = ready
         self.state[k] = STARTED
         self.order.append(self.n + k)
         if self.record:
-            self.events.append((t, f"worker {k}", "warm start" if warm else "cold start"))
             self.events.append((ready, f"worker {k}", "ready"))
+        last = self.slot_from[k]
+        if last >= 0:  # it waited for the slot of the worker whose last task was `last`
+            self._edge(last, self.n + k, self.length[last] + ready - self.started_at[k])
         for avail, u, pos in self.pending[k]:
             heapq.heappush(self.heap, (max(avail, ready), PRIO_LINK, u, pos))
         self.pending[k] = []
@@ -236,10 +253,8 @@ class Engine:
             self.events.append((t, f"worker {k}", "stop"))
         if self.queue and self.running < self.limit:
             q = self.queue.popleft()
-            last = self.wtasks[self.wptr[k + 1] - 1]
+            self.slot_from[q] = self.wtasks[self.wptr[k + 1] - 1]
             self._start(t, q)
-            start_up = self.ready_at[q] - t
-            self._edge(last, self.n + q, self.length[last] + start_up)
 
     def _edge(self, src: int, dst: int, weight: float) -> None:
         self.dyn_src.append(src)

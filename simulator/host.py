@@ -24,8 +24,9 @@ rate. Rates (and so the next completion, cached until then) change only when a t
 completes. Cost per start or completion: O(log n + c) for c classes; while the demands fit the
 host, O(log n + active classes).
 
-Ties are explicit: among completions at the same real time, the lowest task index first (within
-a class, the heap's (virtual finish, task index) order).
+Ties are explicit: among completions at the same real time, the lowest job index first (within
+a class, the heap's (virtual finish, job index) order). The engine numbers tasks 0..n-1 and
+worker start-ups n..n+w-1 (a start-up is host work too).
 """
 
 from __future__ import annotations

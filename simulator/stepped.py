@@ -14,6 +14,8 @@ the transfers requested before it; so here every task moves through phases drive
   link's own bound ready + `fetch_link_s`, plus the shared-memory reads (`fetch_shm_s`).
 * EXECUTING: with host CPUs an execution-start event (priority 3) adds the task's work to the
   host's sharing and its completion comes from `HostCpus`; without them it takes `duration_s`.
+  A worker's start-up is host work as well (an execution start of host job n + k when the
+  worker starts; it is ready at that job's completion).
   The work is the execution only when the store is modelled (moving data is the store's work),
   else fetch (unless pre-loaded) + execution + upload, as without the store.
 * UPLOADING (store only, tasks that upload): the shared-memory write (`upload_shm_s`), then a
@@ -82,8 +84,9 @@ class SteppedEngine(Engine):
         )
         self.host = host[0] if host is not None else None
         self.host_class: list[int] = host[1] if host is not None else []
-        self.host_work = [0.0] * prep.n
-        """Seconds of host CPU work of each task (module docstring, EXECUTING)."""
+        self.host_work = [0.0] * (prep.n + prep.w)
+        """Seconds of host CPU work of each task (module docstring, EXECUTING), then of each
+        worker's start-up (host job n + k)."""
         self.fetch_eff = list(self.fetch)
         self.phase = [Phase.WAITING] * prep.n
         times = prep.store
@@ -118,12 +121,24 @@ class SteppedEngine(Engine):
             elif u >= 0:
                 assert host is not None
                 host.complete(t_done, config)
-                self._executed(u, t_done)
+                if u < self.n:
+                    self._executed(u, t_done)
+                else:
+                    self._ready(u - self.n, t_done)
             else:
                 break
             while work:
                 step(work.popleft())
         self._check_finished()
+
+    def _start(self, t: float, k: int) -> None:
+        """With host CPUs a worker's start-up is host work (job n + k); it is ready when done."""
+        if self.host is None:
+            super()._start(t, k)
+            return
+        job = self.n + k
+        self.host_work[job] = self._take_container(t, k)
+        heapq.heappush(self.heap, (t, PRIO_EXEC, job, 0))
 
     def _step(self, k: int) -> None:
         """Worker k's next task leaves WAITING once its inputs (or pre-loads) are in."""
