@@ -102,7 +102,9 @@ across workers: worker stops (priority 0: free slots and containers first), work
 starts (priority 3), and with the serial store fetch and upload requests (priority 4). Heap
 entries are (time, priority, key1, key2) with keys = (worker index, 0 data / 1 pre-warm), (task
 index, edge position / -1 for storage) or (task index, 0 fetch / 1 upload); no two entries
-compare equal, so the order never depends on insertion order.
+compare equal, so the order never depends on insertion order. An execution start due at the
+time being processed, when no host completion is due then, is applied at once rather than queued
+(starts at one time commute; only the event log's order among equal times shows it).
 
 Event log (`simulate(record_events=True)`): `(t, "worker k", what)` with what in request,
 prewarm, cold start, warm start, ready, stop; `(t, "task u", what)` with what in ready, start,

@@ -82,15 +82,15 @@ class HostCpus:
         best = self.next
         if best is not None:
             return best
-        best = NOTHING
         now, vclock, rate, heaps = self.now, self.vclock, self.rate, self.heaps
+        best_t, best_task, best_c = math.inf, -1, -1
         for c in self.active:
             vfinish, task = heaps[c][0]
             left = vfinish - vclock[c]
             t = now + left / rate[c] if left > 0 else now
-            if t < best[0] or (t == best[0] and task < best[1]):
-                best = (t, task, c)
-        self.next = best
+            if t < best_t or (t == best_t and task < best_task):
+                best_t, best_task, best_c = t, task, c
+        best = self.next = (best_t, best_task, best_c)
         return best
 
     def complete(self, t: float, config: int) -> None:

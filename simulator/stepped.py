@@ -89,6 +89,8 @@ class SteppedEngine(Engine):
         worker's start-up (host job n + k)."""
         self.fetch_eff = list(self.fetch)
         self.phase = [Phase.WAITING] * prep.n
+        self.clock = 0.0
+        """Time of the event being processed."""
         times = prep.store
         if times is not None:
             self.fetch_store = times.fetch_store_s.tolist()
@@ -107,6 +109,7 @@ class SteppedEngine(Engine):
             t_done, u, config = NOTHING if host is None else host.next or host.next_completion()
             if heap and heap[0][0] < t_done:
                 t, prio, a, b = heapq.heappop(heap)
+                self.clock = t
                 if prio == PRIO_STORE:
                     self._on_store(t, a, b)
                 elif prio == PRIO_EXEC:
@@ -120,6 +123,7 @@ class SteppedEngine(Engine):
                     self._on_link(t, a, b)
             elif u >= 0:
                 assert host is not None
+                self.clock = t_done
                 host.complete(t_done, config)
                 if u < self.n:
                     self._executed(u, t_done)
@@ -138,7 +142,18 @@ class SteppedEngine(Engine):
             return
         job = self.n + k
         self.host_work[job] = self._take_container(t, k)
-        heapq.heappush(self.heap, (t, PRIO_EXEC, job, 0))
+        self._begin_host_job(t, job)
+
+    def _begin_host_job(self, t: float, job: int) -> None:
+        """`job` joins the host's sharing at t: an execution-start event, or at once when t is
+        the time being processed and no host completion is due then (the heap would pop the
+        event next among what touches the host; starts at one time commute)."""
+        host = self.host
+        assert host is not None
+        if t == self.clock and (host.next or host.next_completion())[0] > t:
+            host.start(t, job, self.host_class[job], self.host_work[job])
+        else:
+            heapq.heappush(self.heap, (t, PRIO_EXEC, job, 0))
 
     def _step(self, k: int) -> None:
         """Worker k's next task leaves WAITING once its inputs (or pre-loads) are in."""
@@ -178,7 +193,7 @@ class SteppedEngine(Engine):
         self.phase[u] = Phase.EXECUTING
         if self.host is not None:
             self.host_work[u] = work
-            heapq.heappush(self.heap, (begin, PRIO_EXEC, u, 0))
+            self._begin_host_job(begin, u)
         else:
             self._executed(u, begin + work)
 

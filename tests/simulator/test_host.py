@@ -116,12 +116,12 @@ def test_event_log_and_critical_path_follow_the_stretched_durations() -> None:
     assert_log(result, """
         0  worker 0  request
         0  worker 0  cold start
+        0  worker 0  ready
         0  worker 1  request
         0  worker 1  cold start
+        0  worker 1  ready
         0  worker 2  request
         0  worker 2  cold start
-        0  worker 0  ready
-        0  worker 1  ready
         0  worker 2  ready
         0  task 0    ready
         0  task 0    start
@@ -135,13 +135,13 @@ def test_event_log_and_critical_path_follow_the_stretched_durations() -> None:
         3  task 1    uploaded
         3  task 2    finish
         3  task 2    uploaded
-        3  worker 1  stop
-        3  worker 2  stop
         3  task 3    ready
         3  task 3    start
         3  task 3    finish
         3  task 3    uploaded
         3  worker 0  stop
+        3  worker 1  stop
+        3  worker 2  stop
     """)
     assert result.makespan_s == 3.0
     assert result.critical_path[-1] == 3
