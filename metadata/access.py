@@ -150,7 +150,11 @@ class MetadataAccess:
             return
         if missing:
             self._ingest(self._store.task_records(missing, last=self._history_limit))
-        if self._workers is None:
+        self._load_workers()
+
+    def _load_workers(self) -> None:
+        """Fetch the worker records of recent runs once (start-up and plan-download figures)."""
+        if self._workers is None and self._store is not None:
             self._set_workers(self._store.recent_worker_records(WORKER_HISTORY_RUNS))
 
     def records(self, function_key: str) -> list[TaskRecord]:
@@ -317,6 +321,7 @@ class MetadataAccess:
         """The platform's `cold_start_s` / `warm_start_s` as recent workers measured them: the
         median of start-up plus plan download (the simulator's start-up covers both), for each
         kind with at least `MIN_STARTUP_SAMPLES` records; a kind without enough is absent."""
+        self._load_workers()
         figures: dict[str, float] = {}
         for name, cold in (("cold_start_s", True), ("warm_start_s", False)):
             seen = [w.startup_s + w.plan_download_s for w in self._workers or () if w.cold == cold]

@@ -85,3 +85,17 @@ def test_start_up_figures_add_the_plan_download_to_the_start_up() -> None:
     warm = [worker("dag-9", cold=False, requested_at=100.0, started_at=100.01)]
     access = MetadataAccess.from_records([], worker_records=cold + warm, **PLATFORM)
     assert access.start_up_figures() == {"cold_start_s": pytest.approx(0.3)}
+
+
+def test_start_up_figures_read_the_store_without_a_prior_load(redis_url: str,
+                                                              namespace: str) -> None:
+    """A planner asks for start-ups before predicting anything: the store is read then."""
+    from metadata.store import MetricsStore
+    from tests.metadata.factories import worker
+
+    with MetricsStore(redis_url, namespace) as store:
+        for i in range(3):
+            store.write_worker(worker(f"dag-{i}", requested_at=10.0, started_at=10.5,
+                                      plan_download_s=0.25))
+        access = MetadataAccess(store, **PLATFORM)
+        assert access.start_up_figures() == {"cold_start_s": pytest.approx(0.75)}
