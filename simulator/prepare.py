@@ -32,6 +32,7 @@ class StoreTimes:
     """What each transfer needs with the serial store: service time at the store, the link's
     own bound (latency + store-path bytes / bandwidth) and the shared-memory part after it."""
 
+    fetches: np.ndarray  # bool[n] the task fetches a batch (remote inputs or storage bytes)
     fetch_store_s: np.ndarray  # float[n] op x requests + store-path bytes / throughput
     fetch_link_s: np.ndarray  # float[n] L + store-path bytes / BW
     fetch_shm_s: np.ndarray  # float[n] shared-memory bytes / shm bandwidth
@@ -170,6 +171,7 @@ def _store_times(
     op, throughput = platform.store_op_s or 0.0, platform.store_throughput_bps
     requests = remote_in + (inp.storage_bytes > 0)
     return StoreTimes(
+        fetches=fetches,
         fetch_store_s=np.where(fetches, requests * op + fetch_store / throughput, 0.0),
         fetch_link_s=np.where(fetches, latency + fetch_store / bandwidth, 0.0),
         fetch_shm_s=fetch_shm / shm_bw,

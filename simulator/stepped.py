@@ -93,6 +93,7 @@ class SteppedEngine(Engine):
         """Time of the event being processed."""
         times = prep.store
         if times is not None:
+            self.fetches = times.fetches.tolist()
             self.fetch_store = times.fetch_store_s.tolist()
             self.fetch_link = times.fetch_link_s.tolist()
             self.fetch_shm = times.fetch_shm_s.tolist()
@@ -180,7 +181,7 @@ class SteppedEngine(Engine):
         ready = self.ready[u] = max(prev, self.avail_max[u])
         if not store:  # the fetch, shared like the rest, is host work; start known at the end
             self._execute(u, ready, self.fetch[u] + self.duration[u] + self.upload[u])
-        elif self.fetch[u] > 0:
+        elif self.fetches[u]:
             self.phase[u] = Phase.FETCHING
             heapq.heappush(self.heap, (ready, PRIO_STORE, u, FETCH))
         else:

@@ -146,3 +146,18 @@ def test_with_the_store_the_critical_path_is_tight(
     assert result.makespan_s == result.task_done_s.max()
     assert math.isfinite(result.cost_usd)
     assert np.all(result.task_start_s >= result.task_ready_s - TOL)
+
+
+def test_a_fetch_of_nothing_still_waits_for_the_store() -> None:
+    """Start-ups take 0.5 s. t1 (1 s) hands t2 a 0-byte value at 1.5; t2's worker is ready at
+    2 and requests it (no latency, no request time), but t0's 100-byte upload (not delayed)
+    occupies the store 1.75-2.75: the fetch is served at 2.75. With independent links t2 starts
+    at 2."""
+    inp = SimInput.build([1.25, 1.0, 1.0, 0.0], [(0, 3), (1, 2), (2, 3)],
+                         output_bytes=[100.0, 0.0, 0.0, 0.0], worker=[0, 1, 2, 0],
+                         delayed_io=[False, True, True, True])
+    result = simulate(inp, store(cold_start_s=0.5, warm_start_s=0.5))
+    assert result.task_done_s[:2].tolist() == [2.75, 1.5]
+    assert result.task_start_s[2] == 2.75
+    links = simulate(inp, store(cold_start_s=0.5, warm_start_s=0.5, store_throughput_bps=None))
+    assert links.task_start_s[2] == 2.0
