@@ -35,21 +35,20 @@ once enough samples exist: uploads in task records for transfers, worker records
 for start-up and plan download.
 
 `predict_durations` is vectorised: tasks are grouped by function with numpy, per-function
-parameters gathered onto tasks, and the n x c matrix computed in a handful of array operations.
+parameters gathered onto tasks (`metadata.tables`), and the n x c matrix computed in a handful
+of array operations.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from metadata.models import (
-    CPU_DECIMALS,
     F64,
     MIN_CPU_DEMAND,
     MIN_DURATION_S,
@@ -66,9 +65,7 @@ from metadata.models import (
 from metadata.priors import (
     DEFAULT_DURATION_S,
     DEFAULT_OUTPUT_BYTES,
-    DEFAULT_PARALLELISM,
     HINT_SIGMA,
-    NO_PRIOR,
     PRIOR_SIGMA,
     SOURCES,
     DurationPrediction,
@@ -79,6 +76,7 @@ from metadata.priors import (
 from metadata.records import TaskRecord, WorkerRecord
 from metadata.reports import FunctionAccuracy, accuracy
 from metadata.store import MetricsStore
+from metadata.tables import FittedTable, group_tasks, prior_arrays, task_priors, task_vector
 
 __all__ = ["SOURCES", "DurationPrediction", "FunctionAccuracy", "MetadataAccess", "TaskPrior",
            "accuracy", "source_counts"]
@@ -206,13 +204,13 @@ class MetadataAccess:
                           ) -> DurationPrediction:
         """Durations of n tasks (function key, input bytes, prior each) at c CPU counts."""
         n = len(function_keys)
-        x = _task_vector(input_bytes, n, "input_bytes")
+        x = task_vector(input_bytes, n, "input_bytes")
         cfg = np.asarray(cpus, dtype=float)
         if cfg.ndim != 1 or not np.all(cfg > 0):
             raise ValueError("cpus must be a 1-D array of positive CPU counts (one per config)")
-        uniq, inv = _group(function_keys)
+        uniq, inv = group_tasks(function_keys)
         self.load(uniq)
-        expected, par = _prior_arrays(priors, n)
+        expected, par = prior_arrays(priors, n)
         hint_serial, hint_cap = np.maximum(0.0, 1.0 - par), np.maximum(par, 1.0)
         has_hint = ~np.isnan(expected)
         mean = hint_duration(np.where(has_hint, expected, DEFAULT_DURATION_S)[:, None],
@@ -221,7 +219,7 @@ class MetadataAccess:
         code = np.where(has_hint, SOURCES.index("hint"), SOURCES.index("prior"))
         observed = np.zeros((n, len(cfg)), dtype=bool)
 
-        fitted = _FittedTable.build([self._durations.get(k) for k in uniq], cfg)
+        fitted = FittedTable.build([self._durations.get(k) for k in uniq], cfg)
         hist = fitted.has[inv]
         if hist.any():
             rows, u = np.flatnonzero(hist), inv[hist]
@@ -242,11 +240,11 @@ class MetadataAccess:
                              ) -> tuple[F64, NDArray[np.str_]]:
         """(bytes[n], source[n]): expected output size of each task."""
         n = len(function_keys)
-        x = _task_vector(input_bytes, n, "input_bytes")
-        uniq, inv = _group(function_keys)
+        x = task_vector(input_bytes, n, "input_bytes")
+        uniq, inv = group_tasks(function_keys)
         self.load(uniq)
         hinted = np.array([math.nan if p.output_bytes is None else float(p.output_bytes)
-                           for p in _priors(priors, n)], dtype=float)
+                           for p in task_priors(priors, n)], dtype=float)
         has_hint = ~np.isnan(hinted)
         out = np.where(has_hint, hinted, DEFAULT_OUTPUT_BYTES)
         code = np.where(has_hint, SOURCES.index("hint"), SOURCES.index("prior"))
@@ -269,10 +267,10 @@ class MetadataAccess:
         cfg = np.asarray(cpus, dtype=float)
         if cfg.ndim != 1 or not np.all(cfg > 0):
             raise ValueError("cpus must be a 1-D array of positive CPU counts (one per config)")
-        uniq, inv = _group(function_keys)
+        uniq, inv = group_tasks(function_keys)
         self.load(uniq)
         if prior_demand is None:
-            _, par = _prior_arrays(priors, n)
+            _, par = prior_arrays(priors, n)
             prior = np.minimum(par[:, None], cfg[None, :])
         else:
             prior = np.asarray(prior_demand, dtype=float)
@@ -280,7 +278,7 @@ class MetadataAccess:
                 raise ValueError(f"prior_demand must have shape {(n, len(cfg))}, got "
                                  f"{prior.shape}")
         demand = np.clip(prior, MIN_CPU_DEMAND, cfg[None, :])
-        hinted = np.array([p.parallelism is not None for p in _priors(priors, n)], dtype=bool)
+        hinted = np.array([p.parallelism is not None for p in task_priors(priors, n)], dtype=bool)
         code = np.where(hinted, SOURCES.index("hint"), SOURCES.index("prior"))
         models = [self._demands.get(k) for k in uniq]
         has = np.array([m is not None for m in models], dtype=bool)[inv]
@@ -355,71 +353,3 @@ class MetadataAccess:
         if isinstance(sources, DurationPrediction):
             return sources.source_counts()
         return source_counts(sources)
-
-
-# -- vectorisation helpers ---------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _FittedTable:
-    """Per-unique-function duration parameters as arrays, gathered onto tasks with `inv`."""
-
-    has: NDArray[np.bool_]
-    learned: NDArray[np.bool_]
-    fixed: F64
-    per_byte: F64
-    serial: F64
-    cap: F64
-    ref: F64
-    sigma: F64
-    observed: NDArray[np.bool_]  # [functions, configs]
-
-    @classmethod
-    def build(cls, models: Sequence[DurationModel | None], cfg: F64) -> _FittedTable:
-        rounded = np.round(cfg, CPU_DECIMALS)
-        def col(attr: str, default: float) -> F64:
-            return np.array([getattr(m, attr) if m else default for m in models], dtype=float)
-        observed = np.zeros((len(models), len(cfg)), dtype=bool)
-        for i, m in enumerate(models):
-            if m is not None:
-                observed[i] = np.isin(rounded, m.observed_cpus)
-        return cls(
-            has=np.array([m is not None for m in models], dtype=bool),
-            learned=np.array([bool(m and m.shape_learned) for m in models], dtype=bool),
-            fixed=col("fixed_s", 0.0), per_byte=col("per_byte_s", 0.0),
-            serial=col("serial", 0.0), cap=col("cap", 1.0), ref=col("ref_cpus", 1.0),
-            sigma=col("sigma", 0.0), observed=observed)
-
-
-def _group(function_keys: Sequence[str]) -> tuple[list[str], NDArray[np.intp]]:
-    """(unique keys in first-seen order, index of each task's key in it)."""
-    index: dict[str, int] = {}
-    inv = np.fromiter((index.setdefault(k, len(index)) for k in function_keys),
-                      dtype=np.intp, count=len(function_keys))
-    return list(index), inv
-
-
-def _task_vector(values: ArrayLike, n: int, name: str) -> F64:
-    arr = np.asarray(values, dtype=float)
-    if arr.shape != (n,):
-        raise ValueError(f"{name} must have one value per task ({n}), got shape {arr.shape}")
-    return arr
-
-
-def _priors(priors: Sequence[TaskPrior] | None, n: int) -> Sequence[TaskPrior]:
-    if priors is None:
-        return [NO_PRIOR] * n
-    if len(priors) != n:
-        raise ValueError(f"priors must have one entry per task ({n}), got {len(priors)}")
-    return priors
-
-
-def _prior_arrays(priors: Sequence[TaskPrior] | None, n: int) -> tuple[F64, F64]:
-    """(expected_s with NaN where absent, parallelism with the default filled in)."""
-    if priors is None:
-        return np.full(n, math.nan), np.full(n, DEFAULT_PARALLELISM)
-    items = _priors(priors, n)
-    expected = np.array([math.nan if p.expected_s is None else p.expected_s for p in items],
-                        dtype=float)
-    par = np.array([DEFAULT_PARALLELISM if p.parallelism is None else p.parallelism
-                    for p in items], dtype=float)
-    return expected, np.maximum(par, 1e-3)
