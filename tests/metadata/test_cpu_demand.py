@@ -99,3 +99,16 @@ def test_start_up_figures_read_the_store_without_a_prior_load(redis_url: str,
                                       plan_download_s=0.25))
         access = MetadataAccess(store, **PLATFORM)
         assert access.start_up_figures() == {"cold_start_s": pytest.approx(0.75)}
+
+
+def test_a_crowded_run_does_not_outvote_the_others_on_start_up() -> None:
+    """Two runs of one worker started in 0.05 s; one run of ten crowded workers took 1 s each:
+    per-run medians 0.05, 0.05, 1.0, so the figure is 0.05."""
+    from tests.metadata.factories import worker
+
+    quiet = [worker(f"dag-{i}", requested_at=0.0, started_at=0.04, plan_download_s=0.01)
+             for i in range(2)]
+    crowded = [worker("dag-9", worker_id=f"w-{i}", requested_at=0.0, started_at=0.99,
+                      plan_download_s=0.01) for i in range(10)]
+    access = MetadataAccess.from_records([], worker_records=quiet + crowded, **PLATFORM)
+    assert access.start_up_figures()["cold_start_s"] == pytest.approx(0.05)
