@@ -1,7 +1,15 @@
 """Benchmark: how fast `simulator.simulate` is on WfCommons-like DAGs of 1k, 10k, 100k tasks.
 
-Quality bar (DESIGN.md): one simulation of a 10,000-task plan < 0.5 s, of 100,000 < 5 s on a
-2-core machine, critical path and slack included. Shapes:
+Quality bar (DESIGN.md, issue 12): one simulation of a 10,000-task plan < 0.5 s, of 100,000
+< 3 s on a 2-core machine, critical path and slack included, with the host model on. Each shape
+and size runs under two models (column `model`):
+
+  links       the `lambda` platform: independent workers, one link each to the store
+  host+store  the same with shared host CPUs (`HOST_CPUS`), the store as one serial server and
+              the shared-memory path (`STORE_*`, `SHM_BANDWIDTH_BPS`: figures of the order a
+              2-core machine's calibration measures)
+
+Shapes:
 
   montage      stages alternating a wide fan-out and a fan-in (project/diff -> concat -> bg -> add)
   epigenomics  fan-out into many independent 4-task pipelines, fan-in to a merge, per lane
@@ -16,8 +24,10 @@ the limit lifted (column `limit`).
     python benchmarks/simulate_speed.py --sizes 1000 10000 100000 \
         --out benchmarks/results/simulate_speed.json
 
-Prints a table and writes JSON: one row per (shape, size) with median seconds of `simulate`
-(default options), `simulate(with_slack=False)` and `simulate_samples` per sample.
+Prints a table and writes JSON: one row per (shape, size, model) with median seconds of
+`simulate` (default options; `simulate_cpu_s`: the process's CPU time for it, which other work
+on a shared machine inflates less), `simulate(with_slack=False)` and `simulate_samples` per
+sample.
 """
 
 from __future__ import annotations
@@ -51,7 +61,11 @@ DELAYED_IO_FRACTION = 0.5
 MEDIAN_DURATION_S = 2.0
 MEDIAN_OUTPUT_BYTES = 1e6
 SAMPLES = 20
-TABLE_WIDTH = 140  # characters, when stdout is not a terminal (rich would assume 80)
+TABLE_WIDTH = 160  # characters, when stdout is not a terminal (rich would assume 80)
+HOST_CPUS = 2.0
+STORE_THROUGHPUT_BPS = 1e9  # bytes/s the one store serves to all workers together
+STORE_OP_S = 5e-5  # store time per request
+SHM_BANDWIDTH_BPS = 5e9  # same-host shared-memory path
 Edges = list[tuple[int, int]]
 
 
@@ -138,50 +152,69 @@ def make_input(edges: Edges, n: int, n_configs: int, rng: np.random.Generator) -
     )
 
 
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    times = []
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median (wall seconds, CPU seconds of this process) over `repeats` calls."""
+    wall, cpu = [], []
     for _ in range(repeats):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - began)
+        cpu.append(time.process_time() - began_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
-def run(sizes: list[int], repeats: int) -> list[dict[str, object]]:
+def models() -> dict[str, Platform]:
     base: Platform = load_platform("lambda")
+    host = base.with_overrides(host_cpus=HOST_CPUS, store_throughput_bps=STORE_THROUGHPUT_BPS,
+                               store_op_s=STORE_OP_S, shm_bandwidth_bps=SHM_BANDWIDTH_BPS)
+    return {"links": base, "host+store": host}
+
+
+def run(sizes: list[int], repeats: int, names: list[str]) -> list[dict[str, object]]:
     rows = []
     for shape, make_edges in SHAPES.items():
         for n in sizes:
-            rng = np.random.default_rng(n)
-            inp = make_input(make_edges(n, rng), n, len(base.configs), rng)
-            plat = base
-            try:
-                result = simulate(inp, plat)
-            except SimulatorError:  # deadlock on the concurrency limit
-                plat = base.with_overrides(concurrency_limit=n)
-                result = simulate(inp, plat)
-            reps = repeats if n <= 10_000 else max(1, repeats // 2)
-            sample_n = SAMPLES if n <= 10_000 else 2
-            rows.append({
-                "shape": shape,
-                "tasks": n,
-                "edges": inp.n_edges,
-                "workers": inp.n_workers,
-                "limit": plat.concurrency_limit,
-                "makespan_s": round(result.makespan_s, 3),
-                "critical_tasks": len(result.critical_path),
-                "simulate_s": timed(lambda: simulate(inp, plat), reps),  # noqa: B023
-                "no_slack_s": timed(lambda: simulate(inp, plat, with_slack=False), reps),  # noqa: B023
-                "per_sample_s": timed(
-                    lambda: simulate_samples(inp, plat, 0.3, sample_n, seed=1), 1  # noqa: B023
-                ) / sample_n,
-            })
-            print(f"{shape} {n}: simulate {rows[-1]['simulate_s']:.3f} s", file=sys.stderr)
+            for model in names:
+                base = models()[model]
+                rng = np.random.default_rng(n)
+                inp = make_input(make_edges(n, rng), n, len(base.configs), rng)
+                rows.append(measure(shape, model, inp, base, repeats))
+                row = rows[-1]
+                print(f"{shape} {n} {model}: simulate {row['simulate_s']:.3f} s", file=sys.stderr)
     return rows
 
 
-COLUMNS = ("shape", "tasks", "edges", "workers", "limit", "makespan_s", "critical_tasks",
-           "simulate_s", "no_slack_s", "per_sample_s")
+def measure(shape: str, model: str, inp: SimInput, base: Platform, repeats: int
+            ) -> dict[str, object]:
+    n = inp.n_tasks
+    plat = base
+    try:
+        result = simulate(inp, plat)
+    except SimulatorError:  # deadlock on the concurrency limit
+        plat = base.with_overrides(concurrency_limit=n)
+        result = simulate(inp, plat)
+    reps = repeats if n <= 10_000 else max(1, repeats // 2)
+    sample_n = SAMPLES if n <= 10_000 else 2
+    wall, cpu = timed(lambda: simulate(inp, plat), reps)
+    return {
+        "shape": shape,
+        "model": model,
+        "tasks": n,
+        "edges": inp.n_edges,
+        "workers": inp.n_workers,
+        "limit": plat.concurrency_limit,
+        "makespan_s": round(result.makespan_s, 3),
+        "critical_tasks": len(result.critical_path),
+        "simulate_s": wall,
+        "simulate_cpu_s": cpu,
+        "no_slack_s": timed(lambda: simulate(inp, plat, with_slack=False), reps)[0],
+        "per_sample_s": timed(lambda: simulate_samples(inp, plat, 0.3, sample_n, seed=1), 1)[0]
+        / sample_n,
+    }
+
+
+COLUMNS = ("shape", "model", "tasks", "edges", "workers", "limit", "makespan_s",
+           "critical_tasks", "simulate_s", "simulate_cpu_s", "no_slack_s", "per_sample_s")
 
 
 def _cells(row: dict[str, object]) -> list[str]:
@@ -200,7 +233,7 @@ def print_table(rows: list[dict[str, object]]) -> None:
         return
     table = Table(title="simulate() speed (median seconds)")
     for column in COLUMNS:
-        table.add_column(column, justify="left" if column == "shape" else "right")
+        table.add_column(column, justify="left" if column in ("shape", "model") else "right")
     for row in rows:
         table.add_row(*_cells(row))
     Console(width=None if sys.stdout.isatty() else TABLE_WIDTH).print(table)
@@ -210,9 +243,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--repeats", type=int, default=5, help="median of this many runs")
+    parser.add_argument("--models", nargs="+", default=list(models()), choices=list(models()))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/simulate_speed.json"))
     args = parser.parse_args()
-    rows = run(args.sizes, args.repeats)
+    rows = run(args.sizes, args.repeats, args.models)
     print_table(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"python": host.python_version(), "machine": host.machine(), "cpus": _cpus()}

@@ -16,6 +16,12 @@ processes on the same host took from it (measured per attempt, `runtime.cpuclock
 with many workers crowding a small machine does not teach the predictor that the function is
 slow; contention is the simulator's business, not the function's.
 
+CPU demand (`predict_cpu_demand`: the CPUs a task keeps busy, what it takes of a host that many
+workers share) is learned per function from the same records' `cpu_s` (`metadata.models`,
+CPU demand); without measured CPU time the prior is the caller's (the planner derives one from
+the duration model) or min(parallelism hint, configuration CPUs), parallelism 1 by default: a
+single-threaded task keeps one CPU busy.
+
 Every prediction carries its source per task, so `compile` can say how much of a plan rests on
 measurements. Spread is log-space (a log-normal around the point estimate, so
 `quantile(0.5) == mean_s`): from residuals for history (plus `EXTRAPOLATION_SIGMA` at unobserved
@@ -29,27 +35,29 @@ once enough samples exist: uploads in task records for transfers, worker records
 for start-up and plan download.
 
 `predict_durations` is vectorised: tasks are grouped by function with numpy, per-function
-parameters gathered onto tasks, and the n x c matrix computed in a handful of array operations.
+parameters gathered onto tasks (`metadata.tables`), and the n x c matrix computed in a handful
+of array operations.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from metadata.models import (
-    CPU_DECIMALS,
     F64,
+    MIN_CPU_DEMAND,
     MIN_DURATION_S,
+    CpuDemandModel,
     DurationModel,
     OutputModel,
     TransferModel,
     amdahl,
+    fit_cpu_demand,
     fit_duration,
     fit_output,
     fit_transfer,
@@ -57,9 +65,7 @@ from metadata.models import (
 from metadata.priors import (
     DEFAULT_DURATION_S,
     DEFAULT_OUTPUT_BYTES,
-    DEFAULT_PARALLELISM,
     HINT_SIGMA,
-    NO_PRIOR,
     PRIOR_SIGMA,
     SOURCES,
     DurationPrediction,
@@ -70,6 +76,7 @@ from metadata.priors import (
 from metadata.records import TaskRecord, WorkerRecord
 from metadata.reports import FunctionAccuracy, accuracy
 from metadata.store import MetricsStore
+from metadata.tables import FittedTable, group_tasks, prior_arrays, task_priors, task_vector
 
 __all__ = ["SOURCES", "DurationPrediction", "FunctionAccuracy", "MetadataAccess", "TaskPrior",
            "accuracy", "source_counts"]
@@ -105,6 +112,7 @@ class MetadataAccess:
         self._records: dict[str, list[TaskRecord]] = {}
         self._durations: dict[str, DurationModel | None] = {}
         self._outputs: dict[str, OutputModel | None] = {}
+        self._demands: dict[str, CpuDemandModel | None] = {}
         self._transfer: TransferModel | None = None
         self._workers: list[WorkerRecord] | None = None
         self._plan_download: TransferModel | None = None
@@ -140,7 +148,11 @@ class MetadataAccess:
             return
         if missing:
             self._ingest(self._store.task_records(missing, last=self._history_limit))
-        if self._workers is None:
+        self._load_workers()
+
+    def _load_workers(self) -> None:
+        """Fetch the worker records of recent runs once (start-up and plan-download figures)."""
+        if self._workers is None and self._store is not None:
             self._set_workers(self._store.recent_worker_records(WORKER_HISTORY_RUNS))
 
     def records(self, function_key: str) -> list[TaskRecord]:
@@ -155,6 +167,10 @@ class MetadataAccess:
         self.load([function_key])
         return self._outputs.get(function_key)
 
+    def cpu_demand_model(self, function_key: str) -> CpuDemandModel | None:
+        self.load([function_key])
+        return self._demands.get(function_key)
+
     def _ingest(self, by_key: dict[str, list[TaskRecord]]) -> None:
         new_uploads = False
         for key, recs in by_key.items():
@@ -165,6 +181,9 @@ class MetadataAccess:
             ) if ok else None
             self._outputs[key] = fit_output(
                 [r.input_bytes for r in ok], [r.output_bytes for r in ok]) if ok else None
+            measured = [(r.cpus, r.cpu_s, r.isolated_s) for r in ok if r.cpu_s is not None]
+            self._demands[key] = fit_cpu_demand(*zip(*measured, strict=True)) \
+                if measured else None
             new_uploads = new_uploads or any(r.upload_s > 0 for r in ok)
         if new_uploads:  # refit transfer figures on the uploads of every loaded function
             samples = [(r.output_bytes, r.upload_s) for recs in self._records.values()
@@ -185,13 +204,13 @@ class MetadataAccess:
                           ) -> DurationPrediction:
         """Durations of n tasks (function key, input bytes, prior each) at c CPU counts."""
         n = len(function_keys)
-        x = _task_vector(input_bytes, n, "input_bytes")
+        x = task_vector(input_bytes, n, "input_bytes")
         cfg = np.asarray(cpus, dtype=float)
         if cfg.ndim != 1 or not np.all(cfg > 0):
             raise ValueError("cpus must be a 1-D array of positive CPU counts (one per config)")
-        uniq, inv = _group(function_keys)
+        uniq, inv = group_tasks(function_keys)
         self.load(uniq)
-        expected, par = _prior_arrays(priors, n)
+        expected, par = prior_arrays(priors, n)
         hint_serial, hint_cap = np.maximum(0.0, 1.0 - par), np.maximum(par, 1.0)
         has_hint = ~np.isnan(expected)
         mean = hint_duration(np.where(has_hint, expected, DEFAULT_DURATION_S)[:, None],
@@ -200,7 +219,7 @@ class MetadataAccess:
         code = np.where(has_hint, SOURCES.index("hint"), SOURCES.index("prior"))
         observed = np.zeros((n, len(cfg)), dtype=bool)
 
-        fitted = _FittedTable.build([self._durations.get(k) for k in uniq], cfg)
+        fitted = FittedTable.build([self._durations.get(k) for k in uniq], cfg)
         hist = fitted.has[inv]
         if hist.any():
             rows, u = np.flatnonzero(hist), inv[hist]
@@ -221,11 +240,11 @@ class MetadataAccess:
                              ) -> tuple[F64, NDArray[np.str_]]:
         """(bytes[n], source[n]): expected output size of each task."""
         n = len(function_keys)
-        x = _task_vector(input_bytes, n, "input_bytes")
-        uniq, inv = _group(function_keys)
+        x = task_vector(input_bytes, n, "input_bytes")
+        uniq, inv = group_tasks(function_keys)
         self.load(uniq)
         hinted = np.array([math.nan if p.output_bytes is None else float(p.output_bytes)
-                           for p in _priors(priors, n)], dtype=float)
+                           for p in task_priors(priors, n)], dtype=float)
         has_hint = ~np.isnan(hinted)
         out = np.where(has_hint, hinted, DEFAULT_OUTPUT_BYTES)
         code = np.where(has_hint, SOURCES.index("hint"), SOURCES.index("prior"))
@@ -236,6 +255,40 @@ class MetadataAccess:
         out = np.where(has, fixed[inv] + per_byte[inv] * x, out)
         code = np.where(has, SOURCES.index("history"), code)
         return np.maximum(out, 0.0), np.asarray(SOURCES)[code]
+
+    def predict_cpu_demand(self, function_keys: Sequence[str], cpus: ArrayLike,
+                           priors: Sequence[TaskPrior] | None = None,
+                           prior_demand: ArrayLike | None = None
+                           ) -> tuple[F64, NDArray[np.str_]]:
+        """(demand[n, c], source[n]): CPUs each task keeps busy at each of c CPU counts, from
+        its function's measured CPU time (`history`), else `prior_demand` [n, c] when given,
+        else min(parallelism hint, CPUs) (`hint` when hinted, `prior`)."""
+        n = len(function_keys)
+        cfg = np.asarray(cpus, dtype=float)
+        if cfg.ndim != 1 or not np.all(cfg > 0):
+            raise ValueError("cpus must be a 1-D array of positive CPU counts (one per config)")
+        uniq, inv = group_tasks(function_keys)
+        self.load(uniq)
+        if prior_demand is None:
+            _, par = prior_arrays(priors, n)
+            prior = np.minimum(par[:, None], cfg[None, :])
+        else:
+            prior = np.asarray(prior_demand, dtype=float)
+            if prior.shape != (n, len(cfg)):
+                raise ValueError(f"prior_demand must have shape {(n, len(cfg))}, got "
+                                 f"{prior.shape}")
+        demand = np.clip(prior, MIN_CPU_DEMAND, cfg[None, :])
+        hinted = np.array([p.parallelism is not None for p in task_priors(priors, n)], dtype=bool)
+        code = np.where(hinted, SOURCES.index("hint"), SOURCES.index("prior"))
+        models = [self._demands.get(k) for k in uniq]
+        has = np.array([m is not None for m in models], dtype=bool)[inv]
+        own = np.array([m.demand if m else 1.0 for m in models], dtype=float)[inv][:, None]
+        bound = np.array([bool(m and m.bound_only) for m in models], dtype=bool)[inv][:, None]
+        learned = np.clip(np.where(bound, np.maximum(own, prior), own), MIN_CPU_DEMAND,
+                          cfg[None, :])
+        demand = np.where(has[:, None], learned, demand)
+        code = np.where(has, SOURCES.index("history"), code)
+        return demand, np.asarray(SOURCES)[code]
 
     def transfer_time(self, nbytes: ArrayLike) -> Any:
         """Seconds to move nbytes through the store (scalar or array like nbytes)."""
@@ -261,6 +314,24 @@ class MetadataAccess:
         if len(samples) >= MIN_STARTUP_SAMPLES:
             return float(np.median([w.startup_s for w in samples]))
         return self._platform["cold_start_s" if cold else "warm_start_s"]
+
+    def start_up_figures(self) -> dict[str, float]:
+        """The platform's `cold_start_s` / `warm_start_s` as recent workers measured them:
+        start-up plus plan download (the simulator's start-up covers both), the median over
+        runs of each run's median, for each kind with at least `MIN_STARTUP_SAMPLES` records
+        (a kind without enough is absent). Each run counts once, so the start-ups of a run that
+        started many workers at once, stretched by their crowding (which the simulator's host
+        model charges itself), do not outvote the others."""
+        self._load_workers()
+        figures: dict[str, float] = {}
+        for name, cold in (("cold_start_s", True), ("warm_start_s", False)):
+            by_run: dict[str, list[float]] = {}
+            for w in self._workers or ():
+                if w.cold == cold:
+                    by_run.setdefault(w.run_id, []).append(w.startup_s + w.plan_download_s)
+            if sum(len(v) for v in by_run.values()) >= MIN_STARTUP_SAMPLES:
+                figures[name] = float(np.median([np.median(v) for v in by_run.values()]))
+        return figures
 
     def plan_download_time(self, plan_bytes: int) -> float:
         """Seconds for a worker to fetch a serialized plan of `plan_bytes`."""
@@ -288,71 +359,3 @@ class MetadataAccess:
         if isinstance(sources, DurationPrediction):
             return sources.source_counts()
         return source_counts(sources)
-
-
-# -- vectorisation helpers ---------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _FittedTable:
-    """Per-unique-function duration parameters as arrays, gathered onto tasks with `inv`."""
-
-    has: NDArray[np.bool_]
-    learned: NDArray[np.bool_]
-    fixed: F64
-    per_byte: F64
-    serial: F64
-    cap: F64
-    ref: F64
-    sigma: F64
-    observed: NDArray[np.bool_]  # [functions, configs]
-
-    @classmethod
-    def build(cls, models: Sequence[DurationModel | None], cfg: F64) -> _FittedTable:
-        rounded = np.round(cfg, CPU_DECIMALS)
-        def col(attr: str, default: float) -> F64:
-            return np.array([getattr(m, attr) if m else default for m in models], dtype=float)
-        observed = np.zeros((len(models), len(cfg)), dtype=bool)
-        for i, m in enumerate(models):
-            if m is not None:
-                observed[i] = np.isin(rounded, m.observed_cpus)
-        return cls(
-            has=np.array([m is not None for m in models], dtype=bool),
-            learned=np.array([bool(m and m.shape_learned) for m in models], dtype=bool),
-            fixed=col("fixed_s", 0.0), per_byte=col("per_byte_s", 0.0),
-            serial=col("serial", 0.0), cap=col("cap", 1.0), ref=col("ref_cpus", 1.0),
-            sigma=col("sigma", 0.0), observed=observed)
-
-
-def _group(function_keys: Sequence[str]) -> tuple[list[str], NDArray[np.intp]]:
-    """(unique keys in first-seen order, index of each task's key in it)."""
-    index: dict[str, int] = {}
-    inv = np.fromiter((index.setdefault(k, len(index)) for k in function_keys),
-                      dtype=np.intp, count=len(function_keys))
-    return list(index), inv
-
-
-def _task_vector(values: ArrayLike, n: int, name: str) -> F64:
-    arr = np.asarray(values, dtype=float)
-    if arr.shape != (n,):
-        raise ValueError(f"{name} must have one value per task ({n}), got shape {arr.shape}")
-    return arr
-
-
-def _priors(priors: Sequence[TaskPrior] | None, n: int) -> Sequence[TaskPrior]:
-    if priors is None:
-        return [NO_PRIOR] * n
-    if len(priors) != n:
-        raise ValueError(f"priors must have one entry per task ({n}), got {len(priors)}")
-    return priors
-
-
-def _prior_arrays(priors: Sequence[TaskPrior] | None, n: int) -> tuple[F64, F64]:
-    """(expected_s with NaN where absent, parallelism with the default filled in)."""
-    if priors is None:
-        return np.full(n, math.nan), np.full(n, DEFAULT_PARALLELISM)
-    items = _priors(priors, n)
-    expected = np.array([math.nan if p.expected_s is None else p.expected_s for p in items],
-                        dtype=float)
-    par = np.array([DEFAULT_PARALLELISM if p.parallelism is None else p.parallelism
-                    for p in items], dtype=float)
-    return expected, np.maximum(par, 1e-3)

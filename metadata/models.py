@@ -38,6 +38,16 @@ not claim certainty.
 **Output bytes**: `a + b*x` with the same relative, non-negative, robust fit; the median when
 input sizes barely vary. **Transfer**: `latency + nbytes / bandwidth` from measured uploads.
 
+**CPU demand**: the CPUs a function keeps busy while it runs (what it takes of a host shared by
+many workers), from records that measured its CPU time: per attempt, `cpu_s / isolated_s` (CPU
+time over the wall time without contention). An attempt that used at least `SATURATED_FRACTION`
+of its configuration's CPUs may have wanted more (its demand is censored at its CPUs); the
+others show the demand itself. The demand is the median of the uncensored ratios, at least the
+most CPUs a censored attempt filled, at least `MIN_CPU_DEMAND`; when every attempt was censored
+the function is CPU-bound as far as anyone saw (`CpuDemandModel.bound_only`). A sleeping or
+I/O-bound function demands little. The runtime measures the task's own thread, so CPU work in
+threads a function starts (a multi-threaded BLAS) is not counted.
+
 scikit-learn is imported only inside the fitting functions (its import costs about a second).
 """
 
@@ -106,6 +116,13 @@ MIN_SIGMA = 0.01
 MIN_TRANSFER_SAMPLES = 8
 """Measured transfers needed before learned transfer figures override the platform's."""
 
+SATURATED_FRACTION = 0.9
+"""An attempt whose CPU time over wall time is at least this fraction of its CPUs used all it
+was given: its CPU demand is at least its CPUs, maybe more (censored)."""
+
+MIN_CPU_DEMAND = 0.01
+"""Floor of a learned CPU demand (a task of no measurable CPU work still takes its turn)."""
+
 
 def amdahl(cpus: ArrayLike, serial: ArrayLike, cap: ArrayLike) -> F64:
     """g(c) = s + (1 - s) / min(c, P): slowdown relative to one CPU (broadcasting)."""
@@ -172,6 +189,36 @@ class TransferModel:
     latency_s: float
     bandwidth_bps: float | None
     samples: int
+
+
+@dataclass(frozen=True)
+class CpuDemandModel:
+    """CPUs a function keeps busy: `demand`, or when `bound_only`, at least `demand` (every
+    attempt used all the CPUs it had). At a configuration the demand is at most its CPUs
+    (`MetadataAccess.predict_cpu_demand`)."""
+
+    demand: float
+    bound_only: bool
+    samples: int
+
+
+def fit_cpu_demand(cpus: ArrayLike, cpu_s: ArrayLike, isolated_s: ArrayLike
+                   ) -> CpuDemandModel | None:
+    """The CPU demand of one function from its measured attempts (None: none measured)."""
+    c = np.asarray(cpus, dtype=float)
+    work = np.asarray(cpu_s, dtype=float)
+    wall = np.maximum(np.asarray(isolated_s, dtype=float), MIN_DURATION_S)
+    keep = np.isfinite(work) & (work >= 0) & (c > 0)
+    c, work, wall = c[keep], work[keep], wall[keep]
+    if not len(c):
+        return None
+    ratio = np.minimum(work / wall, c)
+    censored = ratio >= SATURATED_FRACTION * c
+    floor = float(np.max(ratio[censored])) if censored.any() else 0.0
+    if censored.all():
+        return CpuDemandModel(max(floor, MIN_CPU_DEMAND), True, len(c))
+    demand = max(float(np.median(ratio[~censored])), floor, MIN_CPU_DEMAND)
+    return CpuDemandModel(demand, False, len(c))
 
 
 def fit_duration(input_bytes: ArrayLike, cpus: ArrayLike, seconds: ArrayLike) -> DurationModel:

@@ -4,8 +4,9 @@
 configuration of the platform (an n x c table, at the planning quantile when one is asked for),
 which configurations are feasible (a `memory_mb` hint or a WfFormat task's recorded memory makes
 smaller ones infeasible), each task's output size, the bytes on every edge and the bytes read
-from storage, and where each prediction came from (`history`, `history-other-config`, `hint`,
-`prior`).
+from storage, each task's CPU demand at every configuration (what it takes of a host shared by
+many workers: learned from measured CPU time, else derived from the durations), and where each
+prediction came from (`history`, `history-other-config`, `hint`, `prior`).
 
 Durations and output sizes come from `metadata.MetadataAccess` (history first, then hints, then
 global priors). When the metadata package cannot be imported, the same hint model is applied
@@ -16,6 +17,7 @@ override predicted output sizes; otherwise each consumer receives the producer's
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +42,8 @@ FALLBACK_SPREAD = 0.3
 """Coefficient of variation assumed for durations when metadata is unavailable."""
 
 MIN_CPU_DEMAND = 0.01
-"""Floor of a task's CPU demand (a task of no measurable work still occupies its share)."""
+"""Floor of a task's derived CPU demand (a task of no measurable work still takes its share);
+metadata's learned demand has the same floor (`metadata.models.MIN_CPU_DEMAND`)."""
 
 SOURCES = ("history", "history-other-config", "hint", "prior")
 """Prediction sources, best first (the same names metadata uses)."""
@@ -63,6 +66,9 @@ class Predictions:
     edge_bytes: np.ndarray  # float[m]
     source: np.ndarray  # str[n]
     quantile: float | None = None
+    learned_cpu_demand: np.ndarray | None = None
+    """float[n, c]: CPU demand from metadata (measured CPU time, else the derived prior);
+    None: `cpu_demand` derives it from the durations."""
 
     @property
     def n_tasks(self) -> int:
@@ -80,10 +86,19 @@ class Predictions:
     @cached_property
     def cpu_demand(self) -> np.ndarray:
         """float[n, c]: CPUs each task keeps busy at each configuration (what it takes of a
-        shared host, `simulator.host`): its CPU work over its duration, at most the
-        configuration's CPUs. The work is duration x CPUs at the largest configuration of at
-        most one CPU, where a task is CPU-bound; so a task that runs no faster on 2 CPUs than
-        on 1 keeps one busy, and one that halves its time keeps two."""
+        shared host, `simulator.host`): learned from measured CPU time where metadata has it
+        (`learned_cpu_demand`), else `derived_cpu_demand`."""
+        if self.learned_cpu_demand is not None:
+            return self.learned_cpu_demand
+        return self.derived_cpu_demand
+
+    @cached_property
+    def derived_cpu_demand(self) -> np.ndarray:
+        """float[n, c]: the demand the durations imply, the prior without measured CPU time:
+        CPU work over duration, at most the configuration's CPUs. The work is duration x CPUs
+        at the largest configuration of at most one CPU, where a task is CPU-bound; so a task
+        that runs no faster on 2 CPUs than on 1 keeps one busy, and one that halves its time
+        keeps two."""
         cpus = self.cpus.astype(np.float64)
         upto_one = cpus <= 1.0
         ref = int(np.flatnonzero(upto_one)[-1]) if upto_one.any() else 0
@@ -147,12 +162,25 @@ def predict(graph: TaskGraph, platform: Platform, *, quantile: float | None = No
         spread, source = np.asarray(pred.cv), np.asarray(pred.source)
         outputs, _ = access.predict_output_bytes(keys, in_bytes, priors)
     edge_bytes = np.where(np.isnan(recorded), np.asarray(outputs, np.float64)[src], recorded)
-    return Predictions(
+    pred = Predictions(
         task_ids=tuple(node.id for node in nodes), memory_mb=memory, cpus=cpus,
         duration_s=np.asarray(durations, np.float64), spread=np.asarray(spread, np.float64),
         min_memory_mb=need, output_bytes=np.asarray(outputs, np.float64), storage_bytes=storage,
         edge_src=src, edge_dst=dst, edge_bytes=edge_bytes, source=np.asarray(source),
         quantile=quantile)
+    if access is None:
+        return pred
+    demand, _ = access.predict_cpu_demand(keys, cpus, priors,
+                                          prior_demand=pred.derived_cpu_demand)
+    return dataclasses.replace(pred, learned_cpu_demand=np.asarray(demand, np.float64))
+
+
+def learned_platform(platform: Platform, access: Any) -> Platform:
+    """`platform` with the start-up figures its workers measured (`MetadataAccess.
+    start_up_figures`: start-up plus plan download, cold and warm), where history has them;
+    configurations with start-ups of their own keep them. Unchanged without `access`."""
+    figures = {} if access is None else access.start_up_figures()
+    return platform.with_overrides(**figures) if figures else platform
 
 
 def _edges(graph: TaskGraph, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

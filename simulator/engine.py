@@ -7,8 +7,9 @@ Changing state:
   * per task: remote inputs not yet available (`unavail`), pre-load downloads not yet done
     (`undownloaded`), the latest availability / download end seen so far, and once computed its
     ready, start, finish and done times;
-  * per worker: NEW -> REQUESTED (maybe queued for a slot) -> STARTED -> STOPPED, a cursor (next
-    task in plan order), ready time, the end of its download link's last transfer;
+  * per worker: NEW -> REQUESTED (maybe queued for a slot) -> STARTING -> STARTED (ready) ->
+    STOPPED, a cursor (next task in plan order), ready time, the end of its download link's
+    last transfer;
   * global: workers alive, the FIFO queue of requests waiting for a slot, idle warm containers
     per configuration (oldest first), the heap.
 
@@ -16,13 +17,13 @@ A worker's cursor computes its tasks' times as soon as their inputs' times are k
 depend only on values that are already final, so they can run ahead of the heap's clock. Only
 three kinds of event need the clock: worker stops (priority 0; they free a slot and a
 container), worker requests (1; they take a slot and maybe a warm container) and pre-load link
-requests (2; a worker's link serves them FIFO). With shared host CPUs (`simulator.host`) a
-task's finish depends on what else executes, so a cursor stops at a task's start (an execution-
-start event, priority 3) and resumes at its completion, which `HostCpus` reports
-(`_run_shared`). Heap entries are `(time, priority, key1, key2)`, all distinct (see the package
-docstring). Every computed node (task, worker, download) is appended to `order`, a topological
-order of the timeline graph, and every constraint that is not derivable from the input alone is
-appended to the dynamic timeline edges.
+requests (2; a worker's link serves them FIFO). With shared host CPUs (`simulator.host`) or the
+serial store (`simulator.store`) a task's times depend on what else happens at once, so
+`simulator.stepped.SteppedEngine` moves each task through its phases with events (execution
+starts, priority 3; store requests, 4). Heap entries are `(time, priority, key1, key2)`, all
+distinct (see the package docstring). Every computed node (task, worker, download) is appended
+to `order`, a topological order of the timeline graph, and every constraint that is not
+derivable from the input alone is appended to the dynamic timeline edges.
 """
 
 from __future__ import annotations
@@ -35,22 +36,23 @@ import numpy as np
 from simulator.errors import SimulatorError
 from simulator.host import HostCpus
 from simulator.prepare import Prepared
+from simulator.store import StoreServer
 
 PRIO_STOP = 0
 PRIO_REQUEST = 1
 PRIO_LINK = 2
 PRIO_EXEC = 3
 """Only with shared host CPUs: a task begins executing (joins the host's CPU sharing)."""
+PRIO_STORE = 4
+"""Only with the serial store: a task's fetch batch or upload is requested from the store."""
 
 REQUEST_DATA = 0
 """Request key2: the first task's inputs became available (or it is a root)."""
 REQUEST_PREWARM = 1
 """Request key2: the pre-warm time came first."""
 
-NEW, REQUESTED, STARTED, STOPPED = 0, 1, 2, 3
-
-WAITING, EXECUTING = 0, 1
-"""Task phase with shared host CPUs: start not yet known / executing (until its completion)."""
+NEW, REQUESTED, STARTING, STARTED, STOPPED = 0, 1, 2, 3, 4
+"""Worker states; STARTING: started (a container taken), start-up under way."""
 
 STORAGE = -1
 """Link request key2 for a pre-loading worker's storage read of a task."""
@@ -70,17 +72,15 @@ class Engine:
         keep_warm_s: float,
         worker_config: list[int],
         record_events: bool,
-        host: tuple[HostCpus, list[int]] | None = None,
     ) -> None:
         self._load_constants(prep, duration_s, worker_config)
-        self.host: HostCpus | None = host[0] if host is not None else None
-        self.host_class: list[int] = host[1] if host is not None else []
-        self.host_work = [0.0] * prep.n if host is not None else []
-        """Seconds of host CPU work of each task: its fetch (unless pre-loaded), execution and
-        upload; on one machine moving data is (de)serialising and copying it, CPU work too."""
-        self.fetch_eff = self.fetch if host is None else list(self.fetch)
-        """Each task's fetch time as it happened (stretched by host sharing)."""
-        self.phase = [WAITING] * prep.n
+        self.host: HostCpus | None = None
+        """Shared host CPUs (`simulator.stepped.SteppedEngine` sets them)."""
+        self.store: StoreServer | None = StoreServer() if prep.store is not None else None
+        """The serial store, when the platform has one."""
+        self.fetch_eff = self.fetch
+        """Each task's fetch time as it happened (stretched by host sharing, queued at the
+        store); the stepped engine keeps its own copy."""
         self.limit = concurrency_limit
         self.keep_warm = keep_warm_s
         self.record = record_events
@@ -117,6 +117,10 @@ class Engine:
         self.rin_ptr = prep.rin_ptr.tolist()
         self.rin_src = prep.rin_src.tolist()
         self.rin_xfer = prep.rin_xfer_s.tolist()
+        self.rin_shm = prep.rin_shm_s.tolist()
+        times = prep.store
+        self.rin_store = times.rin_store_s.tolist() if times is not None else []
+        self.storage_store = times.storage_store_s.tolist() if times is not None else []
         self.rout_ptr = prep.rout_ptr.tolist()
         self.rout_dst = prep.rout_dst.tolist()
         self.rout_pos = prep.rout_pos.tolist()
@@ -158,13 +162,12 @@ class Engine:
         self.cold = [True] * w
         self.link_free = [0.0] * w
         self.last_link = [-1] * w
+        self.slot_from = [-1] * w
+        """The last task of the worker whose stop freed k's concurrency slot, or -1."""
         self.pending: list[list[tuple[float, int, int]]] = [[] for _ in range(w)]
 
     # -- main loop ------------------------------------------------------------------------
     def run(self) -> None:
-        if self.host is not None:
-            self._run_shared(self.host)
-            return
         heap, work, advance = self.heap, self.work, self._advance
         while heap:
             t, prio, a, b = heapq.heappop(heap)
@@ -174,31 +177,6 @@ class Engine:
                 self._on_request(t, a, b)
             else:
                 self._on_link(t, a, b)
-            while work:
-                advance(work.popleft())
-        self._check_finished()
-
-    def _run_shared(self, host: HostCpus) -> None:
-        """`run` with shared host CPUs: task completions come from `host`, and come first among
-        events at the same time (they free CPU share before anything else happens then)."""
-        heap, work, advance = self.heap, self.work, self._advance_shared
-        while True:
-            t_done, u, config = host.next_completion()
-            if heap and heap[0][0] < t_done:
-                t, prio, a, b = heapq.heappop(heap)
-                if prio == PRIO_STOP:
-                    self._on_stop(t, a)
-                elif prio == PRIO_REQUEST:
-                    self._on_request(t, a, b)
-                elif prio == PRIO_LINK:
-                    self._on_link(t, a, b)
-                else:
-                    host.start(t, a, self.host_class[a], self.host_work[a])
-            elif u >= 0:
-                host.complete(t_done, config)
-                self._completed(u, t_done)
-            else:
-                break
             while work:
                 advance(work.popleft())
         self._check_finished()
@@ -232,6 +210,11 @@ class Engine:
             self.queue.append(k)
 
     def _start(self, t: float, k: int) -> None:
+        self._ready(k, t + self._take_container(t, k))
+
+    def _take_container(self, t: float, k: int) -> float:
+        """Worker k starts at t (STARTING): a warm container if one is kept, else a cold one;
+        returns its start-up seconds."""
         self.running += 1
         pool = self.pools.setdefault(self.config[k], deque())
         while pool and t - pool[0] > self.keep_warm:
@@ -239,15 +222,23 @@ class Engine:
         warm = bool(pool)
         if warm:
             pool.popleft()
-        ready = t + (self.warm_s[k] if warm else self.cold_s[k])
         self.cold[k] = not warm
         self.started_at[k] = t
+        self.state[k] = STARTING
+        if self.record:
+            self.events.append((t, f"worker {k}", "warm start" if warm else "cold start"))
+        return self.warm_s[k] if warm else self.cold_s[k]
+
+    def _ready(self, k: int, ready: float) -> None:
+        """Worker k is ready (STARTED): its pre-load requests go out, its cursor runs."""
         self.ready_at[k] = ready
         self.state[k] = STARTED
         self.order.append(self.n + k)
         if self.record:
-            self.events.append((t, f"worker {k}", "warm start" if warm else "cold start"))
             self.events.append((ready, f"worker {k}", "ready"))
+        last = self.slot_from[k]
+        if last >= 0:  # it waited for the slot of the worker whose last task was `last`
+            self._edge(last, self.n + k, self.length[last] + ready - self.started_at[k])
         for avail, u, pos in self.pending[k]:
             heapq.heappush(self.heap, (max(avail, ready), PRIO_LINK, u, pos))
         self.pending[k] = []
@@ -262,10 +253,8 @@ class Engine:
             self.events.append((t, f"worker {k}", "stop"))
         if self.queue and self.running < self.limit:
             q = self.queue.popleft()
-            last = self.wtasks[self.wptr[k + 1] - 1]
+            self.slot_from[q] = self.wtasks[self.wptr[k + 1] - 1]
             self._start(t, q)
-            start_up = self.ready_at[q] - t
-            self._edge(last, self.n + q, self.length[last] + start_up)
 
     def _edge(self, src: int, dst: int, weight: float) -> None:
         self.dyn_src.append(src)
@@ -321,57 +310,6 @@ class Engine:
         if i == end:
             heapq.heappush(self.heap, (prev, PRIO_STOP, k, 0))
 
-    def _advance_shared(self, k: int) -> None:
-        """`_advance`/`_advance_preload` with shared host CPUs: stop at the next task's start,
-        which becomes a PRIO_EXEC event; `_completed` goes on from its completion."""
-        i, end = self.cursor[k], self.wptr[k + 1]
-        if i == end:
-            return
-        u = self.wtasks[i]
-        if self.phase[u] == EXECUTING:
-            return
-        prev = self.ready_at[k] if i == self.wptr[k] else self.done[self.wtasks[i - 1]]
-        if self.worker_preload[k]:
-            if self.storage_state[u] == 1:
-                heapq.heappush(self.heap, (prev, PRIO_LINK, u, STORAGE))
-                self.storage_state[u] = 2
-            if self.storage_state[u] == 2 or self.undownloaded[u]:
-                return
-            ready = max(prev, self.avail_max[u])
-            start = max(prev, self.download_max[u])
-            begin, self.host_work[u] = start, self.duration[u] + self.upload[u]
-        else:
-            if self.unavail[u]:
-                return
-            ready = max(prev, self.avail_max[u])
-            start = ready  # until the fetch, shared like the rest, is known
-            begin = ready
-            self.host_work[u] = self.fetch[u] + self.duration[u] + self.upload[u]
-        self.ready[u] = ready
-        self.start[u] = start
-        self.phase[u] = EXECUTING
-        heapq.heappush(self.heap, (begin, PRIO_EXEC, u, 0))
-
-    def _completed(self, u: int, done: float) -> None:
-        """Task u's host work (fetch unless pre-loaded, execution, upload) is done at `done`:
-        each part took its share of the stretched time; its worker goes on."""
-        k = self.worker_of[u]
-        began = self.start[u]  # the ready time, unless pre-loaded (then the start)
-        work = self.host_work[u]
-        stretch = (done - began) / work if work > 0 else 1.0
-        if not self.worker_preload[k]:
-            self.fetch_eff[u] = self.fetch[u] * stretch
-        start = began + (self.fetch_eff[u] if not self.worker_preload[k] else 0.0)
-        finish = min(start + self.duration[u] * stretch, done)
-        self.start[u] = start
-        self.length[u] = done - start  # the timeline's weight: duration and upload as stretched
-        self._computed(u, self.ready[u], start, finish, done)
-        self.cursor[k] += 1
-        if self.cursor[k] == self.wptr[k + 1]:
-            heapq.heappush(self.heap, (done, PRIO_STOP, k, 0))
-        else:
-            self.work.append(k)
-
     def _computed(self, u: int, ready: float, start: float, finish: float, done: float) -> None:
         self.ready[u] = ready
         self.start[u] = start
@@ -420,6 +358,13 @@ class Engine:
         if self.link_free[k] > begin:
             begin = self.link_free[k]
         end = begin + xfer
+        queued = 0.0  # how much later the store makes it than the link alone
+        if self.store is not None:
+            shm = 0.0 if storage else self.rin_shm[pos]
+            service = self.storage_store[u] if storage else self.rin_store[pos]
+            served = self.store.serve(begin, service)
+            if served + shm > end:
+                queued, end = served + shm - end, served + shm
         self.link_free[k] = end
         node = self.n + self.w + len(self.link_time)
         self.link_time.append(end)
@@ -429,15 +374,15 @@ class Engine:
         if storage:
             prev = self.prev_task[u]
             src, base = (self.n + k, 0.0) if prev < 0 else (prev, self.length[prev])
-            self._edge(src, node, base + self.latency + xfer)
+            self._edge(src, node, base + self.latency + xfer + queued)
             self.storage_state[u] = 3
         else:
             producer = self.rin_src[pos]
-            self._edge(producer, node, self.length[producer] + self.latency + xfer)
-            self._edge(self.n + k, node, self.latency + xfer)
+            self._edge(producer, node, self.length[producer] + self.latency + xfer + queued)
+            self._edge(self.n + k, node, self.latency + xfer + queued)
             self.undownloaded[u] -= 1
         if self.last_link[k] >= 0:
-            self._edge(self.last_link[k], node, xfer)
+            self._edge(self.last_link[k], node, xfer + queued)
         self.last_link[k] = node
         self._edge(node, u, 0.0)
         if end > self.download_max[u]:

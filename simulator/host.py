@@ -20,11 +20,13 @@ Tasks of one demand always progress at one rate, so tasks are grouped into deman
 engine numbers the distinct demands); each class keeps a *virtual clock* (its progress since the
 start) and a heap of its tasks' virtual finish times (virtual clock at start + duration). The
 next completion is the earliest heap top over classes, converted to real time by that class's
-rate. Rates change only when a task starts or completes. Cost per event: O(log n + c) for c
-classes.
+rate. Rates (and so the next completion, cached until then) change only when a task starts or
+completes. Cost per start or completion: O(log n + c) for c classes; while the demands fit the
+host, O(log n + active classes).
 
-Ties are explicit: among completions at the same real time, the lowest task index first (within
-a class, the heap's (virtual finish, task index) order).
+Ties are explicit: among completions at the same real time, the lowest job index first (within
+a class, the heap's (virtual finish, job index) order). The engine numbers tasks 0..n-1 and
+worker start-ups n..n+w-1 (a start-up is host work too).
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ import math
 
 NOTHING = (math.inf, -1, -1)
 """`next_completion` when no task executes: (time, task, class)."""
+
+TOTAL_RTOL = 1e-12
+"""The running sum of demands is compared with the capacity within this relative tolerance
+(it is kept incrementally, so it may carry rounding of the order of 1e-16 per event)."""
 
 
 class HostCpus:
@@ -50,24 +56,41 @@ class HostCpus:
         self.heaps: list[list[tuple[float, int]]] = [[] for _ in range(c)]
         self.now = 0.0
         self.by_demand = sorted(range(c), key=lambda i: (self.demand[i], i))
+        self.active: set[int] = set()
+        """Classes with executing tasks."""
+        self.tasks = 0
+        """Executing tasks."""
+        self.total = 0.0
+        """Sum of the executing tasks' demands (kept incrementally; exact 0 when idle)."""
+        self.full_speed = True
+        """Every rate is 1 (demands fit the capacity)."""
+        self.next: tuple[float, int, int] | None = NOTHING
+        """The next completion until a start or completion changes it; None: recompute."""
 
     def start(self, t: float, task: int, config: int, work_s: float) -> None:
         """Task `task` of demand class `config` begins `work_s` seconds of work at `t`."""
         self._advance(t)
         heapq.heappush(self.heaps[config], (self.vclock[config] + work_s, task))
         self.count[config] += 1
+        self.tasks += 1
+        self.active.add(config)
+        self.total += self.demand[config]
         self._rates()
 
     def next_completion(self) -> tuple[float, int, int]:
         """(real time, task, configuration) of the next completion; NOTHING when idle."""
-        best = NOTHING
-        for c, heap in enumerate(self.heaps):
-            if not heap:
-                continue
-            vfinish, task = heap[0]
-            t = self.now + max(0.0, vfinish - self.vclock[c]) / self.rate[c]
-            if t < best[0] or (t == best[0] and task < best[1]):
-                best = (t, task, c)
+        best = self.next
+        if best is not None:
+            return best
+        now, vclock, rate, heaps = self.now, self.vclock, self.rate, self.heaps
+        best_t, best_task, best_c = math.inf, -1, -1
+        for c in self.active:
+            vfinish, task = heaps[c][0]
+            left = vfinish - vclock[c]
+            t = now + left / rate[c] if left > 0 else now
+            if t < best_t or (t == best_t and task < best_task):
+                best_t, best_task, best_c = t, task, c
+        best = self.next = (best_t, best_task, best_c)
         return best
 
     def complete(self, t: float, config: int) -> None:
@@ -75,34 +98,45 @@ class HostCpus:
         self._advance(t)
         heapq.heappop(self.heaps[config])
         self.count[config] -= 1
+        self.tasks -= 1
+        if not self.count[config]:
+            self.active.discard(config)
+        self.total = self.total - self.demand[config] if self.active else 0.0
         self._rates()
 
     def _advance(self, t: float) -> None:
         dt = t - self.now
         if dt > 0:
-            for c, n in enumerate(self.count):
-                if n:
-                    self.vclock[c] += self.rate[c] * dt
+            vclock, rate = self.vclock, self.rate
+            for c in self.active:
+                vclock[c] += rate[c] * dt
             self.now = t
 
     def _rates(self) -> None:
         """Water-fill the capacity over the configurations' demands (module docstring)."""
+        self.next = None
         count, demand, rate = self.count, self.demand, self.rate
-        total = sum(n * d for n, d in zip(count, demand, strict=True))
-        if total <= self.capacity:
-            for c in range(len(rate)):
-                rate[c] = 1.0
+        if self.total <= self.capacity * (1.0 + TOTAL_RTOL):
+            if not self.full_speed:
+                for c in range(len(rate)):
+                    rate[c] = 1.0
+                self.full_speed = True
             return
-        left, tasks = self.capacity, sum(count)
+        self.full_speed = False
+        left, tasks = self.capacity, self.tasks
+        share = 0.0  # once a class exceeds the equal share, every later one gets that share
         for c in self.by_demand:
             n = count[c]
             if not n:
                 continue
-            share = left / tasks
-            if demand[c] <= share:
+            if share:
+                rate[c] = share / demand[c]
+                continue
+            equal = left / tasks
+            if demand[c] <= equal:
                 rate[c] = 1.0
                 left -= n * demand[c]
+                tasks -= n
             else:
+                share = equal
                 rate[c] = share / demand[c]
-                left -= n * share
-            tasks -= n

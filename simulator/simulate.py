@@ -17,7 +17,16 @@ from simulator.model import SimInput
 from simulator.platform import Platform
 from simulator.prepare import Prepared, prepare
 from simulator.result import SimResult
+from simulator.stepped import SteppedEngine
 from simulator.timeline import build_timeline, task_slack
+
+DEMAND_DECIMALS = 2
+"""CPU demands are grouped into classes to this many decimals (0.01 CPU): the host's cost per
+event grows with the number of classes, and learned demands vary continuously."""
+
+START_UP_CPUS = 1.0
+"""CPUs a worker's start-up keeps busy on a shared host (a process start, imports, the plan
+download: one thread), at most its configuration's."""
 
 BILLING_EPSILON = 1e-9
 """Relative slack when rounding billed time up, so 0.3000000000004 s bills as 0.300 s."""
@@ -77,16 +86,17 @@ def run_engine(
     record_events: bool = False,
 ) -> Engine:
     """Run the event engine with the given durations (the sampler swaps them)."""
-    engine = Engine(
+    args = (
         prep,
-        duration_s=duration_s.tolist(),
-        prewarm_at_s=inp.worker_prewarm_at_s.tolist(),
-        concurrency_limit=platform.concurrency_limit,
-        keep_warm_s=platform.keep_warm_s,
-        worker_config=inp.worker_config.tolist(),
-        record_events=record_events,
-        host=None if platform.host_cpus is None else _host(inp, platform, platform.host_cpus),
+        duration_s.tolist(),
+        inp.worker_prewarm_at_s.tolist(),
+        platform.concurrency_limit,
+        platform.keep_warm_s,
+        inp.worker_config.tolist(),
+        record_events,
     )
+    host = None if platform.host_cpus is None else _host(inp, platform, platform.host_cpus)
+    engine = Engine(*args) if host is None and prep.store is None else SteppedEngine(*args, host)
     engine.run()
     return engine
 
@@ -105,11 +115,13 @@ def bill(
 
 
 def _host(inp: SimInput, platform: Platform, capacity: float) -> tuple[HostCpus, list[int]]:
-    """The host's CPU sharing and each task's demand class (tasks of equal demand share one)."""
-    if inp.cpu_demand is not None:
-        demand = inp.cpu_demand
-    else:
-        cpus = np.array([c.cpus for c in platform.configs], np.float64)
-        demand = cpus[inp.worker_config[inp.worker]]
-    classes, task_class = np.unique(np.round(demand, 6), return_inverse=True)
-    return HostCpus(capacity, classes.tolist()), task_class.tolist()
+    """The host's CPU sharing and the demand class of each task, then of each worker's start-up
+    (jobs n..n+w-1); jobs of equal demand share a class, demands rounded to DEMAND_DECIMALS."""
+    cpus = np.array([c.cpus for c in platform.configs], np.float64)
+    by_config = cpus[inp.worker_config[inp.worker]]
+    demand = by_config if inp.cpu_demand is None else inp.cpu_demand
+    start_up = np.minimum(cpus[inp.worker_config], START_UP_CPUS)
+    rounded = np.maximum(np.round(np.concatenate((demand, start_up)), DEMAND_DECIMALS),
+                         10.0**-DEMAND_DECIMALS)
+    classes, job_class = np.unique(rounded, return_inverse=True)
+    return HostCpus(capacity, classes.tolist()), job_class.tolist()

@@ -70,7 +70,7 @@ def _static_edges(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = prep.n
     length, preload = np.asarray(engine.length, np.float64), prep.task_preload
-    fetch = np.where(preload, 0.0, prep.fetch_s if engine.host is None else engine.fetch_eff)
+    fetch = np.where(preload, 0.0, engine.fetch_eff)  # as it happened (host, store)
     rin_dst = np.repeat(np.arange(n), np.diff(prep.rin_ptr))
     data = ~preload[rin_dst]
     data_src, data_dst = prep.rin_src[data], rin_dst[data]

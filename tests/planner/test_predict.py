@@ -82,3 +82,34 @@ def test_history_from_metadata_replaces_the_hint_and_is_counted():
     plan = compile_graph(graph, CompileOptions(), access=access, platform=toy_platform())
     assert plan.prediction_sources["history"] == 1
     assert plan.tasks["b"].prediction_source == "history"
+
+
+def test_cpu_demand_comes_from_measured_cpu_time() -> None:
+    """b slept through its recorded runs (0.01 s of CPU in 1 s): the simulator's input says it
+    keeps 0.01 CPU busy; the others keep the demand their durations imply (one CPU)."""
+    graph = dag("d", diamond())
+    key = graph.node("b").function_key
+    records = [task_record(key, run_id=f"dag-{i}", cpus=c, memory_mb=int(1024 * c), exec_s=1.0,
+                           cpu_s=0.01, contention_s=0.0, input_bytes=0)
+               for c in (1.0, 2.0) for i in range(3)]
+    access = MetadataAccess.from_records(records, transfer_latency_s=0.0,
+                                         transfer_bandwidth_bps=1e18, cold_start_s=0.0,
+                                         warm_start_s=0.0)
+    pred = predict(graph, toy_platform(), access=access)
+    assert pred.cpu_demand[1].tolist() == pytest.approx([0.01, 0.01])
+    assert pred.cpu_demand[0].tolist() == pred.derived_cpu_demand[0].tolist() == [1.0, 1.0]
+
+
+def test_learned_platform_takes_the_measured_start_ups() -> None:
+    from planner.predict import learned_platform
+    from tests.metadata.factories import worker
+
+    records = [worker(f"dag-{i}", cold=False, requested_at=1.0, started_at=1.01,
+                      plan_download_s=0.01) for i in range(3)]
+    access = MetadataAccess.from_records([], worker_records=records, transfer_latency_s=0.0,
+                                         transfer_bandwidth_bps=1e9, cold_start_s=1.0,
+                                         warm_start_s=0.5)
+    platform = learned_platform(toy_platform(), access)
+    assert platform.warm_start_s == pytest.approx(0.02)
+    assert platform.cold_start_s == toy_platform().cold_start_s
+    assert learned_platform(toy_platform(), None) == toy_platform()

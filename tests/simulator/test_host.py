@@ -22,9 +22,10 @@ from tests.simulator.conftest import assert_log, toy_platform
 
 def host(host_cpus: float | None, **changes: object) -> Platform:
     """Toy platform with one-CPU (1 GB) and two-CPU (2 GB) configurations, free start and I/O."""
+    free = {"cold_start_s": 0.0, "warm_start_s": 0.0, "storage_latency_s": 0.0,
+            "storage_bandwidth_bps": 1e18}
     return toy_platform(configs=(ResourceConfig(1024, cpus=1.0), ResourceConfig(2048, cpus=2.0)),
-                        cold_start_s=0.0, warm_start_s=0.0, storage_latency_s=0.0,
-                        storage_bandwidth_bps=1e18, host_cpus=host_cpus, **changes)
+                        host_cpus=host_cpus, **(free | changes))
 
 
 def bag(durations: list[float], configs: list[int] | None = None) -> SimInput:
@@ -77,12 +78,37 @@ def test_a_task_never_demands_more_than_the_host() -> None:
     assert simulate(bag([1.0], configs=[1]), host(1.0)).makespan_s == 1.0
 
 
-def test_start_up_and_waiting_do_not_use_host_cpus(toy: Platform) -> None:
-    """A task waiting for its worker's cold start or for its inputs does not slow the task that
-    executes meanwhile."""
+def test_waiting_does_not_use_host_cpus(toy: Platform) -> None:
+    """A task waiting for its inputs does not slow the task that executes meanwhile (the fan-out's
+    workers start once the root's output is there, so no start-up overlaps a task either)."""
     plain = simulate(dags.fan_out(), toy)
     shared = simulate(dags.fan_out(), toy.with_overrides(host_cpus=2.0))
     assert shared.makespan_s == plain.makespan_s
+
+
+def test_start_ups_share_the_host_cpus() -> None:
+    """Four roots on their own one-CPU workers, cold start 1 s each, on 2 CPUs: the four
+    start-ups (one CPU each) share the CPUs, so all are ready at 2; then the 1 s tasks share
+    them too: done at 4. The sink (0 s) on worker 0 ends there."""
+    inp = bag([1.0] * 4)
+    result = simulate(inp, host(2.0, cold_start_s=1.0), record_events=True)
+    assert result.worker_ready_s.tolist() == [2.0] * 4
+    assert result.task_finish_s[:4].tolist() == [4.0] * 4
+    assert result.makespan_s == 4.0
+    alone = simulate(inp, host(None, cold_start_s=1.0))
+    assert alone.makespan_s == 2.0
+
+
+def test_a_start_up_below_one_cpu_demands_its_configuration_cpus() -> None:
+    """A half-CPU worker's start-up keeps half a CPU busy: two of them and a one-CPU task fit
+    2 CPUs, so nothing is stretched."""
+    plat = toy_platform(configs=(ResourceConfig(512, cpus=0.5), ResourceConfig(2048, cpus=1.0)),
+                        cold_start_s=1.0, warm_start_s=0.0, storage_latency_s=0.0,
+                        storage_bandwidth_bps=1e18, host_cpus=2.0)
+    inp = SimInput.build([3.0, 1.0, 1.0, 0.0], [(0, 3), (1, 3), (2, 3)], worker=[0, 1, 2, 0],
+                         worker_config=[1, 0, 0])
+    result = simulate(inp, plat)
+    assert result.worker_ready_s.tolist() == [1.0, 1.0, 1.0]
 
 
 def test_event_log_and_critical_path_follow_the_stretched_durations() -> None:
@@ -109,13 +135,13 @@ def test_event_log_and_critical_path_follow_the_stretched_durations() -> None:
         3  task 1    uploaded
         3  task 2    finish
         3  task 2    uploaded
-        3  worker 1  stop
-        3  worker 2  stop
         3  task 3    ready
         3  task 3    start
         3  task 3    finish
         3  task 3    uploaded
         3  worker 0  stop
+        3  worker 1  stop
+        3  worker 2  stop
     """)
     assert result.makespan_s == 3.0
     assert result.critical_path[-1] == 3
