@@ -175,11 +175,11 @@ def _host_candidates(stage: Stage, best: np.ndarray, lag: np.ndarray, main: Cand
     k = math.ceil(host)
     if k > 1 and pred.n_tasks > 1:
         out.append(Candidate(f"{k} lanes (one per host CPU)",
-                             placement.lanes(pred, best, lag, k), False))
+                             placement.lanes(pred, best, lag, k), main.prewarm))
     for cand in (main, Candidate("WUKONG rule", placement.wukong(pred, best, lag), False)):
         worker = placement.capped(pred, best, lag, cand.worker, cap)
         name = cand.name if worker is cand.worker else f"{cand.name}, at most {cap} workers"
-        out.append(replace(cand, name=name, worker=worker))
+        out.append(Candidate(name, worker, main.prewarm))
     return out
 
 
