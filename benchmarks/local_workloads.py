@@ -32,6 +32,10 @@ WORKLOADS: tuple[tuple[str, dict[str, str]], ...] = (
 )
 """(example module, parameters): the examples, then three workflows shaped like user code."""
 
+class CommandFailed(RuntimeError):
+    """A `planflow` command exited non-zero or timed out."""
+
+
 RUN_TIMEOUT_S = 600.0
 """Seconds one `planflow` command may take (the machine may be loaded)."""
 
@@ -64,10 +68,14 @@ def env(home: Path) -> dict[str, str]:
 def planflow(home: Path, *args: str) -> dict[str, Any]:
     """Run `planflow ARGS --json`; its JSON object (a failure raises, with its stderr)."""
     cmd = [sys.executable, "-m", "planflow", *args, "--json"]
-    done = subprocess.run(cmd, env=env(home), capture_output=True, text=True,
-                          timeout=RUN_TIMEOUT_S, check=False)
+    try:
+        done = subprocess.run(cmd, env=env(home), capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as err:
+        raise CommandFailed(f"{' '.join(args)}: no answer in {RUN_TIMEOUT_S:g} s") from err
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: exit {done.returncode}\n{done.stderr[-2000:]}")
+        raise CommandFailed(f"{' '.join(args)}: exit {done.returncode}: "
+                            f"{done.stderr.strip().splitlines()[-1:]}")
     doc: dict[str, Any] = json.loads(done.stdout)
     return doc
 

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_workloads import (
     ROOT,
+    CommandFailed,
     compile_to,
     module,
     one_worker_plan,
@@ -139,13 +140,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/plan_vs_naive.json")
     args = parser.parse_args()
     rows: list[Row] = []
+    failed: dict[str, str] = {}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="planflow-naive-") as tmp:
         for workflow, values in selected(args.only):
             print(f"{workflow} {values} (load average {os.getloadavg()[0]:.1f})", flush=True)
-            rows.append(measure(Path(tmp), workflow, values, args.platform, args.record,
-                                args.repeat))
+            try:
+                rows.append(measure(Path(tmp), workflow, values, args.platform, args.record,
+                                    args.repeat))
+            except CommandFailed as err:  # reported and counted against the bars, not hidden
+                print(f"  FAILED: {err}", flush=True)
+                failed[workflow] = str(err)
     print_table(rows)
+    if failed:
+        print(f"\nFAILED (no figures): {', '.join(failed)}")
+    if not rows:
+        raise SystemExit("no workload ran")
     over = [r.workflow for r in rows if r.ratio > ONE_WORKER_BAR]
     procs = [(r.workflow, r.process_ratio) for r in rows if r.process_ratio is not None]
     print(f"\ncompiled <= {ONE_WORKER_BAR:g}x one worker: "
@@ -158,7 +168,7 @@ def main() -> None:
     args.out.write_text(json.dumps({
         "platform": args.platform, "record_runs": args.record, "repeat": args.repeat,
         "bars": {"one_worker": ONE_WORKER_BAR, "one_process": ONE_PROCESS_BAR},
-        "load_average": os.getloadavg()[0],
+        "load_average": os.getloadavg()[0], "failed": failed,
         "rows": [{**asdict(r), "ratio": r.ratio, "process_ratio": r.process_ratio}
                  for r in rows]}, indent=1))
     print(f"wrote {args.out}")

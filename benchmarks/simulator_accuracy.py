@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from local_workloads import ROOT, compile_to, planflow, record, selected
+from local_workloads import ROOT, CommandFailed, compile_to, planflow, record, selected
 
 MEDIAN_BAR_PCT = 15.0
 WORST_BAR_PCT = 30.0
@@ -108,13 +108,22 @@ def main() -> None:
                         default=ROOT / "benchmarks/results/simulator_accuracy.json")
     args = parser.parse_args()
     rows: list[Row] = []
+    failed: dict[str, str] = {}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="planflow-simacc-") as tmp:
         for workflow, values in selected(args.only):
             print(f"{workflow} {values} (load average {os.getloadavg()[0]:.1f})", flush=True)
-            rows.append(measure(Path(tmp), workflow, values, args.platform, args.record,
-                                args.repeat))
+            try:
+                rows.append(measure(Path(tmp), workflow, values, args.platform, args.record,
+                                    args.repeat))
+            except CommandFailed as err:  # reported and counted against the bars, not hidden
+                print(f"  FAILED: {err}", flush=True)
+                failed[workflow] = str(err)
     print_table(rows)
+    if failed:
+        print(f"\nFAILED (no figures): {', '.join(failed)}")
+    if not rows:
+        raise SystemExit("no workload ran")
     errors = [r.error_pct for r in rows]
     median, worst = statistics.median(errors), max(errors)
     slower = [r.workflow for r in rows if r.loop_ratio > 1.0]
@@ -129,7 +138,7 @@ def main() -> None:
         "platform": args.platform, "record_runs": args.record, "repeat": args.repeat,
         "median_abs_error_pct": median, "worst_abs_error_pct": worst,
         "bars_pct": {"median": MEDIAN_BAR_PCT, "worst": WORST_BAR_PCT},
-        "load_average": os.getloadavg()[0],
+        "load_average": os.getloadavg()[0], "failed": failed,
         "rows": [{**asdict(r), "loop_ratio": r.loop_ratio} for r in rows]}, indent=1))
     print(f"wrote {args.out}")
 
