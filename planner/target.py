@@ -106,8 +106,11 @@ def best_everywhere(stage: Stage) -> Target:
     candidates = _candidates(stage)
     best: Target | None = None
     tried: list[Tried] = []
+    seen: dict[tuple[bytes, bool], tuple[Assignment, SimResult] | None] = {}
     for cand in candidates:
-        found = _evaluate(stage, cand)
+        same = (cand.worker.tobytes(), cand.prewarm)  # e.g. packed WUKONG = lanes: one run
+        found = seen[same] if same in seen else _evaluate(stage, cand)
+        seen[same] = found
         tried.append(Tried(cand.name, int(cand.worker.max()) + 1,
                            float(found[1].makespan_s) if found else None,
                            float(found[1].cost_usd) if found else None))
