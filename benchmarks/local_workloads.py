@@ -99,15 +99,15 @@ def compile_to(home: Path, workflow: str, values: dict[str, str], platform: str,
                     "-o", str(out))
 
 
-def one_worker_plan(plan_file: Path, platform: str, out: Path) -> Path:
+def one_worker_plan(plan_file: Path, out: Path) -> Path:
     """The plan of `plan_file` with every task on one worker, in topological order, at the
-    configuration of `platform` with the most CPUs: the naive plan to beat."""
+    configuration of its worker with the most CPUs (then memory): the naive plan to beat,
+    with no less per worker than the plan gives. (The platform's largest configuration would
+    start a worker the run's pool was not warmed for, and handicap the naive plan.)"""
     from planner.plan import WorkerPlan, load_plan
-    from simulator import load_platform
 
     plan = load_plan(plan_file)
-    plat = load_platform(platform)
-    best = plat.configs[plat.best_config_index]
+    best = max(plan.workers, key=lambda w: (w.cpus, w.memory_mb))
     tasks = {tid: replace(tp, worker="w0", memory_mb=best.memory_mb, cpus=best.cpus)
              for tid, tp in plan.tasks.items()}
     worker = WorkerPlan("w0", best.memory_mb, best.cpus, plan.graph.topological_order())

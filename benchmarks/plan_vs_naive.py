@@ -8,8 +8,8 @@ For every workload of `benchmarks/local_workloads.py`, in a private $PLANFLOW_HO
    measured durations, as a user's would be after a few runs;
 2. `planflow compile MODULE -o W.plan`; its `planning.candidates` are every placement the
    planner simulated (one worker, lanes, packed clustering, ...) with its simulated makespan;
-3. the one-worker plan: W.plan's tasks on one worker at the platform's largest configuration
-   (`planflow simulate` gives its predicted makespan on the same history);
+3. the one-worker plan: W.plan's tasks on one worker at the configuration of its worker with
+   the most CPUs (`planflow simulate` gives its predicted makespan on the same history);
 4. `planflow run` of both plans, `--repeat` times interleaved (so drifting background load hits
    both alike); the ratio is compiled / one worker of the median observed makespans.
 
@@ -93,7 +93,7 @@ def measure(home: Path, workflow: str, values: dict[str, str], platform: str, re
     record(home, workflow, values, platform, records)
     plan_file = home / f"{workflow}.plan"
     compiled = compile_to(home, workflow, values, platform, plan_file)
-    single = one_worker_plan(plan_file, platform, home / f"{workflow}-one.plan")
+    single = one_worker_plan(plan_file, home / f"{workflow}-one.plan")
     inline = workflow in ONE_PROCESS_WORKLOADS
     mine, alone, process = [], [], []
     for _ in range(repeat):
