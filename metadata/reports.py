@@ -7,6 +7,11 @@ and CPU count, which the training runs may never have used). Errors are absolute
 errors |predicted - observed| / observed, reported as their mean (MAPE) and 90th percentile, in
 percent. Failed attempts (and records with impossible values) are ignored, as they are for
 fitting.
+
+`makespan_accuracy` measures the simulator the same way from the run records: every successful
+run's predicted makespan (the plan's, recorded as the run starts) against the observed one,
+error = (predicted - observed) / observed in percent; per workflow the median and the worst
+absolute error, optionally over each workflow's newest runs only.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import TextIO
 import numpy as np
 
 from metadata.models import DurationModel, OutputModel, fit_duration, fit_output
-from metadata.records import TaskRecord
+from metadata.records import RunRecord, TaskRecord
 from metadata.store import EXPORT_COLUMNS, READ_BATCH_FUNCTIONS, MetricsStore
 
 MIN_RUNS_FOR_ACCURACY = 2
@@ -55,6 +60,52 @@ class FunctionSummary:
     configurations: dict[float, int]  # CPU count -> successful records
     duration: DurationModel | None
     output: OutputModel | None
+
+
+@dataclass(frozen=True)
+class RunMakespan:
+    """One recorded run: predicted beside observed makespan."""
+
+    run_id: str
+    workflow: str
+    strategy: str
+    submitted_at: float
+    predicted_makespan_s: float
+    observed_makespan_s: float
+    error_pct: float
+
+
+@dataclass(frozen=True)
+class WorkflowMakespan:
+    """A workflow's makespan prediction error over its runs, in percent."""
+
+    workflow: str
+    runs: int
+    median_abs_error_pct: float
+    worst_abs_error_pct: float
+    last_error_pct: float
+
+
+def makespan_accuracy(runs: Iterable[RunRecord], last: int | None = None
+                      ) -> tuple[list[RunMakespan], list[WorkflowMakespan]]:
+    """Predicted vs observed makespan of the successful runs (of each workflow's newest `last`
+    runs when given), oldest first, and per workflow (by name) their error summary."""
+    by_workflow: dict[str, list[RunMakespan]] = {}
+    for r in sorted(runs, key=lambda r: (r.submitted_at, r.run_id)):
+        if not r.ok or not r.observed_makespan_s > 0 or not r.predicted_makespan_s >= 0:
+            continue
+        err = 100.0 * (r.predicted_makespan_s - r.observed_makespan_s) / r.observed_makespan_s
+        by_workflow.setdefault(r.workflow, []).append(RunMakespan(
+            r.run_id, r.workflow, r.strategy, r.submitted_at, r.predicted_makespan_s,
+            r.observed_makespan_s, err))
+    if last is not None:
+        by_workflow = {w: rows[-last:] for w, rows in by_workflow.items()}
+    kept = sorted((m for rows in by_workflow.values() for m in rows),
+                  key=lambda m: (m.submitted_at, m.run_id))
+    summary = [WorkflowMakespan(w, len(rows), float(np.median([abs(m.error_pct) for m in rows])),
+                                max(abs(m.error_pct) for m in rows), rows[-1].error_pct)
+               for w, rows in sorted(by_workflow.items()) if rows]
+    return kept, summary
 
 
 def accuracy(source: MetricsStore | Iterable[TaskRecord],

@@ -3,6 +3,7 @@ predictions learned from it are."""
 
 from __future__ import annotations
 
+import statistics
 import sys
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -136,9 +137,19 @@ def prune_cmd(
 
 
 @metrics_app.command("accuracy")
-def accuracy_cmd(redis: RedisOpt = None, namespace: NamespaceOpt = "planflow",
-                 as_json: JsonOpt = False) -> None:
-    """Leave-one-run-out error of the duration and output-size models per function."""
+def accuracy_cmd(
+    makespan: Annotated[bool, typer.Option(
+        "--makespan", help="Predicted vs observed makespan of recorded runs, per workflow.")]
+    = False,
+    last: Annotated[int | None, typer.Option(
+        min=1, help="With --makespan: only each workflow's newest N runs.")] = None,
+    redis: RedisOpt = None, namespace: NamespaceOpt = "planflow", as_json: JsonOpt = False,
+) -> None:
+    """Leave-one-run-out error of the duration and output-size models per function, or with
+    --makespan the simulator's: predicted vs observed makespan per run and workflow."""
+    if makespan:
+        guard(lambda: _makespan_accuracy(redis, namespace, last, as_json), as_json=as_json)
+        return
 
     def body() -> None:
         from metadata.reports import accuracy
@@ -164,6 +175,43 @@ def accuracy_cmd(redis: RedisOpt = None, namespace: NamespaceOpt = "planflow",
         Console().print(table)
 
     guard(body, as_json=as_json)
+
+
+def _makespan_accuracy(redis: str | None, namespace: str, last: int | None,
+                       as_json: bool) -> None:
+    """`metrics accuracy --makespan`: per run and per workflow, and over all runs the median
+    and worst absolute error (None without runs)."""
+    from metadata.reports import makespan_accuracy
+
+    runs, workflows = _with_store(redis, namespace, lambda store: makespan_accuracy(
+        store.runs() if store is not None else [], last))
+    errors = [abs(r.error_pct) for r in runs]
+    doc = {"runs": [asdict(r) for r in runs], "workflows": [asdict(w) for w in workflows],
+           "median_abs_error_pct": float(statistics.median(errors)) if errors else None,
+           "worst_abs_error_pct": max(errors) if errors else None}
+    if as_json:
+        print_json(doc)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="makespan: predicted vs observed (error = (predicted - observed) / "
+                        "observed)")
+    for col in ("run", "workflow", "strategy", "predicted s", "observed s", "error %"):
+        table.add_column(col, justify="left" if col in ("run", "workflow", "strategy")
+                         else "right")
+    for r in runs:
+        table.add_row(r.run_id, r.workflow, r.strategy, f"{r.predicted_makespan_s:.3f}",
+                      f"{r.observed_makespan_s:.3f}", f"{r.error_pct:+.1f}")
+    console = Console()
+    console.print(table)
+    for w in workflows:
+        console.print(f"{w.workflow}: {w.runs} runs, median |error| "
+                      f"{w.median_abs_error_pct:.1f} %, worst {w.worst_abs_error_pct:.1f} %, "
+                      f"last {w.last_error_pct:+.1f} %")
+    if errors:
+        console.print(f"all runs: median |error| {doc['median_abs_error_pct']:.1f} %, worst "
+                      f"{doc['worst_abs_error_pct']:.1f} %")
 
 
 def _pct(x: float | None) -> str:

@@ -61,6 +61,12 @@ def plan_document(doc: Mapping[str, Any]) -> None:
         console.print(f"... {len(tasks) - TASKS_SHOWN} more tasks (--json shows all)")
     for d in doc.get("downgrades", [])[:DOWNGRADES_SHOWN]:
         console.print(f"downgrade {d['worker']}: {d['reason']}")
+    candidates = doc.get("planning", {}).get("candidates", [])
+    if len(candidates) > 1:
+        console.print("placements simulated: " + ", ".join(
+            f"{'*' if c['picked'] else ''}{c['name']} ({c['workers']} workers) "
+            + ("deadlocks" if c["makespan_s"] is None else short_s(c["makespan_s"]))
+            for c in candidates) + "  (* picked)")
 
 
 def workers_table(workers: Sequence[Mapping[str, Any]]) -> Any:

@@ -7,7 +7,8 @@ collections (with `dask_input`, `dask_names`, `dask_args`).
 The passes, in order (`compiler.compile_graph` runs them in one visible sequence):
 
 1. predict    `predict`: durations at every configuration, feasibility, output/edge bytes
-2. place      `placement`, `target`: workers (clustering / WUKONG rule / one per task)
+2. place      `placement`, `target`: workers (clustering / WUKONG rule / one per task; on a
+              host-bound platform one worker, lanes, packed clustering)
 3. optimize   `optimize`: delayed I/O, pre-load
 4. baseline   `target`: best configuration everywhere, pre-warm; the target makespan
 5. configure  `downgrade` (critical-path) or `baselines` (uniform, wukong, octoflows)

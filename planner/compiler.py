@@ -4,7 +4,9 @@
               bytes (`planner.predict`, through metadata's MetadataAccess).
 2. place      workers: planned clustering (`placement.cluster`), one worker per task with
               `--no-clustering`, or WUKONG's rule for `wukong` (`planner.placement`); under a
-              binding concurrency limit also variants that cannot deadlock (`planner.target`).
+              binding concurrency limit also variants that cannot deadlock; on a host-bound
+              platform (`host_cpus`) one worker, one lane per CPU and the clustering packed
+              onto as many workers as the CPUs keep busy (`planner.target`).
 3. optimize   delayed I/O and pre-load flags (`planner.optimize`; `--no-delayed-io`,
               `--no-preload`).
 4. baseline   the best feasible configuration on every worker, pre-warm timed from its own

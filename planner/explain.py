@@ -62,6 +62,7 @@ def build_plan(stage: Stage, target: Target, final: Outcome, bound: float,
     planning = {**timings, "target_makespan_s": float(base_res.makespan_s), "bound_s": bound,
                 "placement": target.name, "placements_tried": target.tried,
                 "placement_makespans_s": target.makespans,
+                "candidates": [t.as_dict(target.name) for t in target.candidates],
                 "rounds": final.rounds, "simulations": final.simulations,
                 "unfinished_workers": final.remaining}
     return Plan(stage.graph, stage.options.strategy, stage.platform.name, tasks, workers,
@@ -74,6 +75,10 @@ def build_plan(stage: Stage, target: Target, final: Outcome, bound: float,
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _makespan(x: float | None) -> str:
+    return "deadlocks" if x is None else f"{x:.3f} s"
 
 
 def _finite(x: float) -> float:
@@ -116,9 +121,11 @@ def _notes(stage: Stage, target: Target, cost: float, base_cost: float, bound: f
     opts = stage.options
     makespan = final.result.makespan_s
     notes = []
-    if len(target.tried) > 1:
-        notes.append(f"placement: {target.name}, the fastest of {', '.join(target.tried)} "
-                     f"under the concurrency limit of {stage.platform.concurrency_limit}")
+    if len(target.candidates) > 1:
+        others = ", ".join(f"{t.name} {_makespan(t.makespan_s)}" for t in target.candidates
+                           if t.name != target.name)
+        notes.append(f"placement: {target.name} (simulated {target.result.makespan_s:.3f} s), "
+                     f"picked by simulated makespan; the others: {others}")
     if downgrades:
         share = cost / base_cost if base_cost > 0 else 1.0
         notes.append(

@@ -22,12 +22,19 @@ picks a set of such continuation edges; the chains they form are the workers.
   paying its start-up; k lanes keep every CPU busy with one worker each. List scheduling: tasks
   by decreasing upward rank (the `tail` of `static_times`, which puts parents first), each to
   the lane where it would finish first, an edge between lanes paying its lag. Unlike the others
-  this is not a set of paths: a lane takes any tasks, and runs them in plan order.
+  this is not a set of paths: a lane takes any tasks, and runs them in plan order. Among lanes
+  where a task would finish equally early it stays on the lane of its largest input.
+* `capped`: another placement's workers packed onto at most k workers, for a shared host where
+  more workers than can run at once only take turns. Each original worker (a chain) goes, in
+  order of its estimated start, to the packed worker that is free first (its tasks' total
+  duration keeps it busy); like `lanes`, a packed worker runs its tasks in plan order.
 
 Workers are numbered densely in the order of their first task.
 """
 
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 
@@ -97,23 +104,67 @@ def lanes(pred: Predictions, config: np.ndarray, lag: np.ndarray, k: int) -> np.
     n = pred.n_tasks
     dur = pred.duration_s[np.arange(n), config].tolist()
     _, tail = static_times(pred, config, lag)
-    parents: list[list[tuple[int, float]]] = [[] for _ in range(n)]
-    for s, d, lg in zip(pred.edge_src.tolist(), pred.edge_dst.tolist(), lag.tolist(),
-                        strict=True):
-        parents[d].append((s, lg))
+    parents: list[list[tuple[int, float, float]]] = [[] for _ in range(n)]
+    for s, d, lg, b in zip(pred.edge_src.tolist(), pred.edge_dst.tolist(), lag.tolist(),
+                           pred.edge_bytes.tolist(), strict=True):
+        parents[d].append((s, lg, b))
     free = [0.0] * k
     finish = [0.0] * n
     lane = [0] * n
     for i in sorted(range(n), key=lambda t: (-tail[t], t)):
+        here, remote, home = _arrivals(parents[i], lane, finish)
+        # the largest input's lane first: the strict `<` below keeps it on ties
+        order = [home, *(j for j in range(k) if j != home)] if home >= 0 else range(k)
         best, best_end = 0, float("inf")
-        for j in range(k):
-            start = max([free[j], *(finish[p] + (lg if lane[p] != j else 0.0)
-                                    for p, lg in parents[i])])
-            if start + dur[i] < best_end:
-                best, best_end = j, start + dur[i]
+        for j in order:
+            other = remote[1][1] if remote[0][0] == j else remote[0][1]
+            end = max(free[j], here.get(j, 0.0), other) + dur[i]
+            if end < best_end:
+                best, best_end = j, end
         lane[i], finish[i] = best, best_end
         free[best] = best_end
     return dense_workers(np.asarray(lane, np.int64))
+
+
+def _arrivals(parents: list[tuple[int, float, float]], lane: list[int], finish: list[float]
+              ) -> tuple[dict[int, float], list[tuple[int, float]], int]:
+    """For one task: per lane the latest finish of its parents there (inputs on the lane
+    itself arrive without lag); the two lanes whose parents arrive latest elsewhere, as (lane,
+    arrival with lag), padded with (-1, 0); and the lane of its largest input (-1: none)."""
+    here: dict[int, float] = {}
+    away: dict[int, float] = {}
+    home, most = -1, -1.0
+    for p, lg, b in parents:
+        j = lane[p]
+        here[j] = max(here.get(j, 0.0), finish[p])
+        away[j] = max(away.get(j, 0.0), finish[p] + lg)
+        if b > most:
+            home, most = j, b
+    top = sorted(away.items(), key=lambda kv: (-kv[1], kv[0]))[:2]
+    top += [(-1, 0.0)] * (2 - len(top))
+    return here, top, home
+
+
+def capped(pred: Predictions, config: np.ndarray, lag: np.ndarray, worker: np.ndarray,
+           k: int) -> np.ndarray:
+    """`worker` packed onto at most `k` workers (module docstring)."""
+    n = pred.n_tasks
+    count = int(worker.max()) + 1 if n else 0
+    if count <= k:
+        return worker
+    finish, _ = static_times(pred, config, lag)
+    dur = pred.duration_s[np.arange(n), config]
+    busy = np.bincount(worker, weights=dur, minlength=count)
+    first = np.full(count, n, np.int64)
+    np.minimum.at(first, worker, np.arange(n))
+    start = np.asarray(finish)[first] - dur[first]
+    free = [(0.0, j) for j in range(k)]
+    packed = np.empty(count, np.int64)
+    for w in sorted(range(count), key=lambda c: (start[c], c)):
+        at, j = heapq.heappop(free)
+        packed[w] = j
+        heapq.heappush(free, (max(at, float(start[w])) + float(busy[w]), j))
+    return dense_workers(packed[worker])
 
 
 def wait_free(pred: Predictions, worker: np.ndarray) -> np.ndarray:

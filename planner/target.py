@@ -15,10 +15,21 @@ fastest (then cheapest, then first) is kept:
   never waits for another worker, and no pre-warm. Workers are requested only when their
   inputs exist, so a plan of this kind cannot deadlock.
 
-On a platform whose workers share one machine's CPUs (`host_cpus`, e.g. `local`), every
-candidate is tried, and with them 1 to ceil(host_cpus) *lanes* (`placement.lanes`): with the
-host's sharing simulated, more workers than CPUs take turns and pay start-ups, and the
-simulation says which is faster.
+On a platform whose workers share one machine's CPUs (`host_cpus`, e.g. `local`), workers
+beyond what the CPUs can run at once only take turns on them, each paying its start-up, so the
+candidates are placements that ask for no more workers than can help:
+
+* one worker for everything (no transfer, no start-up but one);
+* one *lane* per CPU: list scheduling onto ceil(host_cpus) workers (`placement.lanes`);
+* the planned clustering (and WUKONG's rule) packed onto at most `worker_cap` workers
+  (`placement.capped`): the host's CPUs over the tasks' mean CPU demand (weighted by duration),
+  so CPU-bound tasks get one worker per CPU and sleeping or I/O-bound ones more; never more
+  than the concurrency limit, so no worker queues for a slot.
+
+Every candidate is simulated with the host's sharing; the fastest is kept, makespans within
+`NEAR_TIE` of each other tying, and ties going to the cheaper, then to the one with fewer
+workers, then to the first. The plan lists every
+candidate's simulated makespan (`planning.candidates`, `planflow show`).
 
 The kept candidate's makespan is the target that the strategy's plan must not exceed.
 """
@@ -34,11 +45,18 @@ import numpy as np
 from planner import baselines, optimize, placement
 from planner.assignment import Assignment, try_simulate
 from planner.errors import PlanningError
-from planner.predict import Predictions
+from planner.predict import MIN_CPU_DEMAND, Predictions
 
 if TYPE_CHECKING:
     from planner.compiler import Stage
     from simulator import SimResult
+
+NEAR_TIE = 0.01
+"""Relative makespan difference within which two candidates tie (then the cheaper, then the
+one with fewer workers wins): a simulated 0.1 % is not worth a second worker's start-up."""
+
+CAP_SLACK = 1e-9
+"""Rounding allowance of `worker_cap` (2 CPUs over a mean demand of exactly 1 is 2 workers)."""
 
 PREWARM_PASSES = 2
 """Times a candidate's pre-warm is re-timed from its own simulation (requests move earlier as
@@ -64,20 +82,39 @@ class Target:
     tried: tuple[str, ...]
     makespans: dict[str, float] = field(default_factory=dict)
     """Simulated makespan of every candidate that did not deadlock, by name."""
+    candidates: tuple[Tried, ...] = ()
+    """Every candidate in the order tried, with its simulated figures."""
+
+
+@dataclass(frozen=True)
+class Tried:
+    """One candidate placement as simulated at the best configurations (figures None: it
+    deadlocks under the concurrency limit)."""
+
+    name: str
+    workers: int
+    makespan_s: float | None
+    cost_usd: float | None
+
+    def as_dict(self, picked: str) -> dict[str, object]:
+        return {"name": self.name, "workers": self.workers, "makespan_s": self.makespan_s,
+                "cost_usd": self.cost_usd, "picked": self.name == picked}
 
 
 def best_everywhere(stage: Stage) -> Target:
     """Passes 2-4 (module docstring)."""
     candidates = _candidates(stage)
     best: Target | None = None
-    tried = []
-    makespans: dict[str, float] = {}
+    tried: list[Tried] = []
+    seen: dict[tuple[bytes, bool], tuple[Assignment, SimResult] | None] = {}
     for cand in candidates:
-        found = _evaluate(stage, cand)
-        tried.append(cand.name if found else f"{cand.name} (deadlocks)")
-        if found:
-            makespans[cand.name] = float(found[1].makespan_s)
-        if found and (best is None or _key(found) < _key(best)):
+        same = (cand.worker.tobytes(), cand.prewarm)  # e.g. packed WUKONG = lanes: one run
+        found = seen[same] if same in seen else _evaluate(stage, cand)
+        seen[same] = found
+        tried.append(Tried(cand.name, int(cand.worker.max()) + 1,
+                           float(found[1].makespan_s) if found else None,
+                           float(found[1].cost_usd) if found else None))
+        if found and (best is None or _better(found, best)):
             best = Target(cand.name, *found, ())
         if cand is candidates[0] and found and found[0].n_workers <= _limit(stage) \
                 and stage.platform.host_cpus is None:
@@ -85,12 +122,21 @@ def best_everywhere(stage: Stage) -> Target:
     if best is None:
         raise PlanningError(f"every placement deadlocks under the concurrency limit of "
                             f"{_limit(stage)} workers of platform '{stage.platform.name}'")
-    return replace(best, tried=tuple(tried), makespans=makespans)
+    return replace(best, tried=tuple(t.name if t.makespan_s is not None
+                                     else f"{t.name} (deadlocks)" for t in tried),
+                   makespans={t.name: t.makespan_s for t in tried if t.makespan_s is not None},
+                   candidates=tuple(tried))
 
 
-def _key(found: tuple[Assignment, SimResult] | Target) -> tuple[float, float]:
-    res = found.result if isinstance(found, Target) else found[1]
-    return (res.makespan_s, res.cost_usd)
+def _better(found: tuple[Assignment, SimResult], best: Target) -> bool:
+    """Faster by more than NEAR_TIE, or as fast within it and cheaper, then fewer workers."""
+    (asg, res), old = found, best.result
+    if res.makespan_s < old.makespan_s * (1.0 - NEAR_TIE):
+        return True
+    if res.makespan_s > old.makespan_s * (1.0 + NEAR_TIE):
+        return False
+    return (res.cost_usd, asg.n_workers, res.makespan_s) < \
+        (old.cost_usd, best.assignment.n_workers, old.makespan_s)
 
 
 def _limit(stage: Stage) -> int:
@@ -110,6 +156,8 @@ def _candidates(stage: Stage) -> list[Candidate]:
         return [Candidate("one worker per task", placement.singletons(pred.n_tasks), prewarm),
                 Candidate("one worker per task, no pre-warm",
                           placement.singletons(pred.n_tasks), False)]
+    if plat.host_cpus is not None and opts.strategy != "wukong":
+        return _host_candidates(stage, best, lag, main)
     placements = [main]
     if opts.strategy != "wukong":
         placements.append(Candidate("WUKONG rule", placement.wukong(pred, best, lag), False))
@@ -117,17 +165,36 @@ def _candidates(stage: Stage) -> list[Candidate]:
         if main.prewarm else []
     wait_free = [Candidate("wait-free " + c.name, placement.wait_free(pred, c.worker), False)
                  for c in placements]
-    return [main, *no_prewarm, *placements[1:], *wait_free, *_host_lanes(stage, best, lag)]
+    return [main, *no_prewarm, *placements[1:], *wait_free]
 
 
-def _host_lanes(stage: Stage, best: np.ndarray, lag: np.ndarray) -> list[Candidate]:
-    """On a platform whose workers share one host's CPUs: 1..ceil(host CPUs) lanes."""
-    host = stage.platform.host_cpus
-    if host is None or stage.options.strategy == "wukong" or not stage.options.clustering:
-        return []
-    return [Candidate(f"{k} lane{'s' if k > 1 else ''} (host CPUs)",
-                      placement.lanes(stage.pred, best, lag, k), False)
-            for k in range(1, math.ceil(host) + 1)]
+def _host_candidates(stage: Stage, best: np.ndarray, lag: np.ndarray, main: Candidate
+                     ) -> list[Candidate]:
+    """On a platform whose workers share one host's CPUs (module docstring)."""
+    pred, host = stage.pred, stage.platform.host_cpus
+    assert host is not None
+    cap = worker_cap(pred, best, host, _limit(stage))
+    out = [Candidate("one worker", np.zeros(pred.n_tasks, np.int64), False)]
+    k = math.ceil(host)
+    if k > 1 and pred.n_tasks > 1:
+        out.append(Candidate(f"{k} lanes (one per host CPU)",
+                             placement.lanes(pred, best, lag, k), main.prewarm))
+    for cand in (main, Candidate("WUKONG rule", placement.wukong(pred, best, lag), False)):
+        worker = placement.capped(pred, best, lag, cand.worker, cap)
+        name = cand.name if worker is cand.worker else f"{cand.name}, at most {cap} workers"
+        out.append(Candidate(name, worker, main.prewarm))
+    return out
+
+
+def worker_cap(pred: Predictions, config: np.ndarray, host_cpus: float, limit: int) -> int:
+    """Workers that can help on a host of `host_cpus` CPUs (module docstring): host CPUs over
+    the tasks' duration-weighted mean CPU demand at `config`, within [1, `limit`]."""
+    rows = np.arange(pred.n_tasks)
+    dur = pred.duration_s[rows, config]
+    demand = np.minimum(pred.cpu_demand[rows, config], host_cpus)
+    total = float(dur.sum())
+    mean = float((dur * demand).sum()) / total if total > 0 else 1.0
+    return max(1, min(limit, math.ceil(host_cpus / max(mean, MIN_CPU_DEMAND) - CAP_SLACK)))
 
 
 def _evaluate(stage: Stage, cand: Candidate) -> tuple[Assignment, SimResult] | None:

@@ -435,9 +435,10 @@ class RunSession:
 
     def _record(self, result: RunResult | None) -> None:
         """The RunRecord (`result` None: the run failed); after a success, wait for the
-        workers' own records too."""
-        finished = time.time()
-        start = self.started_at or finished
+        workers' own records too. A success records the observed makespan its RunResult
+        reports, so `run --json` and `metrics accuracy --makespan` show the same figure."""
+        start = self.started_at or time.time()
+        finished = start + result.observed_makespan_s if result is not None else time.time()
         record = RunRecord(
             run_id=self.settings.dag_id, workflow=self.plan.workflow,
             strategy=self.plan.strategy, submitted_at=self.settings.submitted_at,

@@ -83,3 +83,45 @@ def test_unreachable_redis_names_the_url_without_password():
                                    "redis://user:s3cret@127.0.0.1:1/0"])
     assert res.exit_code == 2
     assert "127.0.0.1:1" in res.stderr and "s3cret" not in res.stderr
+
+
+def _run(run: str, workflow: str, at: float, predicted: float, observed: float,
+         ok: bool = True) -> RunRecord:
+    return RunRecord(run_id=run, workflow=workflow, strategy="critical-path", submitted_at=at,
+                     finished_at=at + observed, predicted_makespan_s=predicted,
+                     observed_makespan_s=observed, predicted_cost_usd=0.0, ok=ok)
+
+
+def test_makespan_accuracy_compares_predicted_with_observed_per_run_and_workflow(
+        redis_url, namespace):
+    """a: errors +10 %, -20 %, 0 %; b: +50 %; a failed run is left out."""
+    with MetricsStore(redis_url, namespace) as store:
+        for rec in (_run("dag-a1", "a", 1.0, 1.1, 1.0), _run("dag-a2", "a", 2.0, 0.8, 1.0),
+                    _run("dag-a3", "a", 3.0, 2.0, 2.0), _run("dag-b1", "b", 4.0, 3.0, 2.0),
+                    _run("dag-x", "a", 5.0, 1.0, 9.0, ok=False)):
+            store.write_run(rec)
+    args = ["metrics", "accuracy", "--makespan", "--redis", redis_url, "--namespace", namespace]
+    doc = _json([*args, "--json"])
+    assert [r["run_id"] for r in doc["runs"]] == ["dag-a1", "dag-a2", "dag-a3", "dag-b1"]
+    assert [round(r["error_pct"], 6) for r in doc["runs"]] == [10.0, -20.0, 0.0, 50.0]
+    a, b = doc["workflows"]
+    assert (a["workflow"], a["runs"], round(a["median_abs_error_pct"], 6),
+            round(a["worst_abs_error_pct"], 6), round(a["last_error_pct"], 6)) == \
+        ("a", 3, 10.0, 20.0, 0.0)
+    assert (b["workflow"], b["runs"]) == ("b", 1)
+    assert round(doc["median_abs_error_pct"], 6) == 15.0
+    assert round(doc["worst_abs_error_pct"], 6) == 50.0
+
+    newest = _json([*args, "--last", "1", "--json"])
+    assert [r["run_id"] for r in newest["runs"]] == ["dag-a3", "dag-b1"]
+
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.stderr
+    assert "dag-a2" in res.stdout and "median |error| 10.0 %" in res.stdout
+
+
+def test_makespan_accuracy_of_an_empty_store(redis_url, namespace):
+    doc = _json(["metrics", "accuracy", "--makespan", "--redis", redis_url, "--namespace",
+                 namespace, "--json"])
+    assert doc == {"runs": [], "workflows": [], "median_abs_error_pct": None,
+                   "worst_abs_error_pct": None}

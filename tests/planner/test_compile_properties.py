@@ -117,20 +117,3 @@ def test_octoflows_keeps_the_critical_path_and_its_time_exactly(graph: TaskGraph
     on_path = {plan.tasks[t].worker for t in plan.baseline.critical_path}
     for w in plan.workers:
         assert w.memory_mb == best if w.worker_id in on_path else w.memory_mb <= best
-
-
-HOST = LOCAL.with_overrides(host_cpus=2.0)
-
-
-@SETTINGS
-@given(graphs())
-def test_on_a_shared_host_lanes_are_tried_and_the_bound_holds(graph: TaskGraph):
-    """With the host's CPUs shared, every placement and 1-2 lanes compete; lanes never
-    deadlock, and the plan keeps its target like any other."""
-    plan = plan_of(graph, platform=HOST)
-    tried = plan.planning["placements_tried"]
-    assert {"1 lane (host CPUs)", "2 lanes (host CPUs)"} <= set(tried)
-    assert plan.baseline is not None
-    assert within(plan.summary.makespan_s, plan.baseline.makespan_s)
-    if plan.planning["placement"].endswith("(host CPUs)"):
-        assert len(plan.workers) <= 2

@@ -96,6 +96,9 @@ def test_metrics_are_recorded_per_task_worker_and_run(redis_url: str, namespace:
         run_record = store.run(result.dag_id)
         assert run_record is not None and run_record.ok
         assert run_record.observed_makespan_s > 0
+        # the record is what `run --json` reported, beside the plan's prediction
+        assert run_record.observed_makespan_s == pytest.approx(result.observed_makespan_s)
+        assert run_record.predicted_makespan_s == plan.summary.makespan_s
 
 
 def test_every_workers_metrics_are_stored_when_the_run_returns(redis_url: str,
