@@ -76,7 +76,7 @@ from planner.plan import Plan, PlanSummary, TaskPlan, WorkerPlan  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "executor_overhead.json"
 NAMESPACE = "bench"
 MB_PER_CPU = 1769
-RUN_TIMEOUT_S = 300.0
+RUN_TIMEOUT_S = 120.0
 """Longest planflow run before its row counts as failed (a deadlocked run ends here)."""
 QUICK_RUN_TIMEOUT_S = 15.0
 """The same with --quick (whose runs take well under a second)."""
