@@ -22,8 +22,8 @@ plus the matrix example (examples/matmul.py, 4x4 blocks) at 1024 and 2048, on:
   floor, not a peer.
 - `dask-threaded`: `dask.threaded.get(..., num_workers=N)`.
 - `dask-distributed`: `LocalCluster(processes=True, n_workers=N, threads_per_worker=1)`.
-- `ray`: one Ray task per node (`ray.remote`, inputs as object refs) on a local
-  `ray.init(num_cpus=N)`, when Ray is installed.
+- `ray`: one Ray task per node (`ray.remote`, inputs as object refs) on a new local instance,
+  `ray.init(address="local", num_cpus=N)`, when Ray is installed.
 
 N = `--processes` (default: the machine's cores) for every engine. Each engine is started when
 its turn comes and closed after it (no engine idles beside another), runs each DAG once to warm
@@ -271,7 +271,7 @@ def print_table(rows: list[dict[str, Any]], header: str) -> None:
     for r in rows:
         if r["best_s"] is None:
             table.add_row(r["dag"], str(r["tasks"]), escape(r["engine"]), r.get("plan", ""),
-                          "FAILED", "", "", "", "LOSES", "")
+                          "FAILED", "", "", "", "LOSES" if r["losing"] else "", "")
             continue
         ratio = r["ratio_to_best_peer"]
         verdict = "-" if ratio is None else f"{ratio:.2f}x" + (" LOSES" if r["losing"] else "")
@@ -311,7 +311,14 @@ def main() -> int:
     with EmbeddedRedis(persistent=False) as server:
         cases = build_cases(args.quick, args.processes, server.url)
         for entry in entries(server.url, args.processes, timeout_s):
-            engine = entry.make()
+            try:
+                engine = entry.make()
+            except Exception as err:  # a peer that cannot start is a row, not a crash
+                print(f"  engine did not start: {type(err).__name__}: {err}", file=sys.stderr)
+                rows.extend({"dag": c.name, "tasks": len(c.graph.nodes), "engine": name,
+                             "best_s": None, "error": f"did not start: {err}"}
+                            for c in cases for name in entry.rows(c).values())
+                continue
             try:
                 for case in cases:
                     rows.extend(measure(engine, case, args.repeat, label, name)

@@ -10,7 +10,7 @@ rebuilds the planflow task's arguments from its parents' values (`_Call`).
   commandstats delta), the workers started and where the time went (`overhead_breakdown`).
 - `PlanflowInline`: `runtime.inline.run_inline` (this process, no Redis).
 - `DaskThreaded(n)`, `DaskDistributed(n)` (LocalCluster, n processes of one thread),
-  `Ray(n)` (local `ray.init(num_cpus=n)`).
+  `Ray(n)` (a new local instance, `ray.init(address="local", num_cpus=n)`).
 """
 
 from __future__ import annotations
@@ -147,7 +147,9 @@ class Ray:
     def __init__(self, processes: int) -> None:
         import ray
 
-        ray.init(num_cpus=processes, include_dashboard=False, log_to_driver=False)
+        # address="local": a new instance of our own, never a cluster someone else started here
+        ray.init(address="local", num_cpus=processes, include_dashboard=False,
+                 log_to_driver=False)
         self.remote = ray.remote(_ray_call)
 
     def run(self, graph: TaskGraph, plan: Plan) -> tuple[float, Any]:

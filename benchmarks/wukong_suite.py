@@ -18,7 +18,8 @@ machine; the table says so. Engines, each with as many processes (or threads) as
   Its time is compile + run (Dask's times include Dask's own optimisation); run alone is shown.
 - dask-threaded: `dask.compute(scheduler="threads", num_workers=cores)`.
 - dask-distributed: `LocalCluster(n_workers=cores, threads_per_worker=1, processes=True)`.
-- ray: `ray.util.dask.ray_dask_get` on `ray.init(num_cpus=cores)`, when Ray is installed.
+- ray: `ray.util.dask.ray_dask_get` on a new local instance, `ray.init(address="local",
+  num_cpus=cores)`, when Ray is installed.
 - planflow-host (`planflow[host_cpus=N]`): as planflow, planned on a platform file that
   extends `local` with `host_cpus` (the simulator's shared-host model), for comparison.
 
@@ -227,7 +228,9 @@ class Ray:
     def __init__(self) -> None:
         import ray
 
-        ray.init(num_cpus=CORES, include_dashboard=False, log_to_driver=False)
+        # address="local": a new instance of our own, never a cluster someone else started here
+        ray.init(address="local", num_cpus=CORES, include_dashboard=False,
+                 log_to_driver=False)
 
     def pids(self) -> list[int]:
         return [os.getpid()]
@@ -401,7 +404,11 @@ def main() -> int:
                            args.pool_processes, args.timeout_s)
     references: dict[str, Any] = {}
     for make in engines:
-        engine = make()
+        try:
+            engine = make()
+        except Exception as err:  # a peer that cannot start is reported, not a crash
+            print(f"  engine did not start: {type(err).__name__}: {err}", file=sys.stderr)
+            continue
         try:
             for name in names:
                 row, result = measure(engine, name, scale, args.repeat, references.get(name))
