@@ -8,15 +8,18 @@ TSQR, GEMM, SVD-compressed, a dataframe groupby, a bag word count), scaled to a 
 machine; the table says so. Engines, each with as many processes (or threads) as cores:
 
 - planflow: the real `planflow` path: `planflow.compile(collection, platform="local")` (the
-  planner's own default plan, strategy critical-path, predicted from the metrics that the
+  planner's own default plan, every option at its default, predicted from the metrics that the
   earlier runs of this benchmark recorded) and `run_plan` with the local launcher (worker
-  processes from a warm pool) on an embedded Redis. Values between workers travel the way the
-  runtime moves them today (through Redis at the time of writing; when the same-host data
-  plane lands, re-running this script measures it, nothing here names a path).
+  processes from a warm pool of at most as many processes as cores, `--pool-processes`) on an
+  embedded Redis.
+  `run_plan`'s defaults put values between workers in shared memory (`runtime.shm`: the local
+  launcher's workers share the host, `RunSettings.same_host`; bound `shm_max_bytes`, by default
+  a fraction of tmpfs's free space, recorded in each row), Redis carrying coordination only.
   Its time is compile + run (Dask's times include Dask's own optimisation); run alone is shown.
 - dask-threaded: `dask.compute(scheduler="threads", num_workers=cores)`.
 - dask-distributed: `LocalCluster(n_workers=cores, threads_per_worker=1, processes=True)`.
-- ray: `ray.util.dask.ray_dask_get` on `ray.init(num_cpus=cores)`, when Ray is installed.
+- ray: `ray.util.dask.ray_dask_get` on a new local instance, `ray.init(address="local",
+  num_cpus=cores)`, when Ray is installed.
 - planflow-host (`planflow[host_cpus=N]`): as planflow, planned on a platform file that
   extends `local` with `host_cpus` (the simulator's shared-host model), for comparison.
 
@@ -64,8 +67,9 @@ RESULTS = ROOT / "benchmarks" / "results" / "wukong_suite.json"
 NAMESPACE = "wukong"
 SAMPLE_S = 0.1
 """How often the memory sampler reads every process of an engine."""
-RUN_TIMEOUT_S = 900.0
-"""Longest planflow run before it counts as failed."""
+RUN_TIMEOUT_S = 300.0
+"""Longest planflow run before it counts as failed (a run whose workers all wait for inputs
+of workers still queued in the pool never ends; it fails here)."""
 CORES = os.cpu_count() or 2
 
 
@@ -136,14 +140,18 @@ def pool_pids(namespace: str) -> list[int]:
 class Planflow:
     """planflow's real path; `platform` is `local` (the default plan) or a platform file."""
 
-    def __init__(self, home: Path, platform: str = "local", name: str = "planflow") -> None:
+    def __init__(self, home: Path, platform: str = "local", name: str = "planflow",
+                 processes: int = CORES, timeout_s: float = RUN_TIMEOUT_S) -> None:
         from runtime.embedded import EmbeddedRedis
         from runtime.local import LocalLauncher
 
         self.name, self.platform = name, platform
         self.server = EmbeddedRedis(data_dir=home / name, persistent=False).start()
         self.url = self.server.url
-        self.launcher = LocalLauncher(self.url, NAMESPACE, shutdown_on_close=True)
+        self.launcher = LocalLauncher(self.url, NAMESPACE, shutdown_on_close=True,
+                                      max_processes=processes)
+        self.processes = processes
+        self.timeout_s = timeout_s
         self.launcher.ensure_pool()
         self.last: dict[str, Any] = {}
 
@@ -153,6 +161,7 @@ class Planflow:
 
     def compute(self, collection: Any) -> Any:
         import planflow
+        from runtime import shm
         from runtime.client import run_plan
 
         t0 = time.perf_counter()
@@ -160,12 +169,14 @@ class Planflow:
                                 namespace=NAMESPACE)
         t1 = time.perf_counter()
         result = run_plan(plan, redis_url=self.url, namespace=NAMESPACE,
-                          launcher=self.launcher, timeout_s=RUN_TIMEOUT_S)
+                          launcher=self.launcher, timeout_s=self.timeout_s)
         self.last = {"compile_s": t1 - t0, "run_s": time.perf_counter() - t1,
                      "tasks": len(plan.graph), "workers": len(plan.workers),
                      "predicted_makespan_s": plan.summary.makespan_s,
                      "history": plan.prediction_sources.get("history", 0),
-                     "recovered": [str(r) for r in result.recovered]}
+                     "recovered": [str(r) for r in result.recovered],
+                     "shm_max_bytes": shm.default_max_bytes(),
+                     "pool_processes": self.processes}
         return result.result
 
     def close(self) -> None:
@@ -217,7 +228,9 @@ class Ray:
     def __init__(self) -> None:
         import ray
 
-        ray.init(num_cpus=CORES, include_dashboard=False, log_to_driver=False)
+        # address="local": a new instance of our own, never a cluster someone else started here
+        ray.init(address="local", num_cpus=CORES, include_dashboard=False,
+                 log_to_driver=False)
 
     def pids(self) -> list[int]:
         return [os.getpid()]
@@ -246,14 +259,15 @@ ENGINES = ("dask-threaded", "dask-distributed", "ray", "planflow", "planflow-hos
 """Engine names `--engines` accepts, in the order they run."""
 
 
-def make_engines(home: Path, names: list[str]) -> list[Callable[[], Any]]:
+def make_engines(home: Path, names: list[str], processes: int,
+                 timeout_s: float) -> list[Callable[[], Any]]:
     """Engine factories, peers first (dask-threaded's results are the reference). Each engine
     is made when its turn comes and closed after it, so no engine idles beside another."""
     factories: dict[str, Callable[[], Any]] = {
         "dask-threaded": DaskThreaded, "dask-distributed": DaskDistributed, "ray": Ray,
-        "planflow": lambda: Planflow(home),
+        "planflow": lambda: Planflow(home, processes=processes, timeout_s=timeout_s),
         "planflow-host": lambda: Planflow(home, host_platform(home),
-                                          f"planflow[host_cpus={CORES}]")}
+                                          f"planflow[host_cpus={CORES}]", processes, timeout_s)}
     if "ray" in names:
         try:
             import ray  # noqa: F401
@@ -317,7 +331,9 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
 
 def print_table(rows: list[dict[str, Any]], scale: wl.Scale, machine: dict[str, Any]) -> None:
     print(f"WUKONG's suite scaled to a {machine['cpus']}-core / {machine['memory_gb']:.0f} GB "
-          "machine (WUKONG ran 200,000 x 1,000 TSQR and 10,000^2 GEMM/SVD on AWS Lambda):")
+          "machine (WUKONG ran 200,000 x 1,000 TSQR and 10,000^2 GEMM/SVD on AWS Lambda); "
+          f"load average {machine['load_before'][0]:.2f} (1 min) at start, "
+          f"{machine['load_after'][0]:.2f} at end:")
     for name, text in scale.describe().items():
         print(f"  {name:<10} {text}")
     head = (f"{'workload':<10} {'engine':<22} {'best s':>8} {'median':>8} {'worst':>8} "
@@ -340,6 +356,16 @@ def print_table(rows: list[dict[str, Any]], scale: wl.Scale, machine: dict[str, 
               f"{'yes' if r['same_result'] else 'NO':>4}{extra}")
 
 
+def plain(value: Any) -> Any:
+    """JSON for what `json` cannot encode: numpy scalars and arrays as plain numbers and lists,
+    anything else as its str."""
+    import numpy as np
+
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
@@ -358,6 +384,11 @@ def main() -> int:
                         help=f"comma-separated, of {', '.join(ENGINES)} (planflow-host: planned "
                              "with host_cpus, the shared-host model); the first that runs gives "
                              "the reference results")
+    parser.add_argument("--pool-processes", type=int, default=CORES,
+                        help="most processes planflow's local pool may hold (default: as many "
+                             "as the peers use, the cores; `planflow run` allows 512)")
+    parser.add_argument("--timeout-s", type=float, default=RUN_TIMEOUT_S,
+                        help="longest planflow run before its row fails")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--home", type=Path, default=Path(os.environ.get(
         "PLANFLOW_HOME", "~/.planflow")).expanduser(), help="planflow's data directory")
@@ -369,10 +400,15 @@ def main() -> int:
                "python": platform.python_version(), "platform": platform.platform(),
                "load_before": os.getloadavg()}
     rows: list[dict[str, Any]] = []
-    engines = make_engines(args.home, [e for e in args.engines.split(",") if e])
+    engines = make_engines(args.home, [e for e in args.engines.split(",") if e],
+                           args.pool_processes, args.timeout_s)
     references: dict[str, Any] = {}
     for make in engines:
-        engine = make()
+        try:
+            engine = make()
+        except Exception as err:  # a peer that cannot start is reported, not a crash
+            print(f"  engine did not start: {type(err).__name__}: {err}", file=sys.stderr)
+            continue
         try:
             for name in names:
                 row, result = measure(engine, name, scale, args.repeat, references.get(name))
@@ -392,7 +428,7 @@ def main() -> int:
     doc = {"machine": machine, "commit": git_commit(), "dask": dask.__version__,
            "repeat": args.repeat, "quick": args.quick, "scale": scale.describe(), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=1, default=str))
+    args.out.write_text(json.dumps(doc, indent=1, default=plain))
     print(f"\nwritten to {args.out}")
     return 0
 
