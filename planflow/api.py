@@ -6,7 +6,8 @@ is a `Plan`, a `.plan` path, a `@workflow` object, a `module.py[:workflow]` path
 `.json` file, or Dask collections: a collection (dask.array, dask.dataframe, dask.bag,
 dask.delayed) or a list/tuple/dict holding some, compiled and run like a workflow (`run`
 returns what `dask.compute` would, in the same structure). `from_dask(collections, name)`
-converts them into a TaskGraph under a name of your choice.
+converts them into a TaskGraph under a name of your choice. Inside a workflow,
+`map(task, ref, **constant_kwargs)` is a dynamic fan-out over a value known only at run time.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from planner.errors import UsageError
 from planner.graph import TaskGraph
 from planner.loader import holds_dask, load_graph, trace_workflow
 from planner.plan import Plan, PlanSummary, load_plan, read_plan_json
-from planner.trace import Workflow
+from planner.trace import TaskRef, Workflow, map_task
 from runtime.result import RunResult
 
 if TYPE_CHECKING:
@@ -32,6 +33,15 @@ if TYPE_CHECKING:
 
 Target = Plan | TaskGraph | Workflow | str | Path | Any
 """Anything `compile`, `simulate` and `run` accept (the module docstring lists them)."""
+
+
+def map(task: Any, ref: TaskRef, /, *, expected_width: int | None = None,
+        **constant_kwargs: Any) -> TaskRef:
+    """A dynamic fan-out: `task` applied to each element of the sequence `ref` produces at run
+    time (`task.fn(element, **constant_kwargs)`). Returns a reference to the list of results,
+    in element order, usable by further tasks and maps. `expected_width` is a planning hint,
+    used until runs have recorded the width (`planner.dynamic`)."""
+    return map_task(task, ref, expected_width=expected_width, **constant_kwargs)
 
 
 def from_dask(collections: Any, name: str | None = None) -> TaskGraph:

@@ -20,6 +20,9 @@
 7. simulate   the final plan, and explain it (`planner.explain`): per task its configuration,
               worker, predicted times, critical flag, slack, optimizations and reasons.
 
+Graphs with dynamic fan-outs (`planflow.map`) are compiled through their planning graph, with
+these passes, by `planner.dynamic_plan`.
+
 Configuration and placement: a worker has one configuration, and the downgrade loop chooses it
 per worker. Placement therefore comes first: every simulation, the target's included, needs
 workers, and choosing per task then clustering afterwards would either split chains where
@@ -82,6 +85,12 @@ def compile_graph(graph: TaskGraph, options: CompileOptions | None = None, *,
     options = options or CompileOptions()
     clock = Clock()
     platform = platform or load(options.platform)
+    if any(node.dynamic for node in graph.nodes):  # planflow.map: via the planning graph
+        from planner.dynamic_plan import compile_dynamic
+
+        return compile_dynamic(graph, lambda g: compile_graph(
+            g, options, access=access, platform=platform, time_budget_s=time_budget_s),
+            platform, access, options.quantile)
     stage = Stage(graph, predict(graph, platform, quantile=options.quantile, access=access),
                   platform, options, time_budget_s)
     clock.lap("predict_s")
