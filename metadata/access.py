@@ -108,6 +108,7 @@ class MetadataAccess:
         self._transfer: TransferModel | None = None
         self._workers: list[WorkerRecord] | None = None
         self._plan_download: TransferModel | None = None
+        self._widths: dict[tuple[str, str], int | None] = {}
 
     @classmethod
     def from_records(cls, records: Iterable[TaskRecord], *,
@@ -142,6 +143,16 @@ class MetadataAccess:
             self._ingest(self._store.task_records(missing, last=self._history_limit))
         if self._workers is None:
             self._set_workers(self._store.recent_worker_records(WORKER_HISTORY_RUNS))
+
+    def expected_width(self, workflow: str, task_id: str) -> int | None:
+        """The median width dynamic fan-out `task_id` of `workflow` had in the recorded runs
+        (upper median), None without a record (`planner.dynamic` then uses its hint or prior)."""
+        key = (workflow, task_id)
+        if key not in self._widths:
+            found = self._store.widths(workflow, [task_id]) if self._store is not None else {}
+            seen = sorted(found.get(task_id, ()))
+            self._widths[key] = seen[len(seen) // 2] if seen else None
+        return self._widths[key]
 
     def records(self, function_key: str) -> list[TaskRecord]:
         """The loaded task records of one function (after `load`)."""

@@ -18,8 +18,9 @@ picks its item from the parent's value), so an expanded graph executes to the sa
 
 `layout(width, local, per_worker)` is the one rule every executor and the what-if use to split
 a width: the first `local` elements run on the map node's own worker, the rest in groups of
-`per_worker` on new workers (`planner.dynamic_plan` derives both numbers from the placement the
-compiler chose for the planning graph).
+`per_worker` (more when there would be over `MAX_NEW_WORKERS` groups) on new workers
+(`planner.dynamic_plan` derives both numbers from the placement the compiler chose for the
+planning graph).
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ PRIOR_WIDTH = 16
 """Elements assumed for a dynamic fan-out with no history and no `expected_width=` hint: a
 fan-out wide enough that clustering and configurations matter, small enough that a wrong guess
 costs little planning time."""
+
+MAX_NEW_WORKERS = 512
+"""Most workers one dynamic fan-out creates: past it, groups grow instead (the local pool runs
+at most 512 processes at once, so more workers would only queue, each paying a start-up), which
+keeps a 10,000-wide fan-out to a few hundred keys."""
 
 JOIN_NAME = "_join"
 """Function name of the task that collects a dynamic fan-out's results in the planning graph."""
@@ -99,9 +105,10 @@ class Split:
 
 
 def layout(width: int, local: int, per_worker: int) -> Split:
-    """The split rule (module docstring); `per_worker` >= 1."""
+    """The split rule (module docstring): groups of at least `per_worker`, at most
+    `MAX_NEW_WORKERS` of them."""
     here = min(width, max(0, local))
-    step = max(1, per_worker)
+    step = max(1, per_worker, -(-(width - here) // MAX_NEW_WORKERS))
     groups = tuple((i, min(i + step, width)) for i in range(here, width, step))
     return Split(width, here, groups)
 

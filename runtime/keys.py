@@ -28,6 +28,8 @@ under `<namespace>:pool:...` and outlive runs. Metrics keys (`<namespace>:metric
 |                            |        |                      | (budgets carried across relaunchers)|
 | `shm`                      | string | RESERVE script       | bytes of values the run holds in  |
 |                            |        |                      | shared memory (`runtime.shm`)     |
+| `dynamic`                  | set    | EXPAND script        | names of the keys dynamic fan-outs|
+|                            |        |                      | created (`runtime.fanout`)        |
 | `failures` (channel)       | pubsub | workers, pools       | error records the store refused   |
 |                            |        |                      | to keep (PUBLISH works under OOM) |
 
@@ -130,6 +132,11 @@ class RunKeys:
         """Hash: worker id -> JSON WorkerSpec of its latest relaunch (generation, budgets)."""
         return f"{self.prefix}:relaunched"
 
+    def dynamic(self) -> str:
+        """Set: the names of the keys created by dynamic fan-outs (their workers' programs,
+        outputs, notification lists, the joins' dependency sets), deleted with the run."""
+        return f"{self.prefix}:dynamic"
+
     def intermediate(self, storing: Iterable[str], with_deps: Iterable[str],
                      workers: Iterable[str]) -> list[str]:
         """Keys the sink deletes on completion: outputs, dependency sets, notification lists,
@@ -143,7 +150,7 @@ class RunKeys:
         """Keys the client deletes after reading the outcome (besides the intermediate ones)."""
         return [self.shared(), self.started(), self.progress(), self.timings(), self.errors(),
                 self.done(), self.result(), self.leases(), self.recovered(),
-                self.relaunched(), self.shm_bytes()]
+                self.relaunched(), self.shm_bytes(), self.dynamic()]
 
 
 def run_key_pattern(namespace: str, dag_id: str) -> str:
