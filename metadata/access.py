@@ -35,7 +35,7 @@ parameters gathered onto tasks, and the n x c matrix computed in a handful of ar
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,9 +113,10 @@ class MetadataAccess:
     @classmethod
     def from_records(cls, records: Iterable[TaskRecord], *,
                      worker_records: Iterable[WorkerRecord] = (), transfer_latency_s: float,
-                     transfer_bandwidth_bps: float, cold_start_s: float, warm_start_s: float
-                     ) -> MetadataAccess:
-        """An instance over in-memory records (tests, benchmarks), no Redis involved."""
+                     transfer_bandwidth_bps: float, cold_start_s: float, warm_start_s: float,
+                     widths: Mapping[tuple[str, str], int] | None = None) -> MetadataAccess:
+        """An instance over in-memory records (tests, benchmarks), no Redis involved;
+        `widths`: (workflow, dynamic fan-out id) -> the width to expect."""
         access = cls(None, transfer_latency_s=transfer_latency_s,
                      transfer_bandwidth_bps=transfer_bandwidth_bps, cold_start_s=cold_start_s,
                      warm_start_s=warm_start_s)
@@ -124,6 +125,7 @@ class MetadataAccess:
             grouped.setdefault(rec.function_key, []).append(rec)
         access._ingest(grouped)
         access._set_workers(list(worker_records))
+        access._widths.update(widths or {})
         return access
 
     # -- loading --------------------------------------------------------------------------------

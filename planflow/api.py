@@ -187,17 +187,19 @@ def simulate(target: Target, params: Mapping[str, Any] | None = None, *,
              platform: str | None = None, all_memory_mb: int | None = None,
              set_memory: Sequence[str | tuple[str, int]] = (), samples: int = 0, seed: int = 0,
              gantt: str | Path | None = None, access: Any = None, redis: str | None = None,
-             namespace: str = "planflow", **options: Any) -> WhatIf:
+             namespace: str = "planflow", widths: Sequence[str | tuple[str, int]] = (),
+             **options: Any) -> WhatIf:
     """What-if simulation of a plan (a module or WfFormat target is compiled first, with
     `options`): the plan as compiled beside the scenario the what-if options describe.
 
     `platform` simulates on another platform (name or TOML file; default: the plan's);
     `all_memory_mb` puts every worker on one configuration; `set_memory` holds
     `"PATTERN=MEMORY_MB"` strings or `(pattern, memory_mb)` pairs (glob on task id or function
-    name); `samples`/`seed` add makespan and cost quantiles; `gantt` writes a PNG timeline.
+    name); `samples`/`seed` add makespan and cost quantiles; `gantt` writes a PNG timeline;
+    `widths` holds `"NAME=N"` strings or `(name, n)` pairs: dynamic fan-out NAME at width N.
     """
     from planner.compiler import load as load_platform
-    from planner.whatif import what_if
+    from planner.whatif import parse_width, what_if
 
     compile_platform = str(options.get("platform") or DEFAULT_PLATFORM)
     with learned_predictions(access, redis, namespace, platform or compile_platform) as history:
@@ -205,7 +207,9 @@ def simulate(target: Target, params: Mapping[str, Any] | None = None, *,
         return what_if(plan, load_platform(platform or plan.platform_source),
                        all_memory_mb=all_memory_mb,
                        set_memory=[parse_set(item) for item in set_memory], samples=samples,
-                       seed=seed, gantt=None if gantt is None else str(gantt), access=history)
+                       seed=seed, gantt=None if gantt is None else str(gantt), access=history,
+                       widths=dict(w if isinstance(w, tuple) else parse_width(w)
+                                   for w in widths))
 
 
 def parse_set(item: str | tuple[str, int]) -> tuple[str, int]:

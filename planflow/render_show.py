@@ -61,6 +61,12 @@ def plan_document(doc: Mapping[str, Any]) -> None:
         console.print(f"... {len(tasks) - TASKS_SHOWN} more tasks (--json shows all)")
     for d in doc.get("downgrades", [])[:DOWNGRADES_SHOWN]:
         console.print(f"downgrade {d['worker']}: {d['reason']}")
+    for m in doc.get("dynamic", {}).values():
+        console.print(
+            f"dynamic fan-out {m['task_id']} ({m['function']}): planned for {m['width']} "
+            f"elements ({m['source']}), {short_s(m['pred_element_s'])} each "
+            f"({m['element_source']}); {m['local']} on its own worker, then {m['per_worker']} "
+            f"per new worker at {m['memory_mb']} MB")
 
 
 def workers_table(workers: Sequence[Mapping[str, Any]]) -> Any:
