@@ -136,6 +136,7 @@ class Fanout:
         w, d = self.worker, step.dynamic
         assert d is not None
         started_at, t0 = time.time(), time.perf_counter()
+        w.inbox.gather(step)  # the input, from its producer's worker when that is another
         try:
             items = elements(step.task_id, step.function, resolve(code.args, w.inbox.values)[0])
         except NotASequence as err:

@@ -203,3 +203,18 @@ def test_ten_thousand_elements_on_worker_processes(
     groups = {t.worker for t in result.tasks.values() if t.worker.startswith("square-0.g")}
     assert 0 < len(groups) <= MAX_NEW_WORKERS
     assert run_keys(client, ns) == []
+
+
+@pytest.mark.parametrize("placement", ["one-worker", "per-task"])
+def test_any_placement_of_the_map_node_equals_inline(
+    placement: str,
+    redis_url: str,
+    namespace: str,
+    thread_launcher: ThreadLauncher,
+    client: redis.Redis,
+) -> None:
+    """The map node on its producer's worker, or on its own (its input then fetched)."""
+    graph = plans.graph(chained, n=9)
+    plan = plans.one_worker(graph) if placement == "one-worker" else plans.per_task(graph)
+    assert run(plan, redis_url, namespace, thread_launcher).result == run_inline(plan).result
+    assert run_keys(client, namespace) == []

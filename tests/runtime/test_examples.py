@@ -19,6 +19,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 SMALL: dict[str, dict[str, str]] = {
     "dask_stats.py": {"rows": "2000", "cols": "4", "chunk": "500"},
+    "dynamic_wordcount.py": {"words": "700", "chunk_words": "100"},
     "image_tiles.py": {"size": "32", "tiles": "2"},
     "matmul.py": {"size": "32", "blocks": "2"},
     "nested_args.py": {"groups": "2", "per_group": "3"},
