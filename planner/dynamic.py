@@ -169,4 +169,5 @@ def expand_graph(graph: TaskGraph, widths: Mapping[str, int]) -> TaskGraph:
         )
         refs = tuple(TaskRef(p, 0) for p in ids)
         code[node.id] = TaskCode(join_results, refs)
-    return TaskGraph(graph.workflow, tuple(nodes), code, dict(graph.params), graph.dropped)
+    return TaskGraph(graph.workflow, tuple(nodes), code, dict(graph.params), graph.dropped,
+                     graph.requirements)

@@ -85,6 +85,8 @@ class TaskGraph:
     code: Mapping[str, TaskCode]
     params: Mapping[str, Any] = field(default_factory=dict)
     dropped: tuple[str, ...] = ()
+    requirements: tuple[str, ...] = ()
+    """Packages the workflow declares (`planner.requirements`), as written."""
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _down: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 

@@ -7,7 +7,8 @@ A plan file is a zip archive with two members:
   its configuration, worker, predicted start/finish/duration, critical flag, slack,
   optimizations and the reasons the planner gave; per worker its configuration, task order,
   pre-warm and pre-load; per dynamic fan-out (`dynamic`) the width it was planned for, where
-  that width came from and how its elements are split over workers (`DynamicPlan`).
+  that width came from and how its elements are split over workers (`DynamicPlan`); the
+  workflow's `requirements`, pinned at compile time.
 - `graph.pkl`: the task graph with its code and constants, pickled with cloudpickle (the
   workflow module's functions by value, so the plan runs where the module is absent).
 
@@ -134,6 +135,8 @@ class Plan:
     prediction_sources: Mapping[str, int] = field(default_factory=dict)
     planning: Mapping[str, Any] = field(default_factory=dict)
     dynamic: Mapping[str, DynamicPlan] = field(default_factory=dict)
+    requirements: tuple[str, ...] = ()
+    """The workflow's requirements pinned at compile time (`planner.requirements`)."""
 
     @property
     def workflow(self) -> str:
@@ -174,6 +177,7 @@ class Plan:
             "planning": {k: jsonable(v) for k, v in self.planning.items()},
             "downgrades": [_downgrade_json(d) for d in self.downgrades],
             "dynamic": {k: asdict(d) for k, d in self.dynamic.items()},
+            "requirements": list(self.requirements),
             "sink": graph.sink,
             "dropped": list(graph.dropped),
             "workers": [_worker_json(w) for w in self.workers],
@@ -240,7 +244,7 @@ def load_plan(path: str | Path) -> Plan:
     return Plan(graph, doc["strategy"], doc["platform"], tasks, workers, summary, baseline,
                 doc.get("options", {}), tuple(doc.get("notes", ())), doc.get("created_at", 0.0),
                 doc["schema_version"], downgrades, dict(doc.get("prediction_sources", {})),
-                dict(doc.get("planning", {})), dynamic)
+                dict(doc.get("planning", {})), dynamic, tuple(doc.get("requirements", ())))
 
 
 def _open_zip(path: str | Path) -> zipfile.ZipFile:

@@ -19,7 +19,7 @@ import contextvars
 import functools
 import inspect
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -221,10 +221,17 @@ class Workflow:
     """A function marked with `@workflow`: traced (not run) to build a task graph."""
 
     def __init__(self, fn: Callable[..., Any], name: str | None = None,
-                 task_defaults: dict[str, Any] | None = None) -> None:
+                 task_defaults: dict[str, Any] | None = None,
+                 requirements: Sequence[str] = ()) -> None:
         self.fn = fn
         self.name = name or fn.__name__
         self.task_defaults = dict(task_defaults or {})
+        if isinstance(requirements, str) or not all(isinstance(r, str) for r in requirements):
+            raise WorkflowDefinitionError(
+                f"@workflow {self.name}: requirements must be a list of strings such as "
+                f"['numpy>=1.26'], got {requirements!r}")
+        self.requirements = tuple(requirements)
+        """Packages the tasks need (`planner.requirements`), besides a requirements.txt."""
         unknown = set(self.task_defaults) - WORKFLOW_TASK_DEFAULTS
         if unknown:
             raise WorkflowDefinitionError(
@@ -258,9 +265,10 @@ class Workflow:
 
 
 def workflow(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
-             **task_defaults: Any) -> Any:
-    """Mark a function as a workflow: `@workflow`, `@workflow(name="etl")`, or with defaults
-    for its tasks' options: `@workflow(retries=2, retry_backoff_s=0.5, timeout_s=600)`."""
+             requirements: Sequence[str] = (), **task_defaults: Any) -> Any:
+    """Mark a function as a workflow: `@workflow`, `@workflow(name="etl")`, with the packages
+    its tasks need: `@workflow(requirements=["numpy>=1.26"])` (`planner.requirements`), or with
+    defaults for its tasks' options: `@workflow(retries=2, retry_backoff_s=0.5, timeout_s=600)`."""
     if fn is not None:
-        return Workflow(fn, name, task_defaults)
-    return lambda f: Workflow(f, name, task_defaults)
+        return Workflow(fn, name, task_defaults, requirements)
+    return lambda f: Workflow(f, name, task_defaults, requirements)
