@@ -38,7 +38,7 @@ under `<namespace>:pool:...` and outlive runs. Metrics keys (`<namespace>:metric
 | `runs`                        | hash | dag id -> JSON entry of each live run (its client's    |
 |                               |      | host, pid and heartbeat: `runtime.registry`)           |
 
-| launcher key (`<ns>:pool:` + ...) | type | holds                                               |
+| launcher key (`<ns>:pool:` + ...) | type | holds (`<ns>:pool@<env>:`: an environment's pools)  |
 |-----------------------------------|------|-----------------------------------------------------|
 | `requests`                        | list | JSON start requests, popped by a pool server        |
 | `alive`                           | hash | pool id -> JSON {pid, expires_at} (heartbeat)       |
@@ -174,13 +174,18 @@ class NamespaceKeys:
 
 
 class PoolKeys:
-    """Key names of the local launcher's pool servers in one namespace."""
+    """Key names of the local launcher's pool servers in one namespace; `env` names a worker
+    environment (`runtime.environments`): its pools have keys of their own (`<ns>:pool@<env>:`),
+    so a request is served only by a pool running that environment's interpreter."""
 
-    __slots__ = ("namespace", "prefix")
+    __slots__ = ("env", "namespace", "prefix")
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, env: str = "") -> None:
         self.namespace = check_namespace(namespace)
-        self.prefix = f"{namespace}:pool"
+        if env and not env.isalnum():
+            raise ValueError(f"not an environment key: {env!r}")
+        self.env = env
+        self.prefix = f"{namespace}:pool" + (f"@{env}" if env else "")
 
     def requests(self) -> str:
         """List: JSON worker start requests, popped by any live pool server."""

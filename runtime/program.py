@@ -120,6 +120,9 @@ class RunSettings:
     values travel through shared memory (`runtime.shm`)."""
     shm_max_bytes: int = 0
     """The most bytes of values the run may hold in shared memory (0: none)."""
+    env: str = ""
+    """The worker environment's key (`runtime.environments`; "": the client's interpreter):
+    workers start the workers they claim through that environment's pools."""
 
 
 @dataclass(frozen=True, slots=True)

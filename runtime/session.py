@@ -284,7 +284,8 @@ class RunSession:
         """Ids of the pool servers of this run's namespace whose heartbeat is recent."""
         from runtime.pool_client import PoolClient
 
-        return set(PoolClient(self.redis, self.settings.namespace).live_pools())
+        return set(PoolClient(self.redis, self.settings.namespace,
+                              self.settings.env).live_pools())
 
     def _relaunch(self, worker_id: str, generation: int) -> None:
         old = self._current_spec(worker_id, generation)

@@ -285,7 +285,8 @@ class Worker:
     def start_new(self, specs: Sequence[WorkerSpec], launcher_name: str) -> None:
         """Start workers this worker created and claimed (a dynamic fan-out's groups)."""
         if specs:
-            launcher = self._launcher or self.ctx.launcher(launcher_name, self.spec.namespace)
+            launcher = self._launcher or self.ctx.launcher(launcher_name, self.spec.namespace,
+                                                           self._settings.env)
             launcher.start(specs)
 
     def _sleep(self, seconds: float, uploader: Uploader) -> None:
@@ -310,7 +311,8 @@ class Worker:
         now = time.time()
         specs = [WorkerSpec(self.spec.namespace, self.spec.dag_id, w, *prog.peers[w], now,
                             sizes=self._sizes_of_platform) for w in worker_ids]
-        launcher = self._launcher or self.ctx.launcher(launcher_name, self.spec.namespace)
+        launcher = self._launcher or self.ctx.launcher(launcher_name, self.spec.namespace,
+                                                       self._settings.env)
         launcher.start(specs)
 
     def _settled(self, batch: BatchSent) -> None:

@@ -22,6 +22,7 @@ SMALL: dict[str, dict[str, str]] = {
     "dynamic_wordcount.py": {"words": "700", "chunk_words": "100"},
     "image_tiles.py": {"size": "32", "tiles": "2"},
     "matmul.py": {"size": "32", "blocks": "2"},
+    "numpy_requirements.py": {"n": "1000"},
     "nested_args.py": {"groups": "2", "per_group": "3"},
     "tree_reduction.py": {"n": "16"},
     "wordcount.py": {"words": "500", "chunks": "4"},
