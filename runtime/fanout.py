@@ -82,36 +82,81 @@ def collect_id(map_id: str, lo: int, hi: int) -> str:
     return f"{map_id}[{lo}:{hi}]"
 
 
-def element_step(step: TaskStep, index: int, item: Any, memory_mb: int, cpus: float,
-                 local_uses: int) -> TaskStep:
+def element_step(
+    step: TaskStep, index: int, item: Any, memory_mb: int, cpus: float, local_uses: int
+) -> TaskStep:
     """Element `index` of the map `step`: its function on `item` (a constant of the step)."""
-    return TaskStep(element_id(step.task_id, index), step.function, step.function_key,
-                    step.fn_index, (item,), dict(step.kwargs), (), (), (), local_uses, False,
-                    memory_mb, cpus, step.options)
+    return TaskStep(
+        element_id(step.task_id, index),
+        step.function,
+        step.function_key,
+        step.fn_index,
+        (item,),
+        dict(step.kwargs),
+        (),
+        (),
+        (),
+        local_uses,
+        False,
+        memory_mb,
+        cpus,
+        step.options,
+    )
 
 
-def group_program(step: TaskStep, home: str, home_config: tuple[int, float],
-                  items: Sequence[Any], split: Split, group: int) -> WorkerProgram:
+def group_program(
+    step: TaskStep,
+    home: str,
+    home_config: tuple[int, float],
+    items: Sequence[Any],
+    split: Split,
+    group: int,
+) -> WorkerProgram:
     """The program of one group's new worker (module docstring, step 3)."""
     d: MapStep = step.dynamic  # type: ignore[assignment]
     lo, hi = split.groups[group]
     steps = [element_step(step, i, items[i], d.memory_mb, d.cpus, 1) for i in range(lo, hi)]
     ids = tuple(s.task_id for s in steps)
-    collect = TaskStep(collect_id(step.task_id, lo, hi), JOIN_NAME, JOIN_KEY, d.join_index,
-                       tuple(TaskRef(t, 0) for t in ids), {}, ids, (),
-                       (RemoteChild(join_id(step.task_id), home, len(split.groups)),), 0, False,
-                       d.memory_mb, d.cpus, JOIN_OPTIONS)
-    return WorkerProgram(group_worker(step.task_id, group), d.memory_mb, d.cpus,
-                         (*steps, collect), {}, {}, {home: home_config})
+    collect = TaskStep(
+        collect_id(step.task_id, lo, hi),
+        JOIN_NAME,
+        JOIN_KEY,
+        d.join_index,
+        tuple(TaskRef(t, 0) for t in ids),
+        {},
+        ids,
+        (),
+        (RemoteChild(join_id(step.task_id), home, len(split.groups)),),
+        0,
+        False,
+        d.memory_mb,
+        d.cpus,
+        JOIN_OPTIONS,
+    )
+    return WorkerProgram(
+        group_worker(step.task_id, group),
+        d.memory_mb,
+        d.cpus,
+        (*steps, collect),
+        {},
+        {},
+        {home: home_config},
+    )
 
 
 def join_step(step: TaskStep, split: Split) -> TaskStep:
     """The step that waits for every element: local ones as local parents, groups remote."""
     local = tuple(element_id(step.task_id, i) for i in range(split.local))
     groups = tuple(collect_id(step.task_id, lo, hi) for lo, hi in split.groups)
-    return step._replace(task_id=join_id(step.task_id), parents=(*local, *groups),
-                         remote_parents=groups, remote_children=(), local_uses=0,
-                         is_sink=False, dynamic=None)
+    return step._replace(
+        task_id=join_id(step.task_id),
+        parents=(*local, *groups),
+        remote_parents=groups,
+        remote_children=(),
+        local_uses=0,
+        is_sink=False,
+        dynamic=None,
+    )
 
 
 def group_keys(keys: RunKeys, map_id: str, n_groups: int) -> list[str]:
@@ -145,15 +190,19 @@ class Fanout:
         split = layout(len(items), d.local, d.per_worker)
         self._record_width(step.task_id, split.width)
         join = join_step(step, split)
-        w.inbox.expect(join, {collect_id(step.task_id, lo, hi): group_worker(step.task_id, j)
-                              for j, (lo, hi) in enumerate(split.groups)})
+        w.inbox.expect(
+            join,
+            {
+                collect_id(step.task_id, lo, hi): group_worker(step.task_id, j)
+                for j, (lo, hi) in enumerate(split.groups)
+            },
+        )
         if split.groups:
             self._create(step, items, split)
         home = w.spec.memory_mb, w.spec.cpus
         for i in range(split.local):
             el = element_step(step, i, items[i], *home, local_uses=1)
-            if not w.run_step(el, TaskCode(code.fn, el.args, el.kwargs), self.uploader,
-                              last=False):
+            if not w.run_step(el, TaskCode(code.fn, el.args, el.kwargs), self.uploader, last=False):
                 return False
         w.inbox.gather(join)
         values = w.inbox.values
@@ -163,8 +212,15 @@ class Fanout:
             value.extend(values[parent])
         w.inbox.release(join)
         exec_s = time.perf_counter() - t1
-        return w.complete(step._replace(function_key=JOIN_KEY), value, started_at,
-                          fetch_s=t1 - t0, exec_s=exec_s, uploader=self.uploader, last=last)
+        return w.complete(
+            step._replace(function=JOIN_NAME, function_key=JOIN_KEY),
+            value,
+            started_at,
+            fetch_s=t1 - t0,
+            exec_s=exec_s,
+            uploader=self.uploader,
+            last=last,
+        )
 
     def _record_width(self, map_id: str, width: int) -> None:
         try:
@@ -186,16 +242,31 @@ class Fanout:
             now = time.time()
             new = []
             for j in batch:
-                prog = group_program(step, home, (w.spec.memory_mb, w.spec.cpus), items,
-                                     split, j)
-                spec = WorkerSpec(s.namespace, s.dag_id, prog.worker_id, prog.memory_mb,
-                                  prog.cpus, now, sizes=s.sizes)
+                prog = group_program(step, home, (w.spec.memory_mb, w.spec.cpus), items, split, j)
+                spec = WorkerSpec(
+                    s.namespace,
+                    s.dag_id,
+                    prog.worker_id,
+                    prog.memory_mb,
+                    prog.cpus,
+                    now,
+                    sizes=s.sizes,
+                )
                 new.append(NewWorker(prog.worker_id, encode_program(prog), spec.to_json()))
-            call = expand_call(keys, new, made[1 + 3 * first:1 + 3 * batch.stop], s.ttl_s,
-                               claimer, s.claim_grace_s, made[0] if first == 0 else "",
-                               tasks if first == 0 else 0)
+            call = expand_call(
+                keys,
+                new,
+                made[1 + 3 * first : 1 + 3 * batch.stop],
+                s.ttl_s,
+                claimer,
+                s.claim_grace_s,
+                made[0] if first == 0 else "",
+                tasks if first == 0 else 0,
+            )
             alive, claimed = started_workers(call_sync(w.ctx.redis, call))
             if not alive:
                 return  # the run is over; the worker's next check stops it
-            w.start_new([WorkerSpec.from_json(x.spec_json) for x in new
-                         if x.worker_id in set(claimed)], s.launcher)
+            w.start_new(
+                [WorkerSpec.from_json(x.spec_json) for x in new if x.worker_id in set(claimed)],
+                s.launcher,
+            )
