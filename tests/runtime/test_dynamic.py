@@ -3,6 +3,9 @@ executor's at every width, elements retry and fail by name, and nothing of a run
 
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,6 +70,16 @@ def number(n: int) -> int:
     return n
 
 
+@task
+def dies_once(x: int, marker_dir: str, at: tuple[int, ...]) -> int:
+    """Kills its own process the first time it runs element `x` in `at` (a marker file)."""
+    marker = Path(marker_dir) / str(x)
+    if x in at and not marker.exists():
+        marker.write_text("died")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return 10 * x
+
+
 @workflow
 def mapped(n: int = 10):
     """make-0 -> square-0 (map, n elements) -> total-0"""
@@ -90,6 +103,12 @@ def with_flaky(n: int = 6):
 @workflow
 def with_broken(n: int = 30):
     return total(planflow.map(broken, make(n)))
+
+
+@workflow
+def with_deaths(n: int = 9, marker_dir: str = "", at: str = "0,5"):
+    kill = tuple(int(i) for i in at.split(","))
+    return total(planflow.map(dies_once, make(n), marker_dir=marker_dir, at=kill))
 
 
 @workflow
@@ -218,3 +237,17 @@ def test_any_placement_of_the_map_node_equals_inline(
     plan = plans.one_worker(graph) if placement == "one-worker" else plans.per_task(graph)
     assert run(plan, redis_url, namespace, thread_launcher).result == run_inline(plan).result
     assert run_keys(client, namespace) == []
+
+
+def test_killed_element_workers_are_relaunched_and_the_map_completes(
+    local_launcher: LocalLauncher, client: redis.Redis, tmp_path: Path
+) -> None:
+    """Element 0 runs on the map's own worker (it dies mid-expansion and re-expands), element
+    5 on a group worker (the hand-placed split: one local, then two per new worker)."""
+    plan = plans.per_task(plans.graph(with_deaths, marker_dir=tmp_path, at="0,5"))
+    ns = local_launcher.keys.namespace
+    result = run(plan, local_launcher.url, ns, local_launcher)
+    assert result.result == sum(10 * x for x in range(9))
+    died = sorted(r["task_id"] for r in result.recovered)
+    assert died == ["dies_once-0[0]", "dies_once-0[5]"]
+    assert run_keys(client, ns) == []
