@@ -266,7 +266,10 @@ class Fanout:
             alive, claimed = started_workers(call_sync(w.ctx.redis, call))
             if not alive:
                 return  # the run is over; the worker's next check stops it
+            # a worker claimed by an earlier generation of this one whose start request was
+            # lost with it holds its claim lease until it expires; the client relaunches it
+            mine = set(claimed)
             w.start_new(
-                [WorkerSpec.from_json(x.spec_json) for x in new if x.worker_id in set(claimed)],
+                [WorkerSpec.from_json(x.spec_json) for x in new if x.worker_id in mine],
                 s.launcher,
             )
