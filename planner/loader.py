@@ -93,7 +93,8 @@ def trace_workflow(wf: Workflow, params: Mapping[str, Any] | None = None) -> Tas
         from planner.dask_graph import graph_from_dask
 
         graph = graph_from_dask(output, wf.name, values)
-        return dataclasses.replace(graph, dropped=tuple(c.task_id for c in trace.calls))
+        return dataclasses.replace(graph, dropped=tuple(c.task_id for c in trace.calls),
+                                   requirements=_requirements_of(wf))
     from metadata.records import function_key
 
     graph = build_graph(trace, output, values, function_key=function_key)
