@@ -177,7 +177,9 @@ def _replanned(plan: Plan, upsized: Mapping[str, int]) -> PlanSummary:
     from planner.compiler import load as load_platform
     from planner.whatif import what_if
 
-    changes = [(plan.worker(w).tasks[0], mb) for w, mb in sorted(upsized.items())]
+    planned = {w.worker_id for w in plan.workers}  # not the workers dynamic fan-outs made
+    changes = [(plan.worker(w).tasks[0], mb) for w, mb in sorted(upsized.items())
+               if w in planned]
     s = what_if(plan, load_platform(plan.platform_source), set_memory=changes).scenario
     return PlanSummary(s.makespan_s, s.cost_usd, s.gb_s, s.workers, s.cold_starts,
                        s.critical_path)
