@@ -5,16 +5,18 @@
 1. widths    every dynamic node's expected width and its source (`planner.dynamic`);
 2. expand    the planning graph: elements and a join per dynamic node;
 3. compile   it with the ordinary passes (predictions per element from the mapped function's
-             history, placement, downgrade, pre-warm), as a static fan-out of that width;
+             history, placement, downgrade, pre-warm), as a static fan-out of that width (at
+             most `MAX_PLANNED_ELEMENTS` elements);
 4. derive    per dynamic node a `DynamicPlan` from that placement: how many elements ran on the
              join's worker (`local`), the most elements any other worker got (`per_worker`), and
              the configuration most of those workers got; predicted seconds per element;
 5. fold      the plan of the original graph: static tasks as compiled, a dynamic node planned
              where its join was (start: its first element's; finish: the join's), workers
              without the elements (workers left empty are the new workers the runtime creates);
-6. verify    the plan's figures are the simulation of exactly what the runtime does with the
-             assumed widths (`expand_plan` with the `planner.dynamic.layout` rule), which may
-             differ from step 3 where the placement mixed elements with other tasks.
+6. verify    the plan's figures and predicted times are the simulation of exactly what the
+             runtime does with the assumed widths (`expand_plan` with the
+             `planner.dynamic.layout` rule), which may differ from step 3 where the placement
+             mixed elements with other tasks, or the width was larger than planned there.
 
 `expand_plan(plan, widths)` is the plan of the planning graph at any widths, by the layout
 rule: the what-if (`--width NAME=N`) and step 6 simulate it.
@@ -43,6 +45,12 @@ if TYPE_CHECKING:
 
 Compile = Callable[["TaskGraph"], Plan]
 
+MAX_PLANNED_ELEMENTS = 500
+"""Most elements of one dynamic fan-out the planning graph is compiled with: its split (local
+elements, elements per new worker, configuration) is applied to the whole expected width, whose
+simulation gives the plan's figures. A 10,000-wide expectation then compiles like 500 (the
+downgrade loop re-simulates the planning graph many times)."""
+
 
 def compile_dynamic(
     graph: TaskGraph,
@@ -54,10 +62,27 @@ def compile_dynamic(
     """The plan of a graph with dynamic nodes (module docstring)."""
     assumed = {n.id: expected_width(graph, n, access) for n in dynamic_nodes(graph)}
     widths = {k: w for k, (w, _) in assumed.items()}
-    expanded = compile_static(expand_graph(graph, widths))
-    dyn = {k: _derive(expanded, graph, k, w, source) for k, (w, source) in assumed.items()}
+    planned = {k: min(w, MAX_PLANNED_ELEMENTS) for k, w in widths.items()}
+    expanded = compile_static(expand_graph(graph, planned))
+    dyn = {k: _derive(expanded, graph, k, planned[k], source) for k, (_, source) in assumed.items()}
     folded = _fold(expanded, graph, dyn)
-    summary = simulate_plan(expand_plan(folded, widths), platform, access, quantile)
+    dyn = {k: dataclasses.replace(d, width=widths[k]) for k, d in dyn.items()}
+    summary, times = simulate_plan(
+        expand_plan(dataclasses.replace(folded, dynamic=dyn)), platform, access, quantile
+    )
+    folded = dataclasses.replace(
+        folded,
+        dynamic=dyn,
+        tasks={
+            t: dataclasses.replace(
+                p,
+                pred_start_s=times[t][0],
+                pred_finish_s=times[t][1],
+                pred_duration_s=times[t][1] - times[t][0],
+            )
+            for t, p in folded.tasks.items()
+        },
+    )
     notes = tuple(
         f"dynamic fan-out {d.task_id}: planned for {d.width} elements ({d.source}); "
         f"{d.local} on its own worker, then {d.per_worker} per new worker at "
@@ -73,7 +98,8 @@ def _derive(plan: Plan, graph: TaskGraph, map_id: str, width: int, source: str) 
     home = plan.tasks[map_id].worker
     at = [plan.tasks[element_id(map_id, i)] for i in range(width)]
     elsewhere = Counter(t.worker for t in at if t.worker != home)
-    memory = Counter((plan.worker(w).memory_mb, plan.worker(w).cpus) for w in elsewhere)
+    by_id = {w.worker_id: w for w in plan.workers}
+    memory = Counter((by_id[w].memory_mb, by_id[w].cpus) for w in elsewhere)
     home_plan = plan.worker(home)
     memory_mb, cpus = (
         memory.most_common(1)[0][0] if memory else (home_plan.memory_mb, home_plan.cpus)
@@ -180,12 +206,22 @@ def expand_plan(plan: Plan, widths: Mapping[str, int] | None = None) -> Plan:
 
 def simulate_plan(
     plan: Plan, platform: Platform, access: Any, quantile: float | None
-) -> PlanSummary:
-    """The simulated figures of a static plan, as its workers and configurations stand."""
+) -> tuple[PlanSummary, dict[str, tuple[float, float]]]:
+    """The simulated figures of a plan of a planning graph, as its workers and configurations
+    stand, and per task of the original graph its predicted (start, finish): a dynamic
+    fan-out from its first element's start to its join's finish."""
     from planner.assignment import simulate_assignment, summarize
     from planner.predict import predict
     from planner.whatif import assignment_of
 
     pred = predict(plan.graph, platform, quantile=quantile, access=access)
     asg = assignment_of(plan, pred, [], platform.name)
-    return summarize(simulate_assignment(pred, asg, platform), pred.task_ids)
+    res = simulate_assignment(pred, asg, platform)
+    times: dict[str, tuple[float, float]] = {}
+    for i, t in enumerate(pred.task_ids):
+        name = t.split("[", 1)[0]
+        start, finish = float(res.task_start_s[i]), float(res.task_finish_s[i])
+        if name in times:
+            start, finish = min(start, times[name][0]), max(finish, times[name][1])
+        times[name] = (start, finish)
+    return summarize(res, pred.task_ids), times
