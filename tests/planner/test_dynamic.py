@@ -157,3 +157,19 @@ def test_layout_covers_every_element_once(width: int, local: int, per: int) -> N
     assert covered == list(range(width))
     assert len(split.groups) <= MAX_NEW_WORKERS
     assert all(hi - lo >= 1 for lo, hi in split.groups)
+
+
+def test_a_wide_expectation_is_planned_on_a_sample_and_simulated_whole() -> None:
+    @workflow
+    def wide():
+        return total(planflow.map(square, make(3), expected_width=5000))
+
+    plan = compiled(wide)
+    d = plan.dynamic["square-0"]
+    assert d.width == 5000
+    expanded = expand_plan(plan)
+    assert len(expanded.graph) == 3 + 5000
+    assert plan.summary.workers == len(expanded.workers)
+    compiled_figures = what_if(plan, load_platform("local")).compiled
+    assert compiled_figures.makespan_s == pytest.approx(plan.summary.makespan_s)
+    assert compiled_figures.cost_usd == pytest.approx(plan.summary.cost_usd)
