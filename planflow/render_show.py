@@ -61,6 +61,9 @@ def plan_document(doc: Mapping[str, Any]) -> None:
         console.print(f"... {len(tasks) - TASKS_SHOWN} more tasks (--json shows all)")
     for d in doc.get("downgrades", [])[:DOWNGRADES_SHOWN]:
         console.print(f"downgrade {d['worker']}: {d['reason']}")
+    if doc.get("requirements"):
+        console.print(f"requirements (pinned at compile): {', '.join(doc['requirements'])}",
+                      markup=False, highlight=False)
     for m in doc.get("dynamic", {}).values():
         console.print(
             f"dynamic fan-out {m['task_id']} ({m['function']}): planned for {m['width']} "
