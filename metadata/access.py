@@ -42,7 +42,7 @@ of array operations.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -116,13 +116,15 @@ class MetadataAccess:
         self._transfer: TransferModel | None = None
         self._workers: list[WorkerRecord] | None = None
         self._plan_download: TransferModel | None = None
+        self._widths: dict[tuple[str, str], int | None] = {}
 
     @classmethod
     def from_records(cls, records: Iterable[TaskRecord], *,
                      worker_records: Iterable[WorkerRecord] = (), transfer_latency_s: float,
-                     transfer_bandwidth_bps: float, cold_start_s: float, warm_start_s: float
-                     ) -> MetadataAccess:
-        """An instance over in-memory records (tests, benchmarks), no Redis involved."""
+                     transfer_bandwidth_bps: float, cold_start_s: float, warm_start_s: float,
+                     widths: Mapping[tuple[str, str], int] | None = None) -> MetadataAccess:
+        """An instance over in-memory records (tests, benchmarks), no Redis involved;
+        `widths`: (workflow, dynamic fan-out id) -> the width to expect."""
         access = cls(None, transfer_latency_s=transfer_latency_s,
                      transfer_bandwidth_bps=transfer_bandwidth_bps, cold_start_s=cold_start_s,
                      warm_start_s=warm_start_s)
@@ -131,6 +133,7 @@ class MetadataAccess:
             grouped.setdefault(rec.function_key, []).append(rec)
         access._ingest(grouped)
         access._set_workers(list(worker_records))
+        access._widths.update(widths or {})
         return access
 
     # -- loading --------------------------------------------------------------------------------
@@ -154,6 +157,16 @@ class MetadataAccess:
         """Fetch the worker records of recent runs once (start-up and plan-download figures)."""
         if self._workers is None and self._store is not None:
             self._set_workers(self._store.recent_worker_records(WORKER_HISTORY_RUNS))
+
+    def expected_width(self, workflow: str, task_id: str) -> int | None:
+        """The median width dynamic fan-out `task_id` of `workflow` had in the recorded runs
+        (upper median), None without a record (`planner.dynamic` then uses its hint or prior)."""
+        key = (workflow, task_id)
+        if key not in self._widths:
+            found = self._store.widths(workflow, [task_id]) if self._store is not None else {}
+            seen = sorted(found.get(task_id, ()))
+            self._widths[key] = seen[len(seen) // 2] if seen else None
+        return self._widths[key]
 
     def records(self, function_key: str) -> list[TaskRecord]:
         """The loaded task records of one function (after `load`)."""

@@ -12,6 +12,7 @@ deleted after each run), so they outlive runs and one `prune` manages them:
 | `<ns>:metrics:worker-runs`                | zset   | run id -> first worker request time        |
 | `<ns>:metrics:run:<run id>:plan`          | hash   | the run's plan.json (zlib) and its summary |
 | `<ns>:metrics:plan-runs`                  | zset   | run id -> when its plan was recorded       |
+| `<ns>:metrics:width:<workflow>:<task id>` | list   | widths a dynamic fan-out had, capped       |
 
 One list per function makes reads incremental: a planner fetches exactly the functions in its
 graph (one LRANGE each, pipelined), never the whole history. The keys of different functions do
@@ -77,3 +78,8 @@ def run_plan_key(namespace: str, run_id: str) -> str:
 def plan_runs_key(namespace: str) -> str:
     """Sorted set of run ids that have a recorded plan, scored by when it was recorded."""
     return f"{_root(namespace)}:plan-runs"
+
+
+def width_key(namespace: str, workflow: str, task_id: str) -> str:
+    """List of the widths one dynamic fan-out (`planflow.map` node) had in recent runs."""
+    return f"{_root(namespace)}:width:{workflow}:{task_id}"

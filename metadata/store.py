@@ -55,6 +55,10 @@ DEFAULT_MAX_RUNS = 1000
 RETENTION_SLACK_RUNS = 50
 """Run records beyond `max_runs` tolerated before a write trims them (trims are batched)."""
 
+WIDTHS_KEPT = 20
+"""Widths remembered per dynamic fan-out: enough for a robust median, few enough to follow a
+workload whose width changes."""
+
 SOCKET_TIMEOUT_S = 30.0
 """How long one Redis command may take before the store gives up."""
 
@@ -176,6 +180,26 @@ class MetricsStore:
         with self._guard(f"writing {count} metric records"):
             pipe.execute()
         return count
+
+    def record_width(self, workflow: str, task_id: str, width: int) -> None:
+        """Remember the width a dynamic fan-out had (the newest `WIDTHS_KEPT` per fan-out)."""
+        key = keys.width_key(self.namespace, workflow, task_id)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.rpush(key, int(width))
+        pipe.ltrim(key, -WIDTHS_KEPT, -1)
+        with self._guard(f"recording the width of {task_id}"):
+            pipe.execute()
+
+    def widths(self, workflow: str, task_ids: Iterable[str]) -> dict[str, list[int]]:
+        """Recorded widths of dynamic fan-outs of `workflow`, oldest first (absent: none)."""
+        ids = list(task_ids)
+        pipe = self._client.pipeline(transaction=False)
+        for t in ids:
+            pipe.lrange(keys.width_key(self.namespace, workflow, t), 0, -1)
+        with self._guard("reading dynamic fan-out widths"):
+            found = pipe.execute()
+        return {t: [int(v) for v in values] for t, values in zip(ids, found, strict=True)
+                if values}
 
     def write_tasks(self, records: Iterable[TaskRecord]) -> int:
         return self.write(records)

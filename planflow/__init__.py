@@ -16,6 +16,9 @@
     plan = planflow.compile(pairs, {"n": 16})
     print(planflow.run(plan, inline=True).result)
 
+`planflow.map(task, ref, **constant_kwargs)` maps a task over a sequence known only at run time
+(a dynamic fan-out); its result is a reference to the list of results.
+
 The Python API mirrors the CLI: `compile`, `simulate`, `run`, `show`, `calibrate`. The first
 three also take Dask collections (`planflow.run(x.sum())`); `from_dask(collections, name)`
 names their graph. Heavy modules load on first use, so `import planflow` stays cheap.
@@ -28,13 +31,13 @@ from typing import TYPE_CHECKING, Any
 from planner.trace import Task, TaskRef, Workflow, task, workflow
 
 if TYPE_CHECKING:
-    from planflow.api import calibrate, compile, from_dask, load, run, show, simulate
+    from planflow.api import calibrate, compile, from_dask, load, map, run, show, simulate
 
-__all__ = ["Task", "TaskRef", "Workflow", "calibrate", "compile", "from_dask", "load", "run",
-           "show", "simulate", "task", "workflow"]
+__all__ = ["Task", "TaskRef", "Workflow", "calibrate", "compile", "from_dask", "load", "map",
+           "run", "show", "simulate", "task", "workflow"]
 __version__ = "0.1.0"
 
-_API = {"calibrate", "compile", "from_dask", "load", "run", "show", "simulate"}
+_API = {"calibrate", "compile", "from_dask", "load", "map", "run", "show", "simulate"}
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,8 @@ is a `Plan`, a `.plan` path, a `@workflow` object, a `module.py[:workflow]` path
 `.json` file, or Dask collections: a collection (dask.array, dask.dataframe, dask.bag,
 dask.delayed) or a list/tuple/dict holding some, compiled and run like a workflow (`run`
 returns what `dask.compute` would, in the same structure). `from_dask(collections, name)`
-converts them into a TaskGraph under a name of your choice.
+converts them into a TaskGraph under a name of your choice. Inside a workflow,
+`map(task, ref, **constant_kwargs)` is a dynamic fan-out over a value known only at run time.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from planner.errors import UsageError
 from planner.graph import TaskGraph
 from planner.loader import holds_dask, load_graph, trace_workflow
 from planner.plan import Plan, PlanSummary, load_plan, read_plan_json
-from planner.trace import Workflow
+from planner.trace import TaskRef, Workflow, map_task
 from runtime.result import RunResult
 
 if TYPE_CHECKING:
@@ -35,6 +36,15 @@ if TYPE_CHECKING:
 
 Target = Plan | TaskGraph | Workflow | str | Path | Any
 """Anything `compile`, `simulate` and `run` accept (the module docstring lists them)."""
+
+
+def map(task: Any, ref: TaskRef, /, *, expected_width: int | None = None,
+        **constant_kwargs: Any) -> TaskRef:
+    """A dynamic fan-out: `task` applied to each element of the sequence `ref` produces at run
+    time (`task.fn(element, **constant_kwargs)`). Returns a reference to the list of results,
+    in element order, usable by further tasks and maps. `expected_width` is a planning hint,
+    used until runs have recorded the width (`planner.dynamic`)."""
+    return map_task(task, ref, expected_width=expected_width, **constant_kwargs)
 
 
 def from_dask(collections: Any, name: str | None = None) -> TaskGraph:
@@ -180,7 +190,9 @@ def _replanned(plan: Plan, upsized: Mapping[str, int]) -> PlanSummary:
     limit exceeded) on the configurations they finished on: what the run really cost."""
     from planner.whatif import what_if
 
-    changes = [(plan.worker(w).tasks[0], mb) for w, mb in sorted(upsized.items())]
+    planned = {w.worker_id for w in plan.workers}  # not the workers dynamic fan-outs made
+    changes = [(plan.worker(w).tasks[0], mb) for w, mb in sorted(upsized.items())
+               if w in planned]
     s = what_if(plan, set_memory=changes).scenario
     return PlanSummary(s.makespan_s, s.cost_usd, s.gb_s, s.workers, s.cold_starts,
                        s.critical_path)
@@ -190,7 +202,8 @@ def simulate(target: Target, params: Mapping[str, Any] | None = None, *,
              platform: str | None = None, all_memory_mb: int | None = None,
              set_memory: Sequence[str | tuple[str, int]] = (), samples: int = 0, seed: int = 0,
              gantt: str | Path | None = None, access: Any = None, redis: str | None = None,
-             namespace: str = "planflow", **options: Any) -> WhatIf:
+             namespace: str = "planflow", widths: Sequence[str | tuple[str, int]] = (),
+             **options: Any) -> WhatIf:
     """What-if simulation of a plan (a module or WfFormat target is compiled first, with
     `options`): the plan as compiled beside the scenario the what-if options describe.
 
@@ -198,10 +211,11 @@ def simulate(target: Target, params: Mapping[str, Any] | None = None, *,
     carries), a what-if the report names (`WhatIf.compiled_for`, JSON `what_if`);
     `all_memory_mb` puts every worker on one configuration; `set_memory` holds
     `"PATTERN=MEMORY_MB"` strings or `(pattern, memory_mb)` pairs (glob on task id or function
-    name); `samples`/`seed` add makespan and cost quantiles; `gantt` writes a PNG timeline.
+    name); `samples`/`seed` add makespan and cost quantiles; `gantt` writes a PNG timeline;
+    `widths` holds `"NAME=N"` strings or `(name, n)` pairs: dynamic fan-out NAME at width N.
     """
     from planner.compiler import load as load_platform
-    from planner.whatif import what_if
+    from planner.whatif import parse_width, what_if
 
     other = None if platform is None else load_platform(platform)
     path = _plan_path(target)
@@ -213,7 +227,9 @@ def simulate(target: Target, params: Mapping[str, Any] | None = None, *,
         plan = own or as_plan(target, params, access=history, **options)
         return what_if(plan, other, all_memory_mb=all_memory_mb,
                        set_memory=[parse_set(item) for item in set_memory], samples=samples,
-                       seed=seed, gantt=None if gantt is None else str(gantt), access=history)
+                       seed=seed, gantt=None if gantt is None else str(gantt), access=history,
+                       widths=dict(w if isinstance(w, tuple) else parse_width(w)
+                                   for w in widths))
 
 
 def parse_set(item: str | tuple[str, int]) -> tuple[str, int]:

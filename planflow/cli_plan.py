@@ -88,6 +88,9 @@ def simulate_cmd(
     set_memory: Annotated[list[str] | None, typer.Option(
         "--set", metavar="PATTERN=MEMORY_MB",
         help="Workers of tasks whose id or function matches the glob (repeatable).")] = None,
+    width: Annotated[list[str] | None, typer.Option(
+        "--width", metavar="NAME=N",
+        help="Dynamic fan-out NAME (a planflow.map task id) at width N (repeatable).")] = None,
     samples: Annotated[int, typer.Option(
         help="Also draw N duration samples: makespan and cost p50/p90/p99.")] = 0,
     seed: Annotated[int, typer.Option(help="Random seed of --samples.")] = 0,
@@ -106,7 +109,7 @@ def simulate_cmd(
         report = api.simulate(target, params_of(param), platform=platform,
                               all_memory_mb=all_memory_mb, set_memory=set_memory or [],
                               samples=samples, seed=seed, gantt=gantt, redis=redis,
-                              namespace=namespace, **compile_opts)
+                              namespace=namespace, widths=width or [], **compile_opts)
         if as_json:
             print_json(report.to_json())
         else:

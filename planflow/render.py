@@ -199,6 +199,8 @@ def run_json(result: RunResult) -> dict[str, Any]:
         "workers_started": result.workers_started,
         "recovered": list(result.recovered),
         "upsized": result.upsized,
+        "prepare_s": result.prepare_s,
+        "environment": None if result.environment is None else dict(result.environment),
         "replanned": None if result.replanned is None else {
             "makespan_s": result.replanned.makespan_s, "cost_usd": result.replanned.cost_usd,
             "gb_s": result.replanned.gb_s},
@@ -217,6 +219,12 @@ def run_summary(result: RunResult) -> None:
     console.print(f"result: {result_repr(result.result)}", markup=False, highlight=False)
     console.print(f"observed makespan {_fmt_s(result.observed_makespan_s)}, "
                   f"predicted {_fmt_s(result.predicted_makespan_s)}")
+    if result.environment is not None:
+        env = result.environment
+        how = "found cached" if env["cached"] else "built"
+        console.print(f"workers' environment {env['key']} ({len(env['requirements'])} pinned "
+                      f"packages) {how} in {_fmt_s(result.prepare_s)} before the run",
+                      markup=False, highlight=False)
 
 
 @contextlib.contextmanager

@@ -67,6 +67,15 @@ def plan_document(doc: Mapping[str, Any]) -> None:
             f"{'*' if c['picked'] else ''}{c['name']} ({c['workers']} workers) "
             + ("deadlocks" if c["makespan_s"] is None else short_s(c["makespan_s"]))
             for c in candidates) + "  (* picked)")
+    if doc.get("requirements"):
+        console.print(f"requirements (pinned at compile): {', '.join(doc['requirements'])}",
+                      markup=False, highlight=False)
+    for m in doc.get("dynamic", {}).values():
+        console.print(
+            f"dynamic fan-out {m['task_id']} ({m['function']}): planned for {m['width']} "
+            f"elements ({m['source']}), {short_s(m['pred_element_s'])} each "
+            f"({m['element_source']}); {m['local']} on its own worker, then {m['per_worker']} "
+            f"per new worker at {m['memory_mb']} MB")
 
 
 def workers_table(workers: Sequence[Mapping[str, Any]]) -> Any:

@@ -22,6 +22,10 @@
 7. simulate   the final plan, and explain it (`planner.explain`): per task its configuration,
               worker, predicted times, critical flag, slack, optimizations and reasons.
 
+Graphs with dynamic fan-outs (`planflow.map`) are compiled through their planning graph, with
+these passes, by `planner.dynamic_plan`. A workflow's requirements are pinned before the first
+pass (`planner.requirements`): a missing package fails the compile, naming it.
+
 Configuration and placement: a worker has one configuration, and the downgrade loop chooses it
 per worker. Placement therefore comes first: every simulation, the target's included, needs
 workers, and choosing per task then clustering afterwards would either split chains where
@@ -34,6 +38,7 @@ critical-path task moves only to configurations where that task does not get slo
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -82,8 +87,22 @@ def compile_graph(graph: TaskGraph, options: CompileOptions | None = None, *,
     from planner import explain
 
     options = options or CompileOptions()
+    if graph.requirements:  # pinned first: a missing package fails before any planning
+        from planner.requirements import pin
+
+        pinned = pin(graph.requirements, graph.workflow)
+        plan = compile_graph(dataclasses.replace(graph, requirements=()), options,
+                             access=access, platform=platform, time_budget_s=time_budget_s)
+        return dataclasses.replace(plan, graph=dataclasses.replace(
+            plan.graph, requirements=graph.requirements), requirements=pinned)
     clock = Clock()
     platform = platform or load(options.platform)
+    if any(node.dynamic for node in graph.nodes):  # planflow.map: via the planning graph
+        from planner.dynamic_plan import compile_dynamic
+
+        return compile_dynamic(graph, lambda g: compile_graph(
+            g, options, access=access, platform=platform, time_budget_s=time_budget_s),
+            platform, access, options.quantile)
     stage = Stage(graph, predict(graph, platform, quantile=options.quantile, access=access),
                   platform, options, time_budget_s)
     clock.lap("predict_s")

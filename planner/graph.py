@@ -10,6 +10,10 @@ Graphs are built once, validated, and never changed: passes return new objects.
 checking ids, parents and cycles. Where the program has several outputs, a synthetic collecting
 sink (`_outputs-0`) gathers them, so every graph has exactly one sink. Tasks that do not lead to
 the output are dropped (and listed in `dropped`), as dask's `cull` does.
+
+A *dynamic* node (`TaskNode.dynamic`, made by `planflow.map`) is one node in this IR: its one
+parent's value is a sequence whose elements it maps its function over at run time, and its
+value is the list of results. `planner.dynamic` expands it for planning and simulation.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from planner.args import SlotPath, check_constant, find_refs, resolve, strip_refs
 from planner.errors import GraphError, WorkflowDefinitionError
-from planner.trace import TaskOptions, TaskRef, Trace
+from planner.trace import DynamicSpec, TaskOptions, TaskRef, Trace
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -57,6 +61,8 @@ class TaskNode:
     `slots` has one `(parent id, slot path)` per reference occurrence. `edge_bytes`, when known
     (WfFormat traces), is the bytes each parent hands over, aligned with `upstream`.
     `storage_bytes` are inputs read from storage rather than produced by a task.
+    `dynamic` marks a dynamic fan-out (`planflow.map`): its function runs once per element of
+    its one parent's value.
     """
 
     id: str
@@ -67,6 +73,7 @@ class TaskNode:
     slots: tuple[tuple[str, SlotPath], ...] = ()
     edge_bytes: tuple[float, ...] | None = None
     storage_bytes: float = 0.0
+    dynamic: DynamicSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ class TaskGraph:
     code: Mapping[str, TaskCode]
     params: Mapping[str, Any] = field(default_factory=dict)
     dropped: tuple[str, ...] = ()
+    requirements: tuple[str, ...] = ()
+    """Packages the workflow declares (`planner.requirements`), as written."""
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _down: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
@@ -174,7 +183,9 @@ class TaskGraph:
         """A hash of the structure (ids, functions, edges): equal for equal programs."""
         h = hashlib.sha256()
         for node in self.nodes:
-            h.update(f"{node.id}|{node.function_key}|{','.join(node.upstream)}\n".encode())
+            kind = "|map" if node.dynamic else ""
+            h.update(f"{node.id}|{node.function_key}|{','.join(node.upstream)}{kind}\n"
+                     .encode())
         return h.hexdigest()[:16]
 
 
@@ -226,13 +237,15 @@ def build_graph(trace: Trace, output: Any, params: Mapping[str, Any] | None = No
     nodes: list[TaskNode] = []
     code: dict[str, TaskCode] = {}
     for call in trace.calls:
+        if call.dynamic is not None:
+            _check_map_constants(call.task_id, call.kwargs)
         slots = _call_slots(trace, call.task_id, call.task.fn, call.args, call.kwargs)
         fn_id = id(call.task.fn)
         if fn_id not in keys:
             keys[fn_id] = key_of(call.task.fn)
         nodes.append(TaskNode(
             call.task_id, call.task.name, keys[fn_id], call.task.options,
-            tuple(dict.fromkeys(p for p, _ in slots)), tuple(slots)))
+            tuple(dict.fromkeys(p for p, _ in slots)), tuple(slots), dynamic=call.dynamic))
         code[call.task_id] = TaskCode(call.task.fn, call.args, call.kwargs)
 
     out_refs: list[tuple[SlotPath, TaskRef]] = []
@@ -272,6 +285,17 @@ def _call_slots(trace: Trace, task_id: str, fn: Callable[..., Any], args: tuple[
         refs.extend(found)
     _check_trace(trace, [r for _, r in refs], f"task '{task_id}'")
     return [(r.task_id, path) for path, r in refs]
+
+
+def _check_map_constants(task_id: str, kwargs: Mapping[str, Any]) -> None:
+    """A dynamic fan-out's keyword arguments are constants, the same for every element."""
+    for name, value in kwargs.items():
+        found: list[tuple[SlotPath, TaskRef]] = []
+        find_refs(value, ("kwargs", name), found, _where(task_id, name))
+        if found:
+            raise WorkflowDefinitionError(
+                f"planflow.map '{task_id}': constant argument '{name}' holds the task reference "
+                f"'{found[0][1].task_id}'; map over a task that combines both values instead")
 
 
 def _where(task_id: str, arg: str) -> Callable[[], str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -92,10 +93,23 @@ def trace_workflow(wf: Workflow, params: Mapping[str, Any] | None = None) -> Tas
         from planner.dask_graph import graph_from_dask
 
         graph = graph_from_dask(output, wf.name, values)
-        return dataclasses.replace(graph, dropped=tuple(c.task_id for c in trace.calls))
+        return dataclasses.replace(graph, dropped=tuple(c.task_id for c in trace.calls),
+                                   requirements=_requirements_of(wf))
     from metadata.records import function_key
 
-    return build_graph(trace, output, values, function_key=function_key)
+    graph = build_graph(trace, output, values, function_key=function_key)
+    return dataclasses.replace(graph, requirements=_requirements_of(wf))
+
+
+def _requirements_of(wf: Workflow) -> tuple[str, ...]:
+    """The workflow's requirements: its decorator's, then a requirements.txt beside it."""
+    from planner.requirements import declared
+
+    try:
+        module_file = inspect.getsourcefile(wf.fn)
+    except TypeError:
+        module_file = None
+    return declared(module_file, wf.requirements)
 
 
 def holds_dask(value: Any) -> bool:

@@ -9,7 +9,9 @@ A plan file is a zip archive with two members:
   makespan/cost/GB-s, critical path, and per task
   its configuration, worker, predicted start/finish/duration, critical flag, slack,
   optimizations and the reasons the planner gave; per worker its configuration, task order,
-  pre-warm and pre-load.
+  pre-warm and pre-load; per dynamic fan-out (`dynamic`) the width it was planned for, where
+  that width came from and how its elements are split over workers (`DynamicPlan`); the
+  workflow's `requirements`, pinned at compile time.
 - `graph.pkl`: the task graph with its code and constants, pickled with cloudpickle (the
   workflow module's functions by value, so the plan runs where the module is absent).
 
@@ -106,6 +108,25 @@ class Downgrade:
 
 
 @dataclass(frozen=True)
+class DynamicPlan:
+    """The decisions for one dynamic fan-out (`planflow.map`; `planner.dynamic_plan`): planned
+    for `width` elements (`source`: history, hint or prior), the first `local` of them on the map
+    node's worker, the rest `per_worker` to a new worker at `memory_mb`/`cpus`; each element
+    predicted to take `pred_element_s` (from `element_source`)."""
+
+    task_id: str
+    function: str
+    width: int
+    source: str
+    local: int
+    per_worker: int
+    memory_mb: int
+    cpus: float
+    pred_element_s: float = 0.0
+    element_source: str = "prior"
+
+
+@dataclass(frozen=True)
 class Plan:
     """A compiled workflow. `tasks` follows the graph's topological order."""
 
@@ -126,6 +147,9 @@ class Plan:
     platform_spec: Platform | None = None
     """The platform the plan was compiled for, every field. `compile` always sets it; None
     only in plans built by hand (tests, benchmarks): see `platform_of`."""
+    dynamic: Mapping[str, DynamicPlan] = field(default_factory=dict)
+    requirements: tuple[str, ...] = ()
+    """The workflow's requirements pinned at compile time (`planner.requirements`)."""
 
     @property
     def workflow(self) -> str:
@@ -160,6 +184,8 @@ class Plan:
             "prediction_sources": dict(self.prediction_sources),
             "planning": {k: jsonable(v) for k, v in self.planning.items()},
             "downgrades": [_downgrade_json(d) for d in self.downgrades],
+            "dynamic": {k: asdict(d) for k, d in self.dynamic.items()},
+            "requirements": list(self.requirements),
             "sink": graph.sink,
             "dropped": list(graph.dropped),
             "workers": [_worker_json(w) for w in self.workers],
@@ -231,12 +257,14 @@ def load_plan(path: str | Path) -> Plan:
             if base else None
         downgrades = tuple(Downgrade(**{**d, "tasks": tuple(d["tasks"])})
                            for d in doc.get("downgrades", ()))
+        dynamic = {k: DynamicPlan(**d) for k, d in doc.get("dynamic", {}).items()}
     except (KeyError, TypeError) as err:
         raise PlanFileError(f"{path}: plan.json is missing or has a bad field ({err})") from err
     return Plan(graph, doc["strategy"], doc["platform"], tasks, workers, summary, baseline,
                 doc.get("options", {}), tuple(doc.get("notes", ())), doc.get("created_at", 0.0),
                 doc["schema_version"], downgrades, dict(doc.get("prediction_sources", {})),
-                dict(doc.get("planning", {})), _platform_from_json(doc, path))
+                dict(doc.get("planning", {})), _platform_from_json(doc, path), dynamic,
+                tuple(doc.get("requirements", ())))
 
 
 def _platform_from_json(doc: Mapping[str, Any], path: str | Path) -> Platform | None:

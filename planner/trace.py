@@ -7,6 +7,10 @@ the arguments of later calls (nested lists, tuples, dict values), which makes th
 
 Task ids are `<function name>-<n>`, n counting the calls of that function name in call order
 within one trace, so tracing the same program twice gives the same ids.
+
+`map_task(task, ref, **constant_kwargs)` (`planflow.map`) records a *dynamic fan-out*: one call
+whose `DynamicSpec` says that the task applies to each element of `ref`'s value, a width known
+only at run time. It returns one reference, to the list of the results (`planner.dynamic`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import contextvars
 import functools
 import inspect
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -87,14 +91,25 @@ class TaskRef:
         )
 
 
+@dataclass(frozen=True)
+class DynamicSpec:
+    """What makes a call a dynamic fan-out: `fn(element, **kwargs)` for each element of the
+    value of its one argument, a reference. `expected_width` is the user's hint for planning
+    (None: history, else the prior of `planner.dynamic`)."""
+
+    expected_width: int | None = None
+
+
 @dataclass
 class TaskCall:
-    """One recorded call: which task, with which (still unresolved) arguments."""
+    """One recorded call: which task, with which (still unresolved) arguments; `dynamic` when
+    it is a dynamic fan-out (`map_task`)."""
 
     task_id: str
     task: Task[..., Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+    dynamic: DynamicSpec | None = None
 
 
 WORKFLOW_TASK_DEFAULTS = frozenset({"retries", "retry_backoff_s", "timeout_s"})
@@ -125,13 +140,13 @@ class Trace:
         return found
 
     def record(self, task: Task[..., Any], args: tuple[Any, ...],
-               kwargs: dict[str, Any]) -> TaskRef:
+               kwargs: dict[str, Any], dynamic: DynamicSpec | None = None) -> TaskRef:
         if self.task_defaults:
             task = self._with_defaults(task)
         n = self._counters.get(task.name, 0)
         self._counters[task.name] = n + 1
         task_id = f"{task.name}-{n}"
-        self.calls.append(TaskCall(task_id, task, args, kwargs))
+        self.calls.append(TaskCall(task_id, task, args, kwargs, dynamic))
         return TaskRef(task_id, self.trace_id)
 
 
@@ -156,6 +171,29 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
+
+
+def map_task(task: Any, ref: Any, /, *, expected_width: int | None = None,
+             **constant_kwargs: Any) -> TaskRef:
+    """A dynamic fan-out: `task` applied to each element of the value `ref` produces at run
+    time, `task.fn(element, **constant_kwargs)`; returns a reference to the list of results."""
+    if not isinstance(task, Task):
+        raise WorkflowDefinitionError(
+            f"planflow.map: the first argument must be a @task, got {task!r}; decorate the "
+            "function with @task")
+    if not isinstance(ref, TaskRef):
+        raise WorkflowDefinitionError(
+            f"planflow.map({task.name}, ...): the second argument must be the result of a task "
+            f"call (a reference), got a {type(ref).__name__}; for values known while tracing, "
+            f"call {task.name}(...) once per element (a static fan-out)")
+    if expected_width is not None and (isinstance(expected_width, bool) or
+                                       not isinstance(expected_width, int) or
+                                       expected_width < 0):
+        raise WorkflowDefinitionError(
+            f"planflow.map({task.name}, ...): expected_width must be an int >= 0, got "
+            f"{expected_width!r}")
+    trace = _ACTIVE.get() or _DETACHED
+    return trace.record(task, (ref,), dict(constant_kwargs), DynamicSpec(expected_width))
 
 
 @overload
@@ -183,10 +221,17 @@ class Workflow:
     """A function marked with `@workflow`: traced (not run) to build a task graph."""
 
     def __init__(self, fn: Callable[..., Any], name: str | None = None,
-                 task_defaults: dict[str, Any] | None = None) -> None:
+                 task_defaults: dict[str, Any] | None = None,
+                 requirements: Sequence[str] = ()) -> None:
         self.fn = fn
         self.name = name or fn.__name__
         self.task_defaults = dict(task_defaults or {})
+        if isinstance(requirements, str) or not all(isinstance(r, str) for r in requirements):
+            raise WorkflowDefinitionError(
+                f"@workflow {self.name}: requirements must be a list of strings such as "
+                f"['numpy>=1.26'], got {requirements!r}")
+        self.requirements = tuple(requirements)
+        """Packages the tasks need (`planner.requirements`), besides a requirements.txt."""
         unknown = set(self.task_defaults) - WORKFLOW_TASK_DEFAULTS
         if unknown:
             raise WorkflowDefinitionError(
@@ -220,9 +265,10 @@ class Workflow:
 
 
 def workflow(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
-             **task_defaults: Any) -> Any:
-    """Mark a function as a workflow: `@workflow`, `@workflow(name="etl")`, or with defaults
-    for its tasks' options: `@workflow(retries=2, retry_backoff_s=0.5, timeout_s=600)`."""
+             requirements: Sequence[str] = (), **task_defaults: Any) -> Any:
+    """Mark a function as a workflow: `@workflow`, `@workflow(name="etl")`, with the packages
+    its tasks need: `@workflow(requirements=["numpy>=1.26"])` (`planner.requirements`), or with
+    defaults for its tasks' options: `@workflow(retries=2, retry_backoff_s=0.5, timeout_s=600)`."""
     if fn is not None:
-        return Workflow(fn, name, task_defaults)
-    return lambda f: Workflow(f, name, task_defaults)
+        return Workflow(fn, name, task_defaults, requirements)
+    return lambda f: Workflow(f, name, task_defaults, requirements)

@@ -15,6 +15,11 @@ Changes, applied in this order:
 * `set_memory`: `(pattern, memory_mb)` pairs, a glob on task id or function name; a worker has
   one configuration, so a match moves the whole worker of the matched task (later pairs win).
 
+* `widths`: `{dynamic fan-out id: width}`, a what-if on the width of `planflow.map` nodes. A plan
+  with dynamic fan-outs is simulated through its planning graph (`planner.dynamic_plan`): as
+  compiled at the widths it assumed, the scenario at these widths, its elements split by the
+  plan's rule (the same the runtime uses).
+
 Placement and optimizations stay as compiled (pre-warm times included, so a slower scenario
 shows the start-ups it would now wait for). A configuration below a task's least memory is an
 error naming the task. With `samples`, durations are drawn from the predictions' lognormal
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -100,10 +105,15 @@ class WhatIf:
 
 def what_if(plan: Plan, platform: Platform | None = None, *, all_memory_mb: int | None = None,
             set_memory: Sequence[tuple[str, int]] = (), samples: int = 0, seed: int = 0,
-            gantt: str | None = None, access: Any = None) -> WhatIf:
+            gantt: str | None = None, access: Any = None,
+            widths: Mapping[str, int] | None = None) -> WhatIf:
     """Simulate `plan` as compiled and with the changes (module docstring), on `platform`
     (None: the plan's own). `access` is a metadata MetadataAccess with history (None: hints
     and priors, as `compile` without one)."""
+    if plan.dynamic or widths:
+        return _dynamic_what_if(plan, platform, dict(widths or {}), all_memory_mb=all_memory_mb,
+                                set_memory=set_memory, samples=samples, seed=seed, gantt=gantt,
+                                access=access)
     if samples < 0:
         raise UsageError(f"--samples must be >= 0, got {samples}")
     own = platform_of(plan)
@@ -141,6 +151,39 @@ def what_if(plan: Plan, platform: Platform | None = None, *, all_memory_mb: int 
     return WhatIf(plan.workflow, plan.strategy, platform.name, tuple(changes), fig_c, fig_s,
                   _task_rows(pred, scenario, res_s), _worker_rows(pred, scenario, res_s), gantt,
                   compiled_for)
+
+
+def _dynamic_what_if(plan: Plan, platform: Platform | None, widths: dict[str, int],
+                     **options: Any) -> WhatIf:
+    """`what_if` of a plan with dynamic fan-outs: through its planning graph (module docstring)."""
+    from planner.dynamic_plan import expand_plan
+
+    if not plan.dynamic:
+        raise UsageError(f"--width {next(iter(widths))}: the plan has no dynamic fan-out "
+                         "(planflow.map)")
+    for name, width in widths.items():
+        if width < 0:
+            raise UsageError(f"--width {name}={width}: a width is >= 0")
+    scenario = what_if(expand_plan(plan, widths), platform, **options)
+    if not widths:
+        return scenario
+    compiled = what_if(expand_plan(plan), platform, samples=options["samples"],
+                       seed=options["seed"], access=options["access"]).compiled
+    changes = tuple(f"{name}: {w} elements (planned for {plan.dynamic[name].width})"
+                    for name, w in widths.items())
+    return replace(scenario, compiled=compiled, changes=(*changes, *scenario.changes))
+
+
+def parse_width(item: str) -> tuple[str, int]:
+    """`"count-0=200"` -> `("count-0", 200)`; UsageError naming the item otherwise."""
+    name, sep, width = item.rpartition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, int(width)
+    except ValueError:
+        raise UsageError(f"--width '{item}': expected NAME=N (a dynamic fan-out's task id and a "
+                         "width), e.g. 'count-0=200'") from None
 
 
 def assignment_of(plan: Plan, pred: Predictions, changes: list[str], platform: str

@@ -112,6 +112,15 @@ A run, step by step:
    deadline.
 10. Interrupts: SIGTERM and SIGHUP end `planflow` like Ctrl-C (`runtime.interrupts`): workers
    cancelled, keys deleted, the embedded server stopped, exit 143/129/130.
+11. Dynamic fan-outs (`planflow.map`, `runtime.fanout`): the worker of a map node, once its
+   input arrived, runs the first elements itself and creates the rest as new workers in groups
+   (EXPAND: their programs, claims and first leases, and the names of the keys they will make
+   in set `dynamic`, which FINISH and the client delete); each group's collecting step is one
+   member of the map's join `deps` set, whose completion makes the join ready like any task.
+   A relaunched map worker expands again idempotently (claims and the total count once).
+12. Worker environments (`runtime.environments`): a plan with requirements runs on pool servers
+   started with its prepared environment's interpreter; their keys are `<ns>:pool@<env>:...`,
+   so only they serve its start requests (`RunSettings.env` tells workers which pools to ask).
 
 Security: the Redis URL (password, `rediss://` TLS) reaches processes only through the
 environment, never argv, and is shown only through `metadata.errors.redact_url`. A worker

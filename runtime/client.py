@@ -21,11 +21,13 @@ RunRecord, predicted beside observed makespan.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -46,6 +48,9 @@ from runtime.program import RunSettings, build_program
 from runtime.registry import RunRegistry, reclaim_orphans
 from runtime.result import RunResult
 from runtime.session import RunProgress, RunSession
+
+if TYPE_CHECKING:
+    from runtime.environments import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +102,11 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
         from runtime.inline import run_inline
 
         return run_inline(plan, dag_id)
+    environment = prepare_environment(plan, launcher)  # a pre-run error names the package
     with _redis_for_run(redis_url) as url:
         owned = isinstance(launcher, str)
-        launch = make_launcher(launcher, url, namespace, keep_warm_s=keep_warm_of(plan)) \
+        launch = make_launcher(launcher, url, namespace, keep_warm_s=keep_warm_of(plan),
+                               environment=environment) \
             if isinstance(launcher, str) else launcher
         try:
             reclaim(url, namespace, launch)
@@ -111,22 +118,47 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
                 platform_sizes(plan), claim_grace_s,
                 same_host=launch.name in SAME_HOST_LAUNCHERS,
                 shm_max_bytes=shm.default_max_bytes() if shm_max_bytes is None
-                else shm_max_bytes)
+                else shm_max_bytes, env=environment.key if environment else "")
             program = build_program(plan, settings)
             session = RunSession(plan, program, url, launch, progress)
-            return session.execute(timeout_s)
+            result = session.execute(timeout_s)
+            if environment is None:
+                return result
+            return dataclasses.replace(result, prepare_s=environment.prepare_s,
+                                       environment=environment.to_json())
         finally:
             if owned:
                 launch.close()
 
 
+def prepare_environment(plan: Plan, launcher: str | Launcher) -> Prepared | None:
+    """The workers' environment of a plan with requirements, prepared (or found cached) for the
+    local launcher (`runtime.environments`); None without requirements, or for launchers
+    whose workers run in this process or where they run already (thread, a Launcher object):
+    those run here, where compile checked the requirements are installed."""
+    if not plan.requirements:
+        return None
+    if launcher != "local":
+        log.info("plan %s: requirements %s are not prepared for launcher %r", plan.workflow,
+                 ", ".join(plan.requirements), getattr(launcher, "name", launcher))
+        return None
+    from runtime.environments import prepare
+
+    return prepare(plan.requirements)
+
+
 def make_launcher(name: str, url: str, namespace: str, *,
-                  keep_warm_s: float = DEFAULT_KEEP_WARM_S) -> Launcher:
+                  keep_warm_s: float = DEFAULT_KEEP_WARM_S,
+                  environment: Prepared | None = None) -> Launcher:
     """A launcher by name. A local pool outlives the run (kept warm for the next one); on the
-    embedded Redis, the server's last user stops it (`runtime.embedded`)."""
+    embedded Redis, the server's last user stops it (`runtime.embedded`). `environment`: the
+    prepared worker environment whose interpreter the local launcher's pool servers run."""
     if name == "local":
         from runtime.local import LocalLauncher
 
+        if environment is not None:
+            return LocalLauncher(url, namespace, keep_warm_s=keep_warm_s,
+                                 python=environment.python, env=environment.key)
         return LocalLauncher(url, namespace, keep_warm_s=keep_warm_s)
     if name == "thread":
         from runtime.threads import ThreadLauncher

@@ -64,7 +64,7 @@ class WorkerContext:
         self._lock = threading.Lock()
         self._shared: OrderedDict[str, SharedPart] = OrderedDict()
         self._stores: dict[str, MetricsStore] = {}
-        self._launchers: dict[tuple[str, str], Launcher] = {}
+        self._launchers: dict[tuple[str, str, str], Launcher] = {}
 
     @property
     def io(self) -> IoLoop:
@@ -115,16 +115,18 @@ class WorkerContext:
                 store = self._stores[namespace] = MetricsStore(self.url, namespace)
             return store
 
-    def launcher(self, name: str, namespace: str) -> Launcher:
-        """The launcher client a worker of a `name` run uses to start other workers."""
+    def launcher(self, name: str, namespace: str, env: str = "") -> Launcher:
+        """The launcher client a worker of a `name` run uses to start other workers (through
+        the pools of worker environment `env`)."""
         with self._lock:
-            found = self._launchers.get((name, namespace))
+            found = self._launchers.get((name, namespace, env))
             if found is None:
                 if name != "local":
                     raise ValueError(f"launcher '{name}' cannot be used from a worker process")
                 from runtime.pool_client import PoolClient
 
-                found = self._launchers[(name, namespace)] = PoolClient(self.redis, namespace)
+                found = self._launchers[(name, namespace, env)] = PoolClient(self.redis,
+                                                                            namespace, env)
             return found
 
     def close(self) -> None:

@@ -91,6 +91,14 @@ class Inbox:
             else:
                 self._remaining[parent] = left
 
+    def expect(self, step: TaskStep, owners: Mapping[str, str]) -> None:
+        """Also wait for `step`, a step made at run time (a dynamic fan-out's join), whose
+        remote parents are stored by `owners` (parent -> worker); each parent is read once."""
+        self._steps[step.task_id] = step
+        self._owner = {**self._owner, **owners}
+        for parent in step.remote_parents:
+            self._remaining[parent] = 1
+
     def gather(self, step: TaskStep) -> None:
         """Make the step's remote inputs local (waiting until it is ready; their sizes go to
         `_sizes`)."""

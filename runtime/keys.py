@@ -28,6 +28,8 @@ under `<namespace>:pool:...` and outlive runs. Metrics keys (`<namespace>:metric
 |                            |        |                      | (budgets carried across relaunchers)|
 | `shm`                      | string | RESERVE script       | bytes of values the run holds in  |
 |                            |        |                      | shared memory (`runtime.shm`)     |
+| `dynamic`                  | set    | EXPAND script        | names of the keys dynamic fan-outs|
+|                            |        |                      | created (`runtime.fanout`)        |
 | `failures` (channel)       | pubsub | workers, pools       | error records the store refused   |
 |                            |        |                      | to keep (PUBLISH works under OOM) |
 
@@ -36,7 +38,7 @@ under `<namespace>:pool:...` and outlive runs. Metrics keys (`<namespace>:metric
 | `runs`                        | hash | dag id -> JSON entry of each live run (its client's    |
 |                               |      | host, pid and heartbeat: `runtime.registry`)           |
 
-| launcher key (`<ns>:pool:` + ...) | type | holds                                               |
+| launcher key (`<ns>:pool:` + ...) | type | holds (`<ns>:pool@<env>:`: an environment's pools)  |
 |-----------------------------------|------|-----------------------------------------------------|
 | `requests`                        | list | JSON start requests, popped by a pool server        |
 | `alive`                           | hash | pool id -> JSON {pid, expires_at} (heartbeat)       |
@@ -130,6 +132,11 @@ class RunKeys:
         """Hash: worker id -> JSON WorkerSpec of its latest relaunch (generation, budgets)."""
         return f"{self.prefix}:relaunched"
 
+    def dynamic(self) -> str:
+        """Set: the names of the keys created by dynamic fan-outs (their workers' programs,
+        outputs, notification lists, the joins' dependency sets), deleted with the run."""
+        return f"{self.prefix}:dynamic"
+
     def intermediate(self, storing: Iterable[str], with_deps: Iterable[str],
                      workers: Iterable[str]) -> list[str]:
         """Keys the sink deletes on completion: outputs, dependency sets, notification lists,
@@ -143,7 +150,7 @@ class RunKeys:
         """Keys the client deletes after reading the outcome (besides the intermediate ones)."""
         return [self.shared(), self.started(), self.progress(), self.timings(), self.errors(),
                 self.done(), self.result(), self.leases(), self.recovered(),
-                self.relaunched(), self.shm_bytes()]
+                self.relaunched(), self.shm_bytes(), self.dynamic()]
 
 
 def run_key_pattern(namespace: str, dag_id: str) -> str:
@@ -167,13 +174,18 @@ class NamespaceKeys:
 
 
 class PoolKeys:
-    """Key names of the local launcher's pool servers in one namespace."""
+    """Key names of the local launcher's pool servers in one namespace; `env` names a worker
+    environment (`runtime.environments`): its pools have keys of their own (`<ns>:pool@<env>:`),
+    so a request is served only by a pool running that environment's interpreter."""
 
-    __slots__ = ("namespace", "prefix")
+    __slots__ = ("env", "namespace", "prefix")
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, env: str = "") -> None:
         self.namespace = check_namespace(namespace)
-        self.prefix = f"{namespace}:pool"
+        if env and not env.isalnum():
+            raise ValueError(f"not an environment key: {env!r}")
+        self.env = env
+        self.prefix = f"{namespace}:pool" + (f"@{env}" if env else "")
 
     def requests(self) -> str:
         """List: JSON worker start requests, popped by any live pool server."""

@@ -29,7 +29,6 @@ from pathlib import Path
 from metadata.connect import blocking_socket_timeout, sync_client
 from runtime.defaults import REDIS_URL_ENV, log_dir
 from runtime.errors import StoreError
-from runtime.keys import PoolKeys
 from runtime.launcher import WorkerSpec
 from runtime.pool import DEFAULT_KEEP_WARM_S, MAX_PROCESSES, SHUTDOWN_WAIT_S
 from runtime.pool_client import REPLY_SLICE_S, PoolClient
@@ -51,8 +50,13 @@ class LocalLauncher(PoolClient):
 
     def __init__(self, url: str, namespace: str, *, keep_warm_s: float = DEFAULT_KEEP_WARM_S,
                  mode: str = "fork", shutdown_on_close: bool = False,
-                 max_processes: int = MAX_PROCESSES) -> None:
-        super().__init__(sync_client(url, socket_timeout=CONTROL_SOCKET_TIMEOUT_S), namespace)
+                 max_processes: int = MAX_PROCESSES, python: str | None = None,
+                 env: str = "") -> None:
+        """`python`/`env`: the interpreter of a prepared worker environment and its key
+        (`runtime.environments`); its pool servers are apart from the default ones."""
+        super().__init__(sync_client(url, socket_timeout=CONTROL_SOCKET_TIMEOUT_S), namespace,
+                         env)
+        self.python = python or sys.executable
         self.url = url
         self.keep_warm_s = keep_warm_s
         self.mode = mode
@@ -109,9 +113,10 @@ class LocalLauncher(PoolClient):
 
     def _spawn_pool(self) -> str:
         token = secrets.token_hex(8)
-        argv = [sys.executable, "-m", "runtime.pool", "--namespace", self.keys.namespace,
+        argv = [self.python, "-m", "runtime.pool", "--namespace", self.keys.namespace,
                 "--keep-warm-s", repr(self.keep_warm_s), "--mode", self.mode,
-                "--max-processes", str(self.max_processes), "--ready", token]
+                "--max-processes", str(self.max_processes), "--ready", token,
+                "--env", self.keys.env]
         logs = log_dir()
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / "pool.log", "ab") as log_file:
@@ -133,10 +138,13 @@ class LocalLauncher(PoolClient):
                          f"{logs / 'pool.log'}")
 
 
-def shutdown_pools(url: str, namespace: str, timeout_s: float = SHUTDOWN_WAIT_S + 5.0) -> int:
-    """Ask every live pool server of `namespace` to finish its busy workers and exit; returns
-    how many answered. For tests and tools that used a Redis URL (whose pool outlives runs)."""
-    client = PoolClient(sync_client(url, socket_timeout=CONTROL_SOCKET_TIMEOUT_S), namespace)
+def shutdown_pools(url: str, namespace: str, timeout_s: float = SHUTDOWN_WAIT_S + 5.0,
+                   env: str = "") -> int:
+    """Ask every live pool server of `namespace` (of environment `env`) to finish its busy
+    workers and exit; returns how many answered. For tests and tools that used a Redis URL
+    (whose pool outlives runs)."""
+    client = PoolClient(sync_client(url, socket_timeout=CONTROL_SOCKET_TIMEOUT_S), namespace,
+                        env)
     try:
         return sum(client._request(pool_id, {"op": "shutdown"}, timeout_s)
                    for pool_id in client.live_pools())
@@ -149,8 +157,11 @@ def shutdown_all_pools(url: str, timeout_s: float = SHUTDOWN_WAIT_S + 5.0) -> in
     of an embedded server stops them before the server goes away)."""
     client = sync_client(url, socket_timeout=CONTROL_SOCKET_TIMEOUT_S)
     try:
-        suffix = PoolKeys("x").alive()[1:]  # ":pool:alive"
-        namespaces = {k.decode()[:-len(suffix)] for k in client.scan_iter(f"*{suffix}")}
+        pools: set[tuple[str, str]] = set()
+        for raw in client.scan_iter("*:pool*:alive"):  # `<ns>:pool[@<env>]:alive`
+            head, _, tail = raw.decode()[:-len(":alive")].rpartition(":pool")
+            if head and (not tail or tail.startswith("@")):
+                pools.add((head, tail[1:]))
     finally:
         client.close()
-    return sum(shutdown_pools(url, ns, timeout_s) for ns in sorted(namespaces))
+    return sum(shutdown_pools(url, ns, timeout_s, env) for ns, env in sorted(pools))

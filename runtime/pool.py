@@ -123,9 +123,9 @@ class PoolServer:
     """The server loop; `serve` returns when the server should exit."""
 
     def __init__(self, url: str, namespace: str, *, keep_warm_s: float = DEFAULT_KEEP_WARM_S,
-                 mode: str = "fork", max_processes: int = MAX_PROCESSES) -> None:
+                 mode: str = "fork", max_processes: int = MAX_PROCESSES, env: str = "") -> None:
         self.url = url
-        self.keys = PoolKeys(namespace)
+        self.keys = PoolKeys(namespace, env)
         self.keep_warm_s = keep_warm_s
         self.mode = mode
         self.pool_id = f"{socket.gethostname()}-{os.getpid()}"
@@ -499,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("fork", "spawn"), default="fork")
     parser.add_argument("--max-processes", type=int, default=MAX_PROCESSES)
     parser.add_argument("--ready", default=None, help="reply token to signal readiness on")
+    parser.add_argument("--env", default="", help="the worker environment this pool serves")
     args = parser.parse_args(argv)
     url = os.environ.get(REDIS_URL_ENV)
     if not url:
@@ -514,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()
 
     PoolServer(url, args.namespace, keep_warm_s=args.keep_warm_s, mode=args.mode,
-               max_processes=args.max_processes).serve(args.ready)
+               max_processes=args.max_processes, env=args.env).serve(args.ready)
     return 0
 
 

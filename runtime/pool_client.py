@@ -63,9 +63,9 @@ class PoolClient:
 
     name = "local"
 
-    def __init__(self, client: redis.Redis, namespace: str) -> None:
+    def __init__(self, client: redis.Redis, namespace: str, env: str = "") -> None:
         self.redis = client
-        self.keys = PoolKeys(namespace)
+        self.keys = PoolKeys(namespace, env)
 
     def prewarm(self, configs: Mapping[tuple[int, float], int], modules: Sequence[str]) -> None:
         return None

@@ -16,6 +16,9 @@ Placement facts used throughout: a parent is *remote* for a task when the plan p
 different workers; a task's readiness counts only its remote parents (local ones have run
 before it, because a worker runs its tasks in plan order, which must respect dependencies:
 checked here).
+
+A dynamic fan-out (`planflow.map`) is one step of its worker's program, carrying the plan's
+decisions for it (`MapStep`); `runtime.fanout` expands it when its input arrives.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
+from planner.dynamic import join_results
 from planner.plan import Plan
 from planner.trace import TaskOptions, TaskRef
 from runtime.codec import dumps_blob, is_plain, loads_blob
@@ -38,6 +42,18 @@ class RemoteChild(NamedTuple):
     task_id: str
     worker_id: str
     needed: int
+
+
+class MapStep(NamedTuple):
+    """The plan's decisions for a dynamic fan-out (`planner.plan.DynamicPlan`), as its step
+    carries them: the layout rule's `local` and `per_worker`, the new workers' configuration,
+    and where the join function sits in the shared functions."""
+
+    local: int
+    per_worker: int
+    memory_mb: int
+    cpus: float
+    join_index: int
 
 
 class TaskStep(NamedTuple):
@@ -59,6 +75,8 @@ class TaskStep(NamedTuple):
     memory_mb: int
     cpus: float
     options: TaskOptions
+    dynamic: MapStep | None = None
+    """Set on a dynamic fan-out's step (`runtime.fanout`)."""
 
 
 class WorkerProgram(NamedTuple):
@@ -102,6 +120,9 @@ class RunSettings:
     values travel through shared memory (`runtime.shm`)."""
     shm_max_bytes: int = 0
     """The most bytes of values the run may hold in shared memory (0: none)."""
+    env: str = ""
+    """The worker environment's key (`runtime.environments`; "": the client's interpreter):
+    workers start the workers they claim through that environment's pools."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +239,9 @@ def build_program(plan: Plan, settings: RunSettings) -> RunProgram:
         if id(fn) not in functions:
             functions[id(fn)] = len(fn_list)
             fn_list.append(fn)
+    if plan.dynamic:  # the function that joins a dynamic fan-out's groups
+        functions[id(join_results)] = len(fn_list)
+        fn_list.append(join_results)
     needed = {n.id: sum(owner[p] != owner[n.id] for p in n.upstream) for n in graph.nodes}
     keys = RunKeys(settings.namespace, settings.dag_id)
     storing = dict.fromkeys(owner[n.id] for n in graph.nodes
@@ -259,11 +283,17 @@ def _worker_program(plan: Plan, worker_id: str, owner: Mapping[str, str],
         for child in remote:
             peers[child.worker_id] = configs[child.worker_id]
         tplan = plan.tasks.get(t)
+        dyn = plan.dynamic.get(t) if node.dynamic is not None else None
+        if node.dynamic is not None and dyn is None:
+            raise UnrunnablePlan(f"dynamic fan-out '{t}' has no plan for its elements; "
+                                 "recompile the plan")
         steps.append(TaskStep(
             t, node.function, node.function_key, functions[id(code.fn)], code.args,
             dict(code.kwargs), node.upstream, remote_parents, remote,
             len(children) - len(remote), t == graph.sink,
             tplan.memory_mb if tplan else wplan.memory_mb, tplan.cpus if tplan else wplan.cpus,
-            node.options))
+            node.options, None if dyn is None else MapStep(
+                dyn.local, dyn.per_worker, dyn.memory_mb, dyn.cpus,
+                functions[id(join_results)])))
     return WorkerProgram(worker_id, wplan.memory_mb, wplan.cpus, tuple(steps), input_uses,
                          input_owner, peers, cleanup)

@@ -39,6 +39,12 @@ class RunResult:
     recovered: tuple[Mapping[str, Any], ...] = ()
     """Worker relaunches (`runtime.leases`): worker_id, generation, reason (crash, oom,
     timeout, lease-expired), task_id, from_memory_mb, memory_mb."""
+    prepare_s: float = 0.0
+    """Seconds spent preparing the workers' environment before the run (0: no requirements,
+    or a cached environment found at once)."""
+    environment: Mapping[str, Any] | None = None
+    """The prepared worker environment (`runtime.environments.Prepared.to_json`: key, path,
+    requirements, prepare_s, cached), None when the plan has no requirements."""
 
     @property
     def upsized(self) -> dict[str, int]:

@@ -36,7 +36,16 @@ arguments; the caller splits batches so no single command nears the server's que
 values (`runtime.shm`), or refuses when the bound would be passed.
 
 **Completion** (`FINISH`, the sink's worker only): stores the result, unlinks every intermediate
-key and pushes `ok` onto `done`, in one step.
+key (those the plan names, and those dynamic fan-outs listed in the `dynamic` set) and pushes
+`ok` onto `done`, in one step.
+
+**Expansion** (`EXPAND`, a dynamic fan-out's worker, `runtime.fanout`): for a batch of the
+fan-out's new workers, stores their programs, lists the keys they will create in the run's
+`dynamic` set, claims each worker's start (HSETNX on `started`, with its first lease, as
+BATCH does) and records its spec in `relaunched` (what a relaunch starts from, since the plan
+does not know the worker). The first batch of a fan-out also adds its tasks to the progress
+`total`, once: only when its marker (the join's dependency key name) is new to `dynamic`, so a
+relaunched worker expanding again counts nothing twice. Returns `{1, workers it claimed...}`.
 
 **Liveness guard.** Every script that writes a run key first checks that the run's `progress`
 key exists and otherwise writes nothing (BATCH returns `{0}`, the others 0). `progress` is the
@@ -161,12 +170,42 @@ return 1
 FINISH_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
+local made = redis.call('SMEMBERS', KEYS[4])
+for i = 1, #made, 1000 do
+  redis.call('UNLINK', unpack(made, i, math.min(i + 999, #made)))
+end
 for i = 4, #KEYS, 1000 do
   redis.call('UNLINK', unpack(KEYS, i, math.min(i + 999, #KEYS)))
 end
 redis.call('RPUSH', KEYS[3], 'ok')
 redis.call('EXPIRE', KEYS[3], ARGV[1])
 return 1
+"""
+
+EXPAND_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local ttl, claimer, n, marker, total = ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+if marker ~= '' and redis.call('SADD', KEYS[5], marker) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'total', total)
+end
+local t = redis.call('TIME')
+local lease = '1 ' .. string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1e6
+                                     + tonumber(ARGV[3])) .. ' c'
+local out = {1}
+for i = 1, n do
+  local wid, blob, spec = ARGV[6 + i], ARGV[6 + n + i], ARGV[6 + 2 * n + i]
+  redis.call('SET', KEYS[5 + i], blob, 'EX', ttl)
+  if redis.call('HSETNX', KEYS[2], wid, claimer) == 1 then
+    redis.call('HSET', KEYS[3], wid, lease)
+    redis.call('HSET', KEYS[4], wid, spec)
+    out[#out + 1] = wid
+  end
+end
+for i = 7 + 3 * n, #ARGV, 1000 do
+  redis.call('SADD', KEYS[5], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+for i = 2, 5 do redis.call('EXPIRE', KEYS[i], ttl) end
+return out
 """
 
 RESERVE_LUA = """
@@ -207,7 +246,8 @@ PUT = Script(PUT_LUA)
 FINISH = Script(FINISH_LUA)
 PUSH = Script(PUSH_LUA)
 RESERVE = Script(RESERVE_LUA)
-SCRIPTS = (BATCH, ERROR, PUT, FINISH, PUSH, RESERVE)
+EXPAND = Script(EXPAND_LUA)
+SCRIPTS = (BATCH, ERROR, PUT, FINISH, PUSH, RESERVE, EXPAND)
 
 
 @dataclass(frozen=True)
@@ -309,8 +349,30 @@ def put_calls(keys: RunKeys, worker_id: str, outputs: Mapping[str, bytes], ttl_s
 
 def finish_call(keys: RunKeys, result: bytes, cleanup: Sequence[str], ttl_s: int) -> ScriptCall:
     """The sink's FINISH call: store `result`, unlink `cleanup`, signal `ok`."""
-    return ScriptCall(FINISH, [keys.progress(), keys.result(), keys.done(), *cleanup],
-                      [str(ttl_s), result])
+    return ScriptCall(FINISH, [keys.progress(), keys.result(), keys.done(), keys.dynamic(),
+                               *cleanup], [str(ttl_s), result])
+
+
+@dataclass(frozen=True)
+class NewWorker:
+    """One worker a dynamic fan-out creates: its id, program blob and spec (JSON)."""
+
+    worker_id: str
+    program: bytes
+    spec_json: str
+
+
+def expand_call(keys: RunKeys, workers: Sequence[NewWorker], made: Sequence[str], ttl_s: int,
+                claimer: str, claim_grace_s: float, marker: str = "",
+                add_total: int = 0) -> ScriptCall:
+    """The EXPAND call for a batch of new `workers`; `made` are the key names they will create
+    (deleted with the run); `marker`/`add_total`: the first batch's once-only total increment."""
+    call_keys = [keys.progress(), keys.started(), keys.leases(), keys.relaunched(),
+                 keys.dynamic(), *(keys.worker_program(w.worker_id) for w in workers)]
+    args: list[Any] = [str(ttl_s), claimer, repr(claim_grace_s), str(len(workers)), marker,
+                       str(add_total), *(w.worker_id for w in workers),
+                       *(w.program for w in workers), *(w.spec_json for w in workers), *made]
+    return ScriptCall(EXPAND, call_keys, args)
 
 
 def reserve_call(keys: RunKeys, nbytes: int, max_bytes: int, ttl_s: int) -> ScriptCall:

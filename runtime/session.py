@@ -51,6 +51,7 @@ from metadata.connect import sync_client
 from metadata.errors import redact_url
 from metadata.records import RunRecord
 from metadata.store import MetricsStore
+from planner.dynamic import layout
 from planner.plan import Plan
 from runtime import shm
 from runtime.defaults import log_dir
@@ -181,6 +182,9 @@ class RunSession:
         configs: dict[tuple[int, float], int] = {}
         for w in self.plan.workers:
             configs[(w.memory_mb, w.cpus)] = configs.get((w.memory_mb, w.cpus), 0) + 1
+        for d in self.plan.dynamic.values():  # the new workers of the widths planned for
+            groups = len(layout(d.width, d.local, d.per_worker).groups)
+            configs[(d.memory_mb, d.cpus)] = configs.get((d.memory_mb, d.cpus), 0) + groups
         fns = {id(c.fn): c.fn for c in self.plan.graph.code.values()}
         self.launcher.prewarm(configs, modules_of(fns.values()))
 
@@ -289,7 +293,7 @@ class RunSession:
         process runs on this machine."""
         from runtime.pool_client import PoolClient
 
-        pools = PoolClient(self.redis, self.settings.namespace)
+        pools = PoolClient(self.redis, self.settings.namespace, self.settings.env)
         return set(pools.live_pools()), set(pools.pools_here())
 
     def _relaunch(self, worker_id: str, generation: int) -> None:
@@ -297,7 +301,9 @@ class RunSession:
         death = Death("lease-expired")
         new = relaunch_spec(old, death)
         if new is None:
-            tasks = ", ".join(self.plan.worker(worker_id).tasks[:PENDING_NAMED_MAX])
+            planned = {w.worker_id: w.tasks for w in self.plan.workers}
+            tasks = ", ".join(planned.get(worker_id, ("elements of a dynamic fan-out",))
+                              [:PENDING_NAMED_MAX])
             raise RunError(f"worker '{worker_id}' (tasks {tasks}) stopped renewing its lease "
                            f"{old.deaths_of('') + 1} times; giving up (its pool or machine may "
                            "be gone: see the pool log in <PLANFLOW_HOME>/logs)")
@@ -428,8 +434,10 @@ class RunSession:
     def _delete_all(self, pipe: Any) -> None:
         """Queue the deletion of every key of the run, the liveness key (`progress`) first: once
         it is gone no guarded script writes anything of this run (`runtime.scripts`)."""
+        made = [k.decode() if isinstance(k, bytes) else str(k)
+                for k in self.redis.smembers(self.keys.dynamic())]
         pipe.unlink(self.keys.progress())
-        keys = self.program.all_keys()
+        keys = [*self.program.all_keys(), *made]  # with what dynamic fan-outs created
         for i in range(0, len(keys), 1000):
             pipe.unlink(*keys[i:i + 1000])
 

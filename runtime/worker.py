@@ -26,6 +26,9 @@ task's).
 A task's own failures are everything its code raises, `SystemExit` (a `sys.exit()` in the task)
 and `KeyboardInterrupt` included: they are retried per its policy and reported under its name. A
 value too large for the store (`ValueTooLarge`) fails its task at once, before any upload.
+
+A dynamic fan-out's step (`planflow.map`) is expanded here when its input arrives
+(`runtime.fanout`): some elements run in this worker, the rest on workers it creates.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from metadata.store_errors import is_store_error
 from metadata.writer import MetricsWriter
@@ -49,6 +53,7 @@ from runtime.defaults import REDIS_URL_ENV
 from runtime.errors import StoreError, ValueTooLarge, store_error
 from runtime.events import Event, Listener, TaskFinished, TaskSettled, TaskStarted, WorkerFinished
 from runtime.failures import LOAD_ERROR_TTL_S, error_record, refuse_foreign
+from runtime.fanout import Fanout
 from runtime.ids import DAG_ID_PATTERN
 from runtime.inbox import STOP_SENTINEL, Inbox, Stop
 from runtime.keys import RunKeys
@@ -96,6 +101,8 @@ class Worker:
         self._sizes_of_platform: tuple[tuple[int, float], ...] = ()
         self._codec: ValueCodec
         """Set by `_run` from the run's settings."""
+        self._settings: RunSettings
+        """Set by `_run`: the run's settings."""
         self.tasks_run = 0
 
     def run(self) -> str:
@@ -135,6 +142,7 @@ class Worker:
     def _run(self, download: Download) -> str:
         prog, settings = download.program, download.shared.settings
         self._deadline = settings.deadline_at
+        self._settings = settings
         self._default_retries = settings.retries
         self._sizes_of_platform = settings.sizes
         fns = download.shared.functions
@@ -190,7 +198,9 @@ class Worker:
 
     def _run_step(self, step: TaskStep, code: TaskCode, uploader: Uploader, last: bool) -> bool:
         """Run one task, retrying as its policy says; False when it failed for good (its error
-        is reported)."""
+        is reported). A dynamic fan-out's step expands it (`runtime.fanout`)."""
+        if step.dynamic is not None:
+            return Fanout(self, self._settings, uploader).run(step, code, last)
         t0 = time.perf_counter()
         self._inbox.gather(step)
         fetch_s = time.perf_counter() - t0
@@ -223,6 +233,18 @@ class Worker:
                 fetch_s = 0.0
         exec_s = time.perf_counter() - t1
         usage = self._clock.between(before, self._clock.read())
+        return self.complete(step, value, started_at, fetch_s=fetch_s, exec_s=exec_s,
+                             uploader=uploader, last=last, attempt=attempt, usage=usage,
+                             input_bytes=input_bytes)
+
+    def complete(self, step: TaskStep, value: Any, started_at: float, *, fetch_s: float,
+                 exec_s: float, uploader: Uploader, last: bool, attempt: int = 1,
+                 usage: tuple[float, float | None] = (0.0, None),
+                 input_bytes: int | None = None) -> bool:
+        """A task's value is known: encode it if someone elsewhere reads it, keep it for local
+        readers, queue its completion; False when it is too large for the store (reported)."""
+        if input_bytes is None:
+            input_bytes = self._inbox.input_bytes(step)
         payload: bytes | None = None
         if step.remote_children or step.is_sink:
             try:
@@ -243,6 +265,29 @@ class Worker:
         self._finished(step, attempt, started_at, fetch_s, exec_s, usage, input_bytes,
                        out_bytes, None)
         return True
+
+    # -- what dynamic fan-outs (`runtime.fanout`) use ------------------------------------------
+
+    @property
+    def inbox(self) -> Inbox:
+        return self._inbox
+
+    def run_step(self, step: TaskStep, code: TaskCode, uploader: Uploader, last: bool) -> bool:
+        """Run one task of this worker (`_run_step`): a dynamic fan-out's local element."""
+        return self._run_step(step, code, uploader, last)
+
+    def fail(self, step: TaskStep, err: BaseException, uploader: Uploader) -> None:
+        """`step` failed without running its function (its metrics record and error record)."""
+        now = time.time()
+        self._finished(step, 1, now, 0.0, 0.0, (0.0, None), 0, 0, err)
+        self._report(step, err, uploader.ttl_s, uploader)
+
+    def start_new(self, specs: Sequence[WorkerSpec], launcher_name: str) -> None:
+        """Start workers this worker created and claimed (a dynamic fan-out's groups)."""
+        if specs:
+            launcher = self._launcher or self.ctx.launcher(launcher_name, self.spec.namespace,
+                                                           self._settings.env)
+            launcher.start(specs)
 
     def _sleep(self, seconds: float, uploader: Uploader) -> None:
         """A retry backoff, in slices: cancellation, the run's end and the deadline cut it."""
@@ -266,7 +311,8 @@ class Worker:
         now = time.time()
         specs = [WorkerSpec(self.spec.namespace, self.spec.dag_id, w, *prog.peers[w], now,
                             sizes=self._sizes_of_platform) for w in worker_ids]
-        launcher = self._launcher or self.ctx.launcher(launcher_name, self.spec.namespace)
+        launcher = self._launcher or self.ctx.launcher(launcher_name, self.spec.namespace,
+                                                       self._settings.env)
         launcher.start(specs)
 
     def _settled(self, batch: BatchSent) -> None:

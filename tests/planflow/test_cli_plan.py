@@ -205,3 +205,16 @@ def test_errors_are_one_clear_line(runner, tmp_path, monkeypatch, args, message)
     code, out, err = invoke(runner, *args)
     assert code == 2 and out == ""
     assert message in err and "Traceback" not in err
+
+
+def test_a_dynamic_plan_states_its_width_and_simulates_another(runner, tmp_path):
+    plan = tmp_path / "wc.plan"
+    as_json(runner, "compile", str(EXAMPLES / "dynamic_wordcount.py"), "-o", str(plan))
+    shown = as_json(runner, "show", str(plan))
+    assert shown["dynamic"]["count-0"]["width"] == 8  # the example's expected_width hint
+    assert shown["dynamic"]["count-0"]["source"] == "hint"
+    report = as_json(runner, "simulate", str(plan), "--width", "count-0=80")
+    assert report["changes"][0] == "count-0: 80 elements (planned for 8)"
+    assert report["scenario"]["gb_s"] > report["compiled"]["gb_s"]
+    code, _, err = invoke(runner, "simulate", str(plan), "--width", "count-0")
+    assert code == 2 and "expected NAME=N" in err

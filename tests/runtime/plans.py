@@ -8,11 +8,16 @@ from typing import Any
 
 from planner.graph import TaskGraph
 from planner.loader import trace_workflow
-from planner.plan import Plan, PlanSummary, TaskPlan, WorkerPlan
+from planner.plan import DynamicPlan, Plan, PlanSummary, TaskPlan, WorkerPlan
 from planner.trace import Workflow
 
 MB_PER_CPU = 1769
 """AWS Lambda's rule: CPUs are proportional to memory."""
+
+
+DYNAMIC_WIDTH, DYNAMIC_LOCAL, DYNAMIC_PER_WORKER = 8, 1, 2
+"""How hand-placed plans split a dynamic fan-out: one element on the map's worker, then two per
+new worker (so both paths of the runtime run)."""
 
 
 def graph(wf: Workflow, **params: Any) -> TaskGraph:
@@ -31,7 +36,10 @@ def placed(g: TaskGraph, where: Mapping[str, str] | Callable[[int, str], str],
     tasks = {t: TaskPlan(t, memory_mb, cpus, w) for t, w in owner.items()}
     workers = tuple(WorkerPlan(w, memory_mb, cpus, tuple(ts)) for w, ts in order.items())
     summary = PlanSummary(0.0, 0.0, 0.0, len(workers), len(workers))
-    return Plan(g, "test", "local", tasks, workers, summary)
+    dynamic = {n.id: DynamicPlan(n.id, n.function, DYNAMIC_WIDTH, "prior", DYNAMIC_LOCAL,
+                                 DYNAMIC_PER_WORKER, memory_mb, cpus)
+               for n in g.nodes if n.dynamic is not None}
+    return Plan(g, "test", "local", tasks, workers, summary, dynamic=dynamic)
 
 
 def one_worker(g: TaskGraph, memory_mb: int = MB_PER_CPU) -> Plan:

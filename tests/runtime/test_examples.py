@@ -22,8 +22,10 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 SMALL: dict[str, dict[str, str]] = {
     "dask_stats.py": {"rows": "2000", "cols": "4", "chunk": "500"},
+    "dynamic_wordcount.py": {"words": "700", "chunk_words": "100"},
     "image_tiles.py": {"size": "32", "tiles": "2"},
     "matmul.py": {"size": "32", "blocks": "2"},
+    "numpy_requirements.py": {"n": "1000"},
     "nested_args.py": {"groups": "2", "per_group": "3"},
     "tree_reduction.py": {"n": "16"},
     "wordcount.py": {"words": "500", "chunks": "4"},

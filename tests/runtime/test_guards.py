@@ -36,10 +36,12 @@ from runtime.local import LocalLauncher
 from runtime.program import RemoteChild
 from runtime.scripts import (
     BatchUpdate,
+    NewWorker,
     ScriptCall,
     batch_call,
     call_sync,
     error_call,
+    expand_call,
     finish_call,
     push_call,
     put_calls,
@@ -69,7 +71,9 @@ def every_write(keys: RunKeys) -> list[ScriptCall]:
             push_call(keys, [keys.notify("w2")], "\x00stop", 60),
             lease_call(keys, "w1", 1, 60, "holder"),
             relaunch_call(keys, spec, new, Death("crash", "t0"), 60),
-            hold_call(keys, [spec], 60)]
+            hold_call(keys, [spec], 60),
+            expand_call(keys, [NewWorker("m-0.g0", b"program", spec.to_json())],
+                        [keys.outputs("m-0.g0")], 60, "w1 1", 5.0, keys.deps("m-0[*]"), 3)]
 
 
 def test_no_script_writes_a_key_of_a_run_whose_liveness_key_is_gone(
