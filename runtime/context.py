@@ -120,11 +120,17 @@ class WorkerContext:
         with self._lock:
             found = self._launchers.get((name, namespace))
             if found is None:
-                if name != "local":
-                    raise ValueError(f"launcher '{name}' cannot be used from a worker process")
-                from runtime.pool_client import PoolClient
+                if name == "local":
+                    from runtime.pool_client import PoolClient
 
-                found = self._launchers[(name, namespace)] = PoolClient(self.redis, namespace)
+                    found = PoolClient(self.redis, namespace)
+                elif name == "ray":
+                    from runtime.ray_requests import RayRequests
+
+                    found = RayRequests(self.redis, namespace)
+                else:
+                    raise ValueError(f"launcher '{name}' cannot be used from a worker process")
+                self._launchers[(name, namespace)] = found
             return found
 
     def close(self) -> None:

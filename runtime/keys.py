@@ -30,6 +30,8 @@ under `<namespace>:pool:...` and outlive runs. Metrics keys (`<namespace>:metric
 |                            |        |                      | shared memory (`runtime.shm`)     |
 | `failures` (channel)       | pubsub | workers, pools       | error records the store refused   |
 |                            |        |                      | to keep (PUBLISH works under OOM) |
+| `launch`                   | list   | workers (ray         | JSON arrays of start requests the |
+|                            |        | launcher)            | run's client submits to Ray       |
 
 | namespace key (`<ns>:` + ...) | type | holds                                                  |
 |-------------------------------|------|--------------------------------------------------------|
@@ -126,6 +128,11 @@ class RunKeys:
         write, e.g. out of memory); the run's client listens to it while it waits."""
         return f"{self.prefix}:failures"
 
+    def launch(self) -> str:
+        """List: JSON arrays of WorkerSpecs that workers of a `ray` run ask the run's client to
+        submit as Ray tasks (`runtime.ray_requests`)."""
+        return f"{self.prefix}:launch"
+
     def relaunched(self) -> str:
         """Hash: worker id -> JSON WorkerSpec of its latest relaunch (generation, budgets)."""
         return f"{self.prefix}:relaunched"
@@ -143,7 +150,7 @@ class RunKeys:
         """Keys the client deletes after reading the outcome (besides the intermediate ones)."""
         return [self.shared(), self.started(), self.progress(), self.timings(), self.errors(),
                 self.done(), self.result(), self.leases(), self.recovered(),
-                self.relaunched(), self.shm_bytes()]
+                self.relaunched(), self.shm_bytes(), self.launch()]
 
 
 def run_key_pattern(namespace: str, dag_id: str) -> str:
