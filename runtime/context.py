@@ -21,7 +21,7 @@ from runtime.dataplane import IoLoop
 from runtime.keys import RunKeys
 from runtime.launcher import Launcher
 from runtime.program import SharedPart, TaskStep, WorkerProgram, decode_program
-from runtime.scripts import BatchUpdate, batch_call, call_sync, is_noscript
+from runtime.scripts import BatchUpdate, batch_call, call_sync, is_noscript, queue_call
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,8 @@ class WorkerContext:
         names = [keys.worker_program(worker_id)] + ([keys.shared()] if shared is None else [])
         announce = batch_call(keys, BatchUpdate(running=1), 1)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.mget(names)
-        pipe.evalsha(announce.script.sha, len(announce.keys), *announce.keys_and_args)
+        pipe.execute_command("MGET", *names)  # one slot; cluster pipelines refuse .mget
+        queue_call(pipe, announce)
         found, reply = pipe.execute(raise_on_error=False)
         if is_noscript(reply):
             call_sync(self.redis, announce)

@@ -2,8 +2,11 @@
 
 Run keys live under `<namespace>:{<dag id>}:...`: the dag id is a Redis Cluster hash tag, so all
 keys of one run share a slot and a Lua script or MULTI may touch any of them. Launcher keys live
-under `<namespace>:pool:...` and outlive runs. Metrics keys (`<namespace>:metrics:...`) belong to
-`metadata.keys`.
+under `<namespace>:pool:{pool}:...` and outlive runs; their hash tag puts them in one slot too,
+since a pool server BLPOPs its control list and the request list in one command. The namespace
+keys (`<namespace>:runs`) and the metrics keys carry no tag: on Redis Cluster, different runs
+spread over the shards by their dag ids, and the metrics by function and run. Metrics keys
+(`<namespace>:metrics:...`) belong to `metadata.keys`.
 
 | run key `<ns>:{<dag>}:`... | type   | written by           | holds                             |
 |----------------------------|--------|----------------------|-----------------------------------|
@@ -38,7 +41,7 @@ under `<namespace>:pool:...` and outlive runs. Metrics keys (`<namespace>:metric
 | `runs`                        | hash | dag id -> JSON entry of each live run (its client's    |
 |                               |      | host, pid and heartbeat: `runtime.registry`)           |
 
-| launcher key (`<ns>:pool:` + ...) | type | holds                                               |
+| launcher key (`<ns>:pool:{pool}:` + ...) | type | holds                                        |
 |-----------------------------------|------|-----------------------------------------------------|
 | `requests`                        | list | JSON start requests, popped by a pool server        |
 | `alive`                           | hash | pool id -> JSON {pid, expires_at} (heartbeat)       |
@@ -180,7 +183,7 @@ class PoolKeys:
 
     def __init__(self, namespace: str) -> None:
         self.namespace = check_namespace(namespace)
-        self.prefix = f"{namespace}:pool"
+        self.prefix = f"{namespace}:pool:{{pool}}"
 
     def requests(self) -> str:
         """List: JSON worker start requests, popped by any live pool server."""

@@ -149,7 +149,7 @@ def shutdown_all_pools(url: str, timeout_s: float = SHUTDOWN_WAIT_S + 5.0) -> in
     of an embedded server stops them before the server goes away)."""
     client = sync_client(url, socket_timeout=CONTROL_SOCKET_TIMEOUT_S)
     try:
-        suffix = PoolKeys("x").alive()[1:]  # ":pool:alive"
+        suffix = PoolKeys("x").alive()[1:]  # ":pool:{pool}:alive"
         namespaces = {k.decode()[:-len(suffix)] for k in client.scan_iter(f"*{suffix}")}
     finally:
         client.close()
