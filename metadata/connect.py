@@ -97,13 +97,15 @@ def sync_client(url: str, *, socket_timeout: float = COMMAND_TIMEOUT_S,
                 max_connections: int = SYNC_MAX_CONNECTIONS, decode_responses: bool = False,
                 outage_s: float = OUTAGE_S) -> redis.Redis:
     """A sync client of `url` with a blocking pool of `max_connections` and the reconnect
-    policy (`outage_s=0`: fail at the first lost connection, e.g. for probes). Raises
-    ValueError for a malformed URL."""
+    policy (`outage_s=0`: fail at the first lost connection, e.g. for probes); a cluster
+    client for a Redis Cluster node (`cluster_mode`). Raises ValueError for a malformed URL, or
+    a cluster node with a redis-py older than CLUSTER_MIN_REDIS_PY."""
     from redis.retry import Retry
 
     if cluster_mode(url):
         from redis.cluster import RedisCluster
 
+        _check_cluster_client(url)
         return cast(redis.Redis, RedisCluster.from_url(
             url, max_connections=max_connections, timeout=POOL_WAIT_S,
             connection_pool_class=redis.BlockingConnectionPool,
@@ -129,6 +131,7 @@ def async_client(url: str, *, socket_timeout: float = COMMAND_TIMEOUT_S,
     if cluster_mode(url):
         from redis.asyncio.cluster import RedisCluster
 
+        _check_cluster_client(url)
         return cast(aioredis.Redis, RedisCluster.from_url(
             url, max_connections=max_connections,
             retry=Retry(_backoff(), reconnect_retries(outage_s) if outage_s > 0 else 0,
@@ -146,6 +149,20 @@ _CLUSTER_MODE: dict[str, bool] = {}
 """URL -> whether its server is a Redis Cluster node (asked once per process)."""
 
 _CLUSTER_MODE_LOCK = threading.Lock()
+
+
+CLUSTER_MIN_REDIS_PY = (6, 1)
+"""The first redis-py whose cluster pipelines run MULTI blocks (of one slot's keys)."""
+
+
+def _check_cluster_client(url: str) -> None:
+    found = tuple(int(x) for x in redis.__version__.split(".")[:2])
+    if found < CLUSTER_MIN_REDIS_PY:
+        from metadata.errors import redact_url
+
+        raise ValueError(f"{redact_url(url)} is a Redis Cluster node, and Redis Cluster needs "
+                         f"redis-py {'.'.join(map(str, CLUSTER_MIN_REDIS_PY))} or newer "
+                         f"(installed: {redis.__version__}); pip install -U redis")
 
 
 def cluster_mode(url: str) -> bool:

@@ -59,20 +59,46 @@ def redis_cluster(shards: int = 3) -> Iterator[str]:
             for port in ports:
                 d = Path(tmp) / str(port)
                 d.mkdir()
-                procs.append(subprocess.Popen(
-                    [exe, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                     "--cluster-config-file", str(d / "nodes.conf"), "--dir", str(d),
-                     "--save", "", "--appendonly", "no", "--protected-mode", "no"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                procs.append(
+                    subprocess.Popen(
+                        [
+                            exe,
+                            "--port",
+                            str(port),
+                            "--bind",
+                            "127.0.0.1",
+                            "--cluster-enabled",
+                            "yes",
+                            "--cluster-config-file",
+                            str(d / "nodes.conf"),
+                            "--dir",
+                            str(d),
+                            "--save",
+                            "",
+                            "--appendonly",
+                            "no",
+                            "--protected-mode",
+                            "no",
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
             clients = [redis.Redis(port=p, socket_timeout=5) for p in ports]
             for c in clients:
                 _wait_until(c.ping, "answer PING")
             nodes = [f"127.0.0.1:{p}" for p in ports]
-            subprocess.run([cli, "--cluster", "create", *nodes, "--cluster-replicas", "0",
-                            "--cluster-yes"], check=True, capture_output=True, timeout=60)
+            subprocess.run(
+                [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
             for c in clients:
-                _wait_until(lambda c=c: c.cluster("info").get("cluster_state") == "ok",
-                            "reach cluster_state:ok")
+                _wait_until(
+                    lambda c=c: c.cluster("info").get("cluster_state") == "ok",
+                    "reach cluster_state:ok",
+                )
                 c.close()
             yield f"redis://127.0.0.1:{ports[0]}/0"
         finally:
