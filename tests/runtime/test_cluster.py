@@ -56,7 +56,7 @@ def test_the_factory_sees_a_cluster_node(cluster_url: str) -> None:
 @pytest.mark.skipif(not OLD_REDIS_PY, reason="only a redis-py older than 6.1 is refused")
 def test_an_old_redis_py_is_refused_naming_the_version_it_needs(cluster_url: str) -> None:
     g = plans.graph(workflows.chain, n=3)
-    with pytest.raises(StoreError, match="redis-py 6.1 or newer"):
+    with pytest.raises(StoreError, match=r"redis-py 6\.1 or newer"):
         run_plan(plans.per_task(g), redis_url=cluster_url, timeout_s=30.0)
 
 
