@@ -8,10 +8,12 @@ a second worker of the same run fetches only that worker's program.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from metadata.connect import SYNC_MAX_CONNECTIONS, sync_client
@@ -65,6 +67,11 @@ class WorkerContext:
         self._shared: OrderedDict[str, SharedPart] = OrderedDict()
         self._stores: dict[str, MetricsStore] = {}
         self._launchers: dict[tuple[str, str], Launcher] = {}
+        self.waiting: Callable[[], contextlib.AbstractContextManager[None]] = \
+            contextlib.nullcontext
+        """Entered while a worker waits for a task's remote inputs: a Ray worker lends its CPU
+        reservation back to Ray meanwhile (`runtime.ray_launcher`), so workers waiting for
+        each other cannot hold every CPU of the cluster."""
 
     @property
     def io(self) -> IoLoop:

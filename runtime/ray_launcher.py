@@ -24,6 +24,15 @@ dispatcher also
   are those of `runtime.leases`. Ray's own task retries are off (`max_retries=0`): a rerun of the
   same generation would race the relaunched one.
 
+**Waiting lends the CPUs back.** A worker holds its reservation while it runs, but a worker
+waiting for a task's remote inputs must not: with every CPU of the cluster held by workers that
+wait for a worker Ray cannot place, the run would wait forever. So while it waits
+(`WorkerContext.waiting`), the task's main thread blocks in `ray.get` on a pause of the
+launcher's `Gate` (one async actor, no CPU, for all workers) while the worker itself runs on a
+helper thread (`Lender`): that is how Ray learns a task is blocked, and Ray releases the task's
+CPUs and takes them back when the wait ends. Memory stays reserved: a waiting worker keeps its
+values.
+
 **Warm starts.** Ray reuses its worker processes across tasks; a process keeps its planflow
 `WorkerContext` (connections, data-plane loop, the decoded shared part of recent runs) per Redis
 URL, so its second worker is a warm start, recorded as such in the worker's metrics record
@@ -37,12 +46,14 @@ explicit address a `unix://` Redis is refused: the other nodes cannot reach a so
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from metadata.connect import blocking_socket_timeout, sync_client
@@ -79,6 +90,10 @@ so Ray's store only carries task arguments and outcomes (Ray's default takes 30%
 RESOURCE_DIGITS = 4
 """Ray accepts resource quantities to 1/10,000 of a unit."""
 
+LEND_SLICE_S = 1.0
+"""One pause of the Gate while a worker waits for inputs (cancelled when the wait ends); also
+how long the main thread sleeps between checks while the worker runs."""
+
 _CONTEXTS: dict[str, WorkerContext] = {}
 """Per Ray worker process: the WorkerContext of each Redis URL (warm starts reuse it)."""
 
@@ -96,15 +111,85 @@ def import_ray() -> Any:
     return ray
 
 
-def run_worker(url: str, spec_json: str) -> str:
-    """The body of a worker's Ray task: run the worker, return its outcome."""
+class Gate:
+    """An async actor (no CPU) whose `pause` a waiting worker blocks on, so that Ray sees the
+    worker's task blocked and lends its CPUs to others meanwhile."""
+
+    async def pause(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class Lender:
+    """Lends a worker task's CPUs back to Ray while its worker waits for inputs.
+
+    Ray releases a task's CPUs only while the task's *main* thread is blocked in `ray.get` (a
+    helper thread's get does not count), so the worker runs on a helper thread and the main
+    thread blocks on the gate's pauses whenever the worker is `waiting`."""
+
+    def __init__(self, gate: Any) -> None:
+        self.gate = gate
+        self._lock = threading.Lock()
+        self._waiting = False
+        self._pause: Any = None
+        self._changed = threading.Event()
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        with self._lock:
+            self._waiting = True
+        self._changed.set()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting = False
+                pause, self._pause = self._pause, None
+            if pause is not None:  # wake the main thread: the worker needs its CPUs back
+                with contextlib.suppress(Exception):
+                    import ray
+
+                    ray.cancel(pause)
+
+    def serve(self, worker: threading.Thread) -> None:
+        """The main thread's loop until `worker` ends."""
+        import ray
+
+        while worker.is_alive():
+            with self._lock:
+                pause = self._pause = (
+                    self.gate.pause.remote(LEND_SLICE_S) if self._waiting else None
+                )
+            if pause is None:
+                self._changed.wait(LEND_SLICE_S)
+                self._changed.clear()
+                continue
+            with contextlib.suppress(ray.exceptions.RayError):
+                ray.get(pause, timeout=LEND_SLICE_S * 2)
+
+
+def run_worker(url: str, spec_json: str, gate: Any) -> str:
+    """The body of a worker's Ray task: run the worker (on a helper thread, see `Lender`),
+    return its outcome."""
     with _CONTEXTS_LOCK:
         ctx = _CONTEXTS.get(url)
         cold = ctx is None
         if ctx is None:
             sys.setswitchinterval(WORKER_SWITCH_INTERVAL_S)
             ctx = _CONTEXTS[url] = WorkerContext(url)
-    return Worker(ctx, WorkerSpec.from_json(spec_json), cold=cold).run()
+    lender = Lender(gate)
+    ctx.waiting = lender.waiting
+    outcome: list[str] = []
+    spec = WorkerSpec.from_json(spec_json)
+    thread = threading.Thread(
+        target=lambda: outcome.append(Worker(ctx, spec, cold=cold).run()),
+        name=f"planflow-{spec.worker_id}",
+    )
+    thread.start()
+    lender.serve(thread)
+    thread.join()
+    if not outcome:
+        raise RuntimeError(f"worker {spec.worker_id} of {spec.dag_id} crashed (see its log)")
+    return outcome[0]
 
 
 def ray_options(spec: WorkerSpec) -> dict[str, Any]:
@@ -157,6 +242,7 @@ class RayLauncher:
                 )
                 self.owns_ray = True
         self._task = self.ray.remote(run_worker)
+        self.gate = self.ray.remote(num_cpus=0)(Gate).remote()
         self._lock = threading.Lock()
         self._runs: dict[str, _RunDispatcher] = {}
 
@@ -225,7 +311,7 @@ class _RunDispatcher(threading.Thread):
 
     def submit(self, spec: WorkerSpec) -> None:
         ref = self.launcher._task.options(**ray_options(spec)).remote(
-            self.launcher.url, spec.to_json()
+            self.launcher.url, spec.to_json(), self.launcher.gate
         )
         with self._lock:
             self._tasks[ref] = spec
