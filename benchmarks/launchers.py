@@ -193,7 +193,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{r['tasks_per_s']:,.0f}",
             f"{r['redis_commands_per_task']:.2f}" if "redis_commands_per_task" in r else "-",
         )
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 def main() -> int:

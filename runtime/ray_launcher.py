@@ -150,18 +150,22 @@ class Lender:
 
                     ray.cancel(pause)
 
+    def wake(self) -> None:
+        """Wake the main thread's loop (the worker ended)."""
+        self._changed.set()
+
     def serve(self, worker: threading.Thread) -> None:
         """The main thread's loop until `worker` ends."""
         import ray
 
         while worker.is_alive():
+            self._changed.clear()  # before reading the state: a change after it wakes the wait
             with self._lock:
                 pause = self._pause = (
                     self.gate.pause.remote(LEND_SLICE_S) if self._waiting else None
                 )
             if pause is None:
                 self._changed.wait(LEND_SLICE_S)
-                self._changed.clear()
                 continue
             with contextlib.suppress(ray.exceptions.RayError):
                 ray.get(pause, timeout=LEND_SLICE_S * 2)
@@ -180,10 +184,14 @@ def run_worker(url: str, spec_json: str, gate: Any) -> str:
     ctx.waiting = lender.waiting
     outcome: list[str] = []
     spec = WorkerSpec.from_json(spec_json)
-    thread = threading.Thread(
-        target=lambda: outcome.append(Worker(ctx, spec, cold=cold).run()),
-        name=f"planflow-{spec.worker_id}",
-    )
+
+    def work() -> None:
+        try:
+            outcome.append(Worker(ctx, spec, cold=cold).run())
+        finally:
+            lender.wake()  # the task returns (and frees its CPUs) at once
+
+    thread = threading.Thread(target=work, name=f"planflow-{spec.worker_id}")
     thread.start()
     lender.serve(thread)
     thread.join()
