@@ -269,7 +269,7 @@ class RayLauncher:
                 raise UsageError(
                     f"no node of the Ray cluster fits a worker of {memory_mb} MB and {cpus:g} "
                     f"CPUs (the largest has {largest[0]:g} CPUs, {largest[1]:.0f} MB); compile "
-                    "for a platform whose configurations fit (e.g. --platform ray)"
+                    "for a platform whose configurations fit (e.g. simulator/platforms/ray.toml)"
                 )
 
     def start(self, specs: Sequence[WorkerSpec]) -> None:
