@@ -158,17 +158,21 @@ class Lender:
         """The main thread's loop until `worker` ends."""
         import ray
 
+        gate_lost = False
         while worker.is_alive():
             self._changed.clear()  # before reading the state: a change after it wakes the wait
             with self._lock:
-                pause = self._pause = (
-                    self.gate.pause.remote(LEND_SLICE_S) if self._waiting else None
-                )
+                lend = self._waiting and not gate_lost
+                pause = self._pause = self.gate.pause.remote(LEND_SLICE_S) if lend else None
             if pause is None:
                 self._changed.wait(LEND_SLICE_S)
                 continue
-            with contextlib.suppress(ray.exceptions.RayError):
+            try:
                 ray.get(pause, timeout=LEND_SLICE_S * 2)
+            except ray.exceptions.RayActorError:
+                gate_lost = True  # its launcher closed: the worker keeps its CPUs from now on
+            except ray.exceptions.RayError:
+                continue  # cancelled (the wait ended) or timed out
 
 
 def run_worker(url: str, spec_json: str, gate: Any) -> str:
@@ -287,6 +291,8 @@ class RayLauncher:
             runs, self._runs = list(self._runs.values()), {}
         for run in runs:
             run.finish()
+        with contextlib.suppress(Exception):  # a lost cluster has no gate left to stop
+            self.ray.kill(self.gate)
         if self.owns_ray:
             self.ray.shutdown()
             self.owns_ray = False
