@@ -76,9 +76,12 @@ def reconnect_retries(outage_s: float = OUTAGE_S) -> int:
     return n
 
 
-RETRIED_ERRORS: tuple[type[redis.RedisError], ...] = (redis.ConnectionError, redis.TimeoutError,
-                                                      BusyLoadingError)
-"""What a command is resent after: the connection, not the command, failed."""
+RETRIED_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError,
+                                               BusyLoadingError, OSError)
+"""What a command is resent after: the connection, not the command, failed. `OSError` is the
+socket's own error (refused, reset, unreachable): redis-py before 7.4 retries the connection
+attempt itself on the errors listed here before it turns them into `ConnectionError`, so without
+it a client whose server is restarting fails at once on a new connection."""
 
 
 def blocking_socket_timeout(block_s: float) -> float:
@@ -135,12 +138,14 @@ def async_client(url: str, *, socket_timeout: float = COMMAND_TIMEOUT_S,
         return cast(aioredis.Redis, RedisCluster.from_url(
             url, max_connections=max_connections,
             retry=Retry(_backoff(), reconnect_retries(outage_s) if outage_s > 0 else 0,
-                        supported_errors=RETRIED_ERRORS),
+                        # as below: the asyncio stubs say RedisError; any exception type works
+                        supported_errors=RETRIED_ERRORS),  # type: ignore[arg-type]
             **_options(socket_timeout)))
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=POOL_WAIT_S,
         retry=Retry(_backoff(), reconnect_retries(outage_s) if outage_s > 0 else 0,
-                    supported_errors=RETRIED_ERRORS),
+                    # the asyncio stubs say RedisError; the code takes any exception type
+                    supported_errors=RETRIED_ERRORS),  # type: ignore[arg-type]
         **_options(socket_timeout))
     return aioredis.Redis(connection_pool=pool)
 

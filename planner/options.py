@@ -17,10 +17,10 @@ STRATEGIES = ("critical-path", "uniform", "wukong", "octoflows")
 
 DEFAULT_STRATEGY = "critical-path"
 
-DEFAULT_PLATFORM = "lambda"
-"""Plans target AWS Lambda's configurations and prices unless told otherwise: that is what the
-planner is for (choosing among 14 memory sizes at per-ms prices), and what its quality is
-measured on. A plan meant for `planflow run` on this machine is compiled with `local`."""
+DEFAULT_PLATFORM = "local"
+"""Plans target this machine unless told otherwise: `planflow compile` then `planflow run` is
+the loop a user runs, and `run` executes here. `--platform lambda` plans for AWS Lambda's
+configurations and prices (what the planner's cost quality is measured on)."""
 
 DEFAULT_ROUNDS = 12
 """Rounds of the downgrade loop unless `--rounds` says otherwise (most plans settle in 2-5)."""

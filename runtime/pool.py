@@ -59,6 +59,7 @@ from runtime.keys import PoolKeys, RunKeys
 from runtime.launcher import WorkerSpec
 from runtime.leases import LEASE_RENEW_S, Death, hold_call
 from runtime.limits import ResourceLimiter
+from runtime.pool_client import process_identity
 from runtime.scripts import call_sync, queue_call, report_error
 
 log = logging.getLogger(__name__)
@@ -464,7 +465,7 @@ class PoolServer:
             return
         self._next_heartbeat = now + HEARTBEAT_S
         entry = json.dumps({"pid": os.getpid(), "expires_at": time.time() + ALIVE_TTL_S,
-                            "mode": self.mode})
+                            "mode": self.mode, **process_identity()})
         with contextlib.suppress(redis.RedisError):
             self.redis.hset(self.keys.alive(), self.pool_id, entry)
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import socket
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+import psutil
 import redis
 
 from runtime.keys import PoolKeys
@@ -26,6 +29,23 @@ REPLY_TIMEOUT_S = 30.0
 
 REPLY_SLICE_S = 0.5
 """BLPOP slice while waiting for a reply (the pool process is checked between slices)."""
+
+
+def process_identity() -> dict[str, Any]:
+    """What names this process beyond its pid: the machine it runs on and when it started (a
+    pid alone may be reused)."""
+    return {"host": socket.gethostname(), "created": psutil.Process().create_time()}
+
+
+def _still_here(entry: Mapping[str, Any]) -> bool:
+    """Whether the process a heartbeat entry names runs on this machine right now."""
+    if entry.get("host") != socket.gethostname() or "created" not in entry:
+        return False
+    try:
+        proc = psutil.Process(int(entry["pid"]))
+        return proc.create_time() == entry["created"] and proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.Error, ValueError, TypeError):
+        return False
 
 
 class PoolClient:
@@ -45,12 +65,15 @@ class PoolClient:
             self.redis.rpush(self.keys.requests(), *(s.to_json() for s in specs))
 
     def live_pools(self) -> list[str]:
-        """Ids of pool servers whose heartbeat is recent."""
+        """Ids of pool servers whose heartbeat is recent, or that run on this machine and whose
+        process is still there: on an overloaded host a heartbeat can be seconds late, and a
+        pool taken for dead has its workers relaunched while they run."""
         now = time.time()
         entries = self.redis.hgetall(self.keys.alive())
         alive = []
         for pool_id, raw in entries.items():
-            if json.loads(raw).get("expires_at", 0) > now:
+            entry = json.loads(raw)
+            if entry.get("expires_at", 0) > now or _still_here(entry):
                 alive.append(pool_id.decode() if isinstance(pool_id, bytes) else str(pool_id))
         return sorted(alive)
 

@@ -40,7 +40,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -440,8 +440,21 @@ class RunSession:
                 store.write_run(record)
                 if result is not None:
                     self._await_worker_records(store, result.workers_started)
+                    self._record_cost(store, record)
         except Exception as err:
             log.warning("metrics: cannot record run %s: %s", self.settings.dag_id, err)
+
+    def _record_cost(self, store: MetricsStore, record: RunRecord) -> None:
+        """Replace the run's record with one that carries its observed cost (from the workers'
+        records, at the plan's platform prices: `runtime.billing`)."""
+        from runtime.billing import observed_cost
+        from simulator.platform import load_platform
+
+        workers = store.worker_records(self.settings.dag_id)
+        if not workers:
+            return
+        cost = observed_cost(workers, load_platform(self.plan.platform_source))
+        store.write_run(replace(record, observed_cost_usd=cost.cost_usd))
 
     def _await_worker_records(self, store: MetricsStore, expected: int) -> None:
         run_id = self.settings.dag_id

@@ -68,7 +68,7 @@ def test_compile_json_is_the_plan_with_its_file_and_prediction_sources(runner, t
     out = tmp_path / "t.plan"
     doc = as_json(runner, "compile", TREE, "-p", "n=8", "-o", str(out))
     assert doc["plan_file"] == str(out) and out.exists()
-    assert doc["strategy"] == "critical-path" and doc["platform"] == "lambda"
+    assert doc["strategy"] == "critical-path" and doc["platform"] == "local"
     assert doc["prediction_sources"] == {"history": 0, "history-other-config": 0, "hint": 0,
                                          "prior": 7}
     for key in ("workflow", "tasks", "workers", "makespan_s", "cost_usd", "gb_s",
@@ -82,7 +82,7 @@ def test_compile_json_is_the_plan_with_its_file_and_prediction_sources(runner, t
 def test_compile_explains_the_plan_beside_the_baseline(runner, tmp_path, trace):
     code, out, err = invoke(runner, "compile", str(trace), "-o", str(tmp_path / "t.plan"))
     assert code == 0, err
-    for text in ("critical-path on lambda", "best everywhere", "makespan", "GB-s",
+    for text in ("critical-path on local", "best everywhere", "makespan", "GB-s",
                  "cold starts", "critical path (", "largest downgrades", "saves"):
         assert text in out
     doc = as_json(runner, "compile", str(trace), "-o", str(tmp_path / "t.plan"))

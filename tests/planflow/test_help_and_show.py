@@ -19,7 +19,7 @@ def plan64(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tree-reduction example with n=64: 63 tasks on 32 workers (lambda)."""
     out = tmp_path_factory.mktemp("show") / "tree.plan"
     res = CliRunner().invoke(app, ["compile", str(EXAMPLES / "tree_reduction.py"), "-p",
-                                   "n=64", "-o", str(out), "--json"])
+                                   "n=64", "--platform", "lambda", "-o", str(out), "--json"])
     assert res.exit_code == 0, res.stderr
     return out
 

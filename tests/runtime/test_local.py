@@ -17,12 +17,14 @@ import redis
 from metadata.store import MetricsStore
 from planflow import task, workflow
 from planner.plan import Plan
+from runtime.billing import observed_cost
 from runtime.client import RunProgress, run_plan
 from runtime.errors import RunError, TaskFailed
 from runtime.inline import run_inline
 from runtime.launcher import Launcher
 from runtime.local import LocalLauncher, shutdown_pools
 from runtime.result import RunResult
+from simulator.platform import load_platform
 from tests.runtime import plans, workflows
 from tests.runtime.conftest import pool_processes, run_keys
 
@@ -127,6 +129,19 @@ def test_a_second_run_starts_warm(redis_url: str, local_launcher: LocalLauncher)
     with MetricsStore(redis_url, local_launcher.keys.namespace) as store:
         records = _wait_for(lambda: store.worker_records(second.dag_id))
     assert [r.cold for r in records] == [False]
+
+
+def test_a_run_records_what_its_workers_cost(redis_url: str,
+                                            local_launcher: LocalLauncher) -> None:
+    plan = plans.per_task(plans.graph(workflows.fan, width=3))
+    result = run(plan, redis_url, local_launcher)
+    with MetricsStore(redis_url, local_launcher.keys.namespace) as store:
+        workers = store.worker_records(result.dag_id)
+        record = next(r for r in store.runs() if r.run_id == result.dag_id)
+    assert len(workers) == result.workers_started
+    expected = observed_cost(workers, load_platform(plan.platform_source))
+    assert record.observed_cost_usd == pytest.approx(expected.cost_usd)
+    assert record.observed_cost_usd > len(workers) * load_platform("local").price_per_invocation
 
 
 @pytest.mark.slow
