@@ -236,3 +236,37 @@ def test_planflow_imports_without_ray() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_workers_ask_for_workers_on_the_run_list_only_while_the_run_exists(
+    redis_url: str, namespace: str
+) -> None:
+    import redis
+
+    from runtime.keys import RunKeys
+    from runtime.launcher import WorkerSpec
+    from runtime.ray_requests import RayRequests, decode_requests
+
+    dag = "dag-1700000000000-sink-abcd"
+    keys = RunKeys(namespace, dag)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        specs = [WorkerSpec(namespace, dag, w, 1769, 1.0, 1.0) for w in ("w1", "w2")]
+        RayRequests(client, namespace).start(specs)
+        assert not client.exists(keys.launch())  # no run: nothing written
+        client.hset(keys.progress(), mapping={"total": 2, "done": 0})
+        RayRequests(client, namespace).start(specs)
+        (raw,) = client.lrange(keys.launch(), 0, -1)
+        assert decode_requests(raw) == specs
+    finally:
+        client.delete(keys.progress(), keys.launch())
+        client.close()
+
+
+def test_a_ray_address_needs_the_ray_launcher() -> None:
+    with pytest.raises(UsageError, match="--launcher ray"):
+        run_plan(
+            plans.per_task(plans.graph(workflows.chain, n=2)),
+            launcher="thread",
+            ray_address="127.0.0.1:6380",
+        )
