@@ -16,11 +16,22 @@ jittered exponential backoff (`RECONNECT_FIRST_S` doubling up to `RECONNECT_MAX_
 `OUTAGE_S` in all; only then does the error reach the caller. Commands planflow sends are
 idempotent or tolerate a repeat (see `runtime.scripts`), so resending is safe. Blocking reads
 (BLPOP) must use a socket timeout longer than their own timeout: `blocking_socket_timeout`.
+
+**Redis Cluster.** A URL naming a node of a Redis Cluster (`redis://node:7000/0`) gets a cluster
+client (`redis.cluster.RedisCluster`, `redis.asyncio.cluster.RedisCluster`), which learns the
+slot map from that node and sends each command to the shard of its keys: the factory asks the
+node once per process (`INFO cluster`, `cluster_mode`) and remembers the answer. Nothing else
+changes for callers: every key of a run shares the run's hash tag (`runtime.keys`), so its Lua
+scripts and MULTI blocks stay in one slot; metrics keys carry no tag and spread over the shards
+(`metadata.keys`). The cluster client is typed as `redis.Redis` for its callers: it serves every
+command planflow sends, with the same reconnect policy (per node connection pools of the same
+limits, blocking for the sync client).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -89,10 +100,22 @@ def sync_client(url: str, *, socket_timeout: float = COMMAND_TIMEOUT_S,
                 max_connections: int = SYNC_MAX_CONNECTIONS, decode_responses: bool = False,
                 outage_s: float = OUTAGE_S) -> redis.Redis:
     """A sync client of `url` with a blocking pool of `max_connections` and the reconnect
-    policy (`outage_s=0`: fail at the first lost connection, e.g. for probes). Raises
-    ValueError for a malformed URL."""
+    policy (`outage_s=0`: fail at the first lost connection, e.g. for probes); a cluster
+    client for a Redis Cluster node (`cluster_mode`). Raises ValueError for a malformed URL, or
+    a cluster node with a redis-py older than CLUSTER_MIN_REDIS_PY."""
     from redis.retry import Retry
 
+    if cluster_mode(url):
+        from redis.cluster import RedisCluster
+
+        _check_cluster_client(url)
+        return cast(redis.Redis, RedisCluster.from_url(
+            url, max_connections=max_connections, timeout=POOL_WAIT_S,
+            connection_pool_class=redis.BlockingConnectionPool,
+            decode_responses=decode_responses,
+            retry=Retry(_backoff(), reconnect_retries(outage_s) if outage_s > 0 else 0,
+                        supported_errors=RETRIED_ERRORS),
+            socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=socket_timeout))
     pool = redis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=POOL_WAIT_S,
         decode_responses=decode_responses,
@@ -108,6 +131,16 @@ def async_client(url: str, *, socket_timeout: float = COMMAND_TIMEOUT_S,
     """The asyncio twin of `sync_client` (create it inside the loop that will use it)."""
     from redis.asyncio.retry import Retry
 
+    if cluster_mode(url):
+        from redis.asyncio.cluster import RedisCluster
+
+        _check_cluster_client(url)
+        return cast(aioredis.Redis, RedisCluster.from_url(
+            url, max_connections=max_connections,
+            retry=Retry(_backoff(), reconnect_retries(outage_s) if outage_s > 0 else 0,
+                        # as below: the asyncio stubs say RedisError; any exception type works
+                        supported_errors=RETRIED_ERRORS),  # type: ignore[arg-type]
+            **_options(socket_timeout)))
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=POOL_WAIT_S,
         retry=Retry(_backoff(), reconnect_retries(outage_s) if outage_s > 0 else 0,
@@ -115,6 +148,69 @@ def async_client(url: str, *, socket_timeout: float = COMMAND_TIMEOUT_S,
                     supported_errors=RETRIED_ERRORS),  # type: ignore[arg-type]
         **_options(socket_timeout))
     return aioredis.Redis(connection_pool=pool)
+
+
+_CLUSTER_MODE: dict[str, bool] = {}
+"""URL -> whether its server is a Redis Cluster node (asked once per process)."""
+
+_CLUSTER_MODE_LOCK = threading.Lock()
+
+
+CLUSTER_MIN_REDIS_PY = (6, 1)
+"""The first redis-py whose cluster pipelines run MULTI blocks (of one slot's keys)."""
+
+
+def _check_cluster_client(url: str) -> None:
+    found = tuple(int(x) for x in redis.__version__.split(".")[:2])
+    if found < CLUSTER_MIN_REDIS_PY:
+        from metadata.errors import redact_url
+
+        raise ValueError(f"{redact_url(url)} is a Redis Cluster node, and Redis Cluster needs "
+                         f"redis-py {'.'.join(map(str, CLUSTER_MIN_REDIS_PY))} or newer "
+                         f"(installed: {redis.__version__}); pip install -U redis")
+
+
+def cluster_mode(url: str) -> bool:
+    """Whether `url` names a node of a Redis Cluster (`INFO cluster`). Unix sockets are never
+    cluster nodes here; a server that cannot be asked is taken as a plain one this time (its
+    client then reports the failure) and asked again by the next caller."""
+    if url.startswith("unix:"):
+        return False
+    with _CLUSTER_MODE_LOCK:
+        known = _CLUSTER_MODE.get(url)
+    if known is not None:
+        return known
+    probe = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S,
+                                 socket_timeout=CONNECT_TIMEOUT_S)
+    try:
+        enabled = int(probe.info("cluster").get("cluster_enabled", 0)) == 1
+    except (redis.RedisError, ValueError):
+        return False
+    finally:
+        probe.close()
+    with _CLUSTER_MODE_LOCK:
+        _CLUSTER_MODE[url] = enabled
+    return enabled
+
+
+def server_clock(client: redis.Redis, key: str) -> Any:
+    """The TIME reply of the server holding `key` (on a cluster, the shard of its slot: the
+    clock the Lua scripts writing that key read)."""
+    from redis.cluster import RedisCluster
+
+    if isinstance(client, RedisCluster):
+        return client.execute_command("TIME", target_nodes=client.get_node_from_key(key))
+    return client.time()
+
+
+def disconnect(client: redis.Redis) -> None:
+    """Drop every connection of `client` (the next command opens fresh ones)."""
+    from redis.cluster import RedisCluster
+
+    if isinstance(client, RedisCluster):
+        client.disconnect_connection_pools()
+    else:
+        client.connection_pool.disconnect()
 
 
 def _backoff() -> EqualJitterBackoff:

@@ -398,7 +398,8 @@ class MetricsStore:
         wanted = list(dict.fromkeys(function_keys))
         if not wanted:
             return 0, 0
-        pipe = self._client.pipeline(transaction=True)
+        # not MULTI: the functions' lists lie in different Redis Cluster slots
+        pipe = self._client.pipeline(transaction=False)
         for fk in wanted:
             pipe.llen(keys.task_records_key(ns, fk))
             pipe.delete(keys.task_records_key(ns, fk))
@@ -436,8 +437,9 @@ class MetricsStore:
                 pipe.hdel(keys.runs_key(ns), *old)
             pipe.zrem(keys.worker_runs_key(ns), *gone)
             pipe.zrem(keys.plan_runs_key(ns), *gone)
-            pipe.delete(*(keys.worker_records_key(ns, run_id) for run_id in gone))
-            pipe.delete(*(keys.run_plan_key(ns, run_id) for run_id in gone))
+            for run_id in gone:  # one key per DEL: a run's keys lie in different cluster slots
+                pipe.delete(keys.worker_records_key(ns, run_id))
+                pipe.delete(keys.run_plan_key(ns, run_id))
             pipe.execute()
         return len(old)
 

@@ -154,10 +154,12 @@ def run(target: Target, params: Mapping[str, Any] | None = None, *, inline: bool
         redis: str | None = None, namespace: str = "planflow", launcher: str = "local",
         timeout_s: float = 3600.0, metrics_upload: str = "on-exit",
         progress: Callable[[RunProgress], None] | None = None, retries: int = 0,
-        **options: Any) -> RunResult:
+        ray_address: str | None = None, **options: Any) -> RunResult:
     """Execute a plan (compiling the target for the `local` platform first when it is not one).
 
     `retries`: attempts after the first for tasks whose options set none.
+    `launcher="ray"` starts each worker as a Ray task (`ray_address`, else `$RAY_ADDRESS`, else
+    a local Ray instance for the run; needs `planflow[ray]`).
 
     `inline=True` runs in this process (the reference executor, no Redis); otherwise the
     decentralized executor runs it on `redis` (else `PLANFLOW_REDIS_URL`, else an embedded
@@ -179,7 +181,7 @@ def run(target: Target, params: Mapping[str, Any] | None = None, *, inline: bool
 
     result = run_plan(plan, redis_url=configured_url(redis), namespace=namespace,
                       launcher=launcher, timeout_s=timeout_s, metrics_upload=metrics_upload,
-                      progress=progress, retries=retries)
+                      progress=progress, retries=retries, ray_address=ray_address)
     if result.upsized:
         result = dataclasses.replace(result, replanned=_replanned(plan, result.upsized))
     return result

@@ -36,7 +36,11 @@ def run_cmd(
     namespace: Annotated[str, typer.Option(help="Key namespace of the run and metrics.")]
     = "planflow",
     launcher: Annotated[str, typer.Option(
-        help="local (worker processes, enforced resources) | thread | inline.")] = "local",
+        help="local (worker processes, enforced resources) | thread | ray (Ray tasks, "
+             "planflow[ray]) | inline.")] = "local",
+    ray_address: Annotated[str | None, typer.Option(
+        help="Ray cluster to run the workers on (--launcher ray). Default: RAY_ADDRESS, else a "
+             "local Ray instance for the run.")] = None,
     inline: Annotated[bool, typer.Option(
         "--inline", help="Run in this process (the reference executor, no Redis).")] = False,
     timeout_s: Annotated[float, typer.Option(
@@ -69,7 +73,7 @@ def run_cmd(
             result = api.run(target, params_of(param), inline=inline, redis=url,
                              namespace=namespace, launcher=launcher, timeout_s=timeout_s,
                              metrics_upload=metrics_upload, progress=progress,
-                             retries=retries, **compile_opts)
+                             retries=retries, ray_address=ray_address, **compile_opts)
         if as_json:
             print_json(render.run_json(result))
         else:

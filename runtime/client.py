@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["LAUNCHERS", "RunProgress", "make_launcher", "run_plan"]
 
-LAUNCHERS = ("local", "thread", "inline")
+LAUNCHERS = ("local", "thread", "ray", "inline")
 """Launcher names `run_plan` accepts (`inline` runs the reference executor instead)."""
 
 RUN_KEY_TTL_MARGIN_S = 300
@@ -75,14 +75,16 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
              progress: Callable[[RunProgress], None] | None = None,
              dag_id: str | None = None, retries: int = 0,
              claim_grace_s: float = CLAIM_GRACE_S,
-             shm_max_bytes: int | None = None) -> RunResult:
+             shm_max_bytes: int | None = None, ray_address: str | None = None) -> RunResult:
     """Execute `plan` on the decentralized executor and return the sink's result.
 
     `redis_url=None` uses `$PLANFLOW_REDIS_URL`, else the embedded Redis of `$PLANFLOW_HOME`
     (default ~/.planflow; data kept there), started for this run, or joined if another planflow
     command is using it, and stopped by its last user (`runtime.embedded`).
     `launcher` is `local` (worker processes with enforced limits and a warm pool), `thread`,
-    `inline` (the reference executor, no Redis), or a Launcher object (not closed here).
+    `ray` (each worker a Ray task: `runtime.ray_launcher`; `ray_address` names the cluster,
+    else `$RAY_ADDRESS`, else a local Ray instance for the run), `inline` (the reference
+    executor, no Redis), or a Launcher object (not closed here).
     `retries`: attempts after the first for tasks whose options set none (`runtime.retry`).
     `claim_grace_s`: how long a started worker may take to take its lease before it is presumed
     lost and relaunched (`runtime.leases`; waiting for a free pool process does not count).
@@ -98,6 +100,8 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
         raise UsageError(f"shm_max_bytes must be >= 0, got {shm_max_bytes}")
     dag_id = dag_id or new_dag_id(plan.graph.node(plan.graph.sink).function)
     _check_arguments(namespace, launcher, timeout_s, metrics_upload, dag_id)
+    if ray_address and launcher != "ray":
+        raise UsageError("ray_address (--ray-address) needs the ray launcher (--launcher ray)")
     if launcher == "inline":
         from runtime.inline import run_inline
 
@@ -106,7 +110,7 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
     with _redis_for_run(redis_url) as url:
         owned = isinstance(launcher, str)
         launch = make_launcher(launcher, url, namespace, keep_warm_s=keep_warm_of(plan),
-                               environment=environment) \
+                               environment=environment, ray_address=ray_address) \
             if isinstance(launcher, str) else launcher
         try:
             reclaim(url, namespace, launch)
@@ -149,10 +153,12 @@ def prepare_environment(plan: Plan, launcher: str | Launcher) -> Prepared | None
 
 def make_launcher(name: str, url: str, namespace: str, *,
                   keep_warm_s: float = DEFAULT_KEEP_WARM_S,
-                  environment: Prepared | None = None) -> Launcher:
+                  environment: Prepared | None = None,
+                  ray_address: str | None = None) -> Launcher:
     """A launcher by name. A local pool outlives the run (kept warm for the next one); on the
     embedded Redis, the server's last user stops it (`runtime.embedded`). `environment`: the
-    prepared worker environment whose interpreter the local launcher's pool servers run."""
+    prepared worker environment whose interpreter the local launcher's pool servers run. A
+    local Ray instance started by the `ray` launcher is shut down when the launcher closes."""
     if name == "local":
         from runtime.local import LocalLauncher
 
@@ -164,6 +170,10 @@ def make_launcher(name: str, url: str, namespace: str, *,
         from runtime.threads import ThreadLauncher
 
         return ThreadLauncher(url)
+    if name == "ray":
+        from runtime.ray_launcher import RayLauncher  # imports Ray itself, or names the extra
+
+        return RayLauncher(url, namespace, address=ray_address)
     raise UsageError(f"unknown launcher '{name}'; choose one of {', '.join(LAUNCHERS)}")
 
 

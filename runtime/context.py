@@ -8,10 +8,12 @@ a second worker of the same run fetches only that worker's program.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from metadata.connect import SYNC_MAX_CONNECTIONS, sync_client
@@ -21,7 +23,7 @@ from runtime.dataplane import IoLoop
 from runtime.keys import RunKeys
 from runtime.launcher import Launcher
 from runtime.program import SharedPart, TaskStep, WorkerProgram, decode_program
-from runtime.scripts import BatchUpdate, batch_call, call_sync, is_noscript
+from runtime.scripts import BatchUpdate, batch_call, call_sync, is_noscript, queue_call
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,11 @@ class WorkerContext:
         self._shared: OrderedDict[str, SharedPart] = OrderedDict()
         self._stores: dict[str, MetricsStore] = {}
         self._launchers: dict[tuple[str, str, str], Launcher] = {}
+        self.waiting: Callable[[], contextlib.AbstractContextManager[None]] = \
+            contextlib.nullcontext
+        """Entered while a worker waits for a task's remote inputs: a Ray worker lends its CPU
+        reservation back to Ray meanwhile (`runtime.ray_launcher`), so workers waiting for
+        each other cannot hold every CPU of the cluster."""
 
     @property
     def io(self) -> IoLoop:
@@ -82,8 +89,8 @@ class WorkerContext:
         names = [keys.worker_program(worker_id)] + ([keys.shared()] if shared is None else [])
         announce = batch_call(keys, BatchUpdate(running=1), 1)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.mget(names)
-        pipe.evalsha(announce.script.sha, len(announce.keys), *announce.keys_and_args)
+        pipe.execute_command("MGET", *names)  # one slot; cluster pipelines refuse .mget
+        queue_call(pipe, announce)
         found, reply = pipe.execute(raise_on_error=False)
         if is_noscript(reply):
             call_sync(self.redis, announce)
@@ -121,12 +128,17 @@ class WorkerContext:
         with self._lock:
             found = self._launchers.get((name, namespace, env))
             if found is None:
-                if name != "local":
-                    raise ValueError(f"launcher '{name}' cannot be used from a worker process")
-                from runtime.pool_client import PoolClient
+                if name == "local":
+                    from runtime.pool_client import PoolClient
 
-                found = self._launchers[(name, namespace, env)] = PoolClient(self.redis,
-                                                                            namespace, env)
+                    found = PoolClient(self.redis, namespace, env)
+                elif name == "ray":
+                    from runtime.ray_requests import RayRequests
+
+                    found = RayRequests(self.redis, namespace)
+                else:
+                    raise ValueError(f"launcher '{name}' cannot be used from a worker process")
+                self._launchers[(name, namespace, env)] = found
             return found
 
     def close(self) -> None:

@@ -62,6 +62,7 @@ from runtime.scripts import (
     finish_call,
     is_noscript,
     put_calls,
+    queue_call,
     started_workers,
 )
 
@@ -390,7 +391,7 @@ class Uploader:
             calls.append(finish_call(keys, sink.payload or b"", self._cleanup, ttl))
         pipe = self._io.client.pipeline(transaction=False)
         for call in calls:
-            pipe.evalsha(call.script.sha, len(call.keys), *call.keys_and_args)
+            queue_call(pipe, call)
         if running:  # the worker's last batch: it no longer needs a lease
             pipe.hdel(keys.leases(), self._worker_id)
         t0 = time.perf_counter()

@@ -105,10 +105,12 @@ class Inbox:
         missing = [p for p in step.remote_parents if p not in self._values]
         if not missing:
             return
-        if self._recovering:
-            self._await_recovered(step, missing)
-        while step.task_id not in self._ready and not self._all_inflight(missing):
-            self._wait_notify()
+        if self._recovering or step.task_id not in self._ready:
+            with self.ctx.waiting():  # e.g. a Ray worker lends its CPUs meanwhile
+                if self._recovering:
+                    self._await_recovered(step, missing)
+                while step.task_id not in self._ready and not self._all_inflight(missing):
+                    self._wait_notify()
         todo = [p for p in missing if p not in self._inflight]
         if todo:
             self._prefetch(todo)

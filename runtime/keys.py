@@ -2,8 +2,11 @@
 
 Run keys live under `<namespace>:{<dag id>}:...`: the dag id is a Redis Cluster hash tag, so all
 keys of one run share a slot and a Lua script or MULTI may touch any of them. Launcher keys live
-under `<namespace>:pool:...` and outlive runs. Metrics keys (`<namespace>:metrics:...`) belong to
-`metadata.keys`.
+under `<namespace>:pool:{pool}:...` and outlive runs; their hash tag puts them in one slot too,
+since a pool server BLPOPs its control list and the request list in one command. The namespace
+keys (`<namespace>:runs`) and the metrics keys carry no tag: on Redis Cluster, different runs
+spread over the shards by their dag ids, and the metrics by function and run. Metrics keys
+(`<namespace>:metrics:...`) belong to `metadata.keys`.
 
 | run key `<ns>:{<dag>}:`... | type   | written by           | holds                             |
 |----------------------------|--------|----------------------|-----------------------------------|
@@ -32,13 +35,15 @@ under `<namespace>:pool:...` and outlive runs. Metrics keys (`<namespace>:metric
 |                            |        |                      | created (`runtime.fanout`)        |
 | `failures` (channel)       | pubsub | workers, pools       | error records the store refused   |
 |                            |        |                      | to keep (PUBLISH works under OOM) |
+| `launch`                   | list   | workers (ray         | JSON arrays of start requests the |
+|                            |        | launcher)            | run's client submits to Ray       |
 
 | namespace key (`<ns>:` + ...) | type | holds                                                  |
 |-------------------------------|------|--------------------------------------------------------|
 | `runs`                        | hash | dag id -> JSON entry of each live run (its client's    |
 |                               |      | host, pid and heartbeat: `runtime.registry`)           |
 
-| launcher key (`<ns>:pool:` + ...) | type | holds (`<ns>:pool@<env>:`: an environment's pools)  |
+| pool key (`<ns>:pool[@<env>]:{pool}:`) | type | holds (`@<env>`: an environment's pools) |
 |-----------------------------------|------|-----------------------------------------------------|
 | `requests`                        | list | JSON start requests, popped by a pool server        |
 | `alive`                           | hash | pool id -> JSON {pid, expires_at} (heartbeat)       |
@@ -128,6 +133,11 @@ class RunKeys:
         write, e.g. out of memory); the run's client listens to it while it waits."""
         return f"{self.prefix}:failures"
 
+    def launch(self) -> str:
+        """List: JSON arrays of WorkerSpecs that workers of a `ray` run ask the run's client to
+        submit as Ray tasks (`runtime.ray_requests`)."""
+        return f"{self.prefix}:launch"
+
     def relaunched(self) -> str:
         """Hash: worker id -> JSON WorkerSpec of its latest relaunch (generation, budgets)."""
         return f"{self.prefix}:relaunched"
@@ -150,7 +160,7 @@ class RunKeys:
         """Keys the client deletes after reading the outcome (besides the intermediate ones)."""
         return [self.shared(), self.started(), self.progress(), self.timings(), self.errors(),
                 self.done(), self.result(), self.leases(), self.recovered(),
-                self.relaunched(), self.shm_bytes(), self.dynamic()]
+                self.relaunched(), self.shm_bytes(), self.dynamic(), self.launch()]
 
 
 def run_key_pattern(namespace: str, dag_id: str) -> str:
@@ -185,7 +195,7 @@ class PoolKeys:
         if env and not env.isalnum():
             raise ValueError(f"not an environment key: {env!r}")
         self.env = env
-        self.prefix = f"{namespace}:pool" + (f"@{env}" if env else "")
+        self.prefix = f"{namespace}:pool" + (f"@{env}" if env else "") + ":{pool}"
 
     def requests(self) -> str:
         """List: JSON worker start requests, popped by any live pool server."""

@@ -158,8 +158,8 @@ def shutdown_all_pools(url: str, timeout_s: float = SHUTDOWN_WAIT_S + 5.0) -> in
     client = sync_client(url, socket_timeout=CONTROL_SOCKET_TIMEOUT_S)
     try:
         pools: set[tuple[str, str]] = set()
-        for raw in client.scan_iter("*:pool*:alive"):  # `<ns>:pool[@<env>]:alive`
-            head, _, tail = raw.decode()[:-len(":alive")].rpartition(":pool")
+        for raw in client.scan_iter("*:pool*:{pool}:alive"):  # `<ns>:pool[@<env>]:{pool}:alive`
+            head, _, tail = raw.decode()[:-len(":{pool}:alive")].rpartition(":pool")
             if head and (not tail or tail.startswith("@")):
                 pools.add((head, tail[1:]))
     finally:

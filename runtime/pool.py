@@ -4,11 +4,11 @@
 
 One server per (Redis, namespace) on a machine, started by `runtime.local.LocalLauncher` when
 none is alive. Anyone - the client for root workers, a worker for the workers it made ready -
-asks for a worker by pushing a `WorkerSpec` JSON onto `<ns>:pool:requests`; the server pops it
-and hands it to an idle process of the same configuration (a *warm* start, preferring one that
-already ran a worker of that run: its plan is cached), or forks a new one from itself (imports
-already done: no interpreter start-up). Each process is put under its configuration's CPU quota
-and memory limit (`runtime.limits`) once, when forked.
+asks for a worker by pushing a `WorkerSpec` JSON onto `<ns>:pool:{pool}:requests`; the server
+pops it and hands it to an idle process of the same configuration (a *warm* start, preferring
+one that already ran a worker of that run: its plan is cached), or forks a new one from itself
+(imports already done: no interpreter start-up). Each process is put under its configuration's
+CPU quota and memory limit (`runtime.limits`) once, when forked.
 
 Idle processes leave after `keep_warm_s` (the platform's keep-warm time); the server leaves when
 it has had no process for as long, on `shutdown`, or when its loop keeps failing (Redis gone past
@@ -19,7 +19,7 @@ At most `max_processes` processes exist at once; further requests wait in the se
 and the server renews their claim leases while they wait (`runtime.leases`: waiting is not
 dying), so a backlog of thousands of workers drains at the pool's pace without a relaunch.
 
-Control messages on `<ns>:pool:<id>:control`: `prewarm` (fork idle processes per
+Control messages on `<ns>:pool:{pool}:<id>:control`: `prewarm` (fork idle processes per
 configuration, import modules), `cancel` (kill a run's processes, ignore its later requests,
 then reply), `shutdown` (finish busy workers, then exit and reply).
 
@@ -60,7 +60,7 @@ from runtime.launcher import WorkerSpec
 from runtime.leases import LEASE_RENEW_S, Death, hold_call
 from runtime.limits import ResourceLimiter
 from runtime.pool_client import process_identity
-from runtime.scripts import call_sync, report_error
+from runtime.scripts import call_sync, queue_call, report_error
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,10 @@ POOL_TICK_S = 0.05
 """Longest BLPOP of the server loop: how often it reaps processes and checks idle timers."""
 
 HEARTBEAT_S = 1.0
-"""How often the server renews its entry in `<ns>:pool:alive`."""
+"""How often the server renews its entry in `<ns>:pool:{pool}:alive`."""
 
 ALIVE_TTL_S = 5.0
-"""An entry of `<ns>:pool:alive` not renewed for this long belongs to a dead server."""
+"""An entry of `<ns>:pool:{pool}:alive` not renewed for this long belongs to a dead server."""
 
 DEFAULT_KEEP_WARM_S = 600.0
 """Idle processes (and an empty server) stay this long unless the platform says otherwise."""
@@ -220,7 +220,7 @@ class PoolServer:
         calls = [hold_call(RunKeys(ns, dag), specs, RECORD_TTL_S)
                  for (ns, dag), specs in by_run.items()]
         for call in calls:
-            pipe.evalsha(call.script.sha, len(call.keys), *call.keys_and_args)
+            queue_call(pipe, call)
         replies = pipe.execute(raise_on_error=False)
         for call, reply in zip(calls, replies, strict=True):
             if isinstance(reply, redis.exceptions.NoScriptError):

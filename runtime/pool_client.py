@@ -1,6 +1,6 @@
 """What a worker needs to start other workers on this machine's pools: `PoolClient`.
 
-It pushes `WorkerSpec` start requests onto `<ns>:pool:requests`, which any live pool server
+It pushes `WorkerSpec` start requests onto `<ns>:pool:{pool}:requests`, which any live pool server
 (`runtime.pool`) pops, and asks pools to cancel a run's workers. Worker processes import this,
 never the client-side launcher (`runtime.local.LocalLauncher`, which also spawns and manages
 pool servers).

@@ -387,6 +387,13 @@ def push_call(keys: RunKeys, lists: Sequence[str], value: str, ttl_s: int) -> Sc
     return ScriptCall(PUSH, [keys.progress(), *lists], [value, str(ttl_s)])
 
 
+def queue_call(pipe: Any, call: ScriptCall) -> None:
+    """Queue a script call on a pipeline (sync or asyncio). Sent as a raw EVALSHA command:
+    redis-py's Redis Cluster pipelines refuse their `evalsha` method (a script's keys could lie
+    in several slots), and planflow's scripts touch the keys of one run, which share a slot."""
+    pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys_and_args)
+
+
 def is_noscript(err: BaseException) -> bool:
     """The server does not know the script (redis-py maps the NOSCRIPT reply to this class)."""
     return isinstance(err, redis.exceptions.NoScriptError)

@@ -47,7 +47,7 @@ from typing import Any
 
 import redis
 
-from metadata.connect import sync_client
+from metadata.connect import disconnect, server_clock, sync_client
 from metadata.errors import redact_url
 from metadata.records import RunRecord
 from metadata.store import MetricsStore
@@ -211,7 +211,8 @@ class RunSession:
         # a claim comes with the worker's first lease (as BATCH does for the workers it claims):
         # a start request lost on its way (the pool died holding it) is then relaunched
         grace = self.settings.claim_grace_s
-        claim = f"1 {server_time(self.redis.time()) + grace!r} c"  # by Redis's clock
+        clock = server_clock(self.redis, keys.leases())  # the clock the lease scripts read
+        claim = f"1 {server_time(clock) + grace!r} c"
         pipe.hset(keys.leases(), mapping=dict.fromkeys(prog.root_workers, claim))
         pipe.expire(keys.leases(), ttl)
         pipe.execute()
@@ -262,8 +263,8 @@ class RunSession:
         pipe.exists(self.keys.progress())
         pipe.hgetall(self.keys.leases())
         pipe.llen(self.keys.done())
-        pipe.time()
-        exists, leases, signals, clock = pipe.execute()
+        exists, leases, signals = pipe.execute()
+        clock = server_clock(self.redis, self.keys.leases())
         if not exists and not signals:
             raise RunError(f"run {self.settings.dag_id}: its state vanished from Redis at "
                            f"{redact_url(self.url)} (a restart without persistence, a flush, or "
@@ -419,7 +420,7 @@ class RunSession:
             self.launcher.stop(self.settings.dag_id)
         except Exception:
             log.exception("stopping the workers of %s failed", self.settings.dag_id)
-        self.redis.connection_pool.disconnect()
+        disconnect(self.redis)
         shm.remove_run(self.settings.namespace, self.settings.dag_id)
         try:
             pipe = self.redis.pipeline(transaction=False)
@@ -438,8 +439,8 @@ class RunSession:
                 for k in self.redis.smembers(self.keys.dynamic())]
         pipe.unlink(self.keys.progress())
         keys = [*self.program.all_keys(), *made]  # with what dynamic fan-outs created
-        for i in range(0, len(keys), 1000):
-            pipe.unlink(*keys[i:i + 1000])
+        for i in range(0, len(keys), 1000):  # one slot (the run's hash tag), so one command
+            pipe.execute_command("UNLINK", *keys[i:i + 1000])
 
     def _record(self, result: RunResult | None) -> None:
         """The RunRecord (`result` None: the run failed); after a success, wait for the

@@ -21,6 +21,21 @@ from runtime.embedded import EmbeddedRedis
 REDIS_URL_ENV = "PLANFLOW_REDIS_URL"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--no-ray", action="store_true", default=False,
+                     help="skip the tests marked `ray` (Ray is an optional extra; CI installs it "
+                          "and runs them: without this flag a missing Ray fails them)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--no-ray"):
+        return
+    skip = pytest.mark.skip(reason="--no-ray")
+    for item in items:
+        if "ray" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def planflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """No test touches the user's ~/.planflow or their PLANFLOW_REDIS_URL: pool logs, embedded

@@ -450,3 +450,26 @@ def hold(data: bytes, seconds: float, pidfile: str) -> int:
 def held(nbytes: int = 2_000_000, seconds: float = 60.0, pidfile: str = ""):
     """blob-0 -> hold-0 (writes its pid to `pidfile`, then sleeps)"""
     return hold(blob(nbytes), seconds, pidfile)
+
+
+@task
+def node_of(i: int, seconds: float) -> str:
+    """The id of the Ray node this task ran on ("" outside Ray), after sleeping `seconds` so
+    that the tasks of a fan-out overlap."""
+    time.sleep(seconds)
+    try:
+        import ray
+    except ImportError:
+        return ""
+    return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else ""
+
+
+@task
+def distinct(xs: list[str]) -> list[str]:
+    return sorted(set(xs))
+
+
+@workflow
+def where(width: int = 8, seconds: float = 0.5):
+    """node_of-0 ... node_of-(width-1) -> distinct-0 (the Ray nodes the fan-out ran on)"""
+    return distinct([node_of(i, seconds) for i in range(width)])
