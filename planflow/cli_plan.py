@@ -19,7 +19,7 @@ from planner.options import DEFAULT_PLATFORM, DEFAULT_ROUNDS, DEFAULT_STRATEGY, 
 StrategyOpt = Annotated[str, typer.Option(
     help=f"Planning strategy: {' | '.join(STRATEGIES)}.")]
 PlatformOpt = Annotated[str, typer.Option(
-    help="Platform: a built-in name (lambda, local) or a platform TOML file.")]
+    help="Platform: a built-in name (lambda, local, ray) or a platform TOML file.")]
 RedisOpt = Annotated[str | None, typer.Option(
     "--redis", help="Redis URL holding the metrics of earlier runs (else PLANFLOW_REDIS_URL, "
                     "else the embedded store).")]

@@ -58,7 +58,7 @@ from planner.options import (
     CompileOptions,
 )
 from planner.plan import Plan
-from planner.predict import Predictions, predict
+from planner.predict import Predictions, learned_platform, predict
 from planner.target import best_everywhere, cold_starts
 
 if TYPE_CHECKING:
@@ -97,6 +97,9 @@ def compile_graph(graph: TaskGraph, options: CompileOptions | None = None, *,
             plan.graph, requirements=graph.requirements), requirements=pinned)
     clock = Clock()
     platform = platform or load(options.platform)
+    if platform.host_cpus is not None:
+        # workers on this machine: plan with the start-ups its runs measured, not the file's
+        platform = learned_platform(platform, access)
     if any(node.dynamic for node in graph.nodes):  # planflow.map: via the planning graph
         from planner.dynamic_plan import compile_dynamic
 

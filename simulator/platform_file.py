@@ -45,7 +45,7 @@ from typing import Any
 from simulator.errors import PlatformError
 from simulator.platform import Platform, ResourceConfig
 
-BUILTIN_NAMES = ("lambda", "local")
+BUILTIN_NAMES = ("lambda", "local", "ray")
 """Platforms shipped as `simulator/platforms/<name>.toml`."""
 
 _FLOAT_FIELDS = (
