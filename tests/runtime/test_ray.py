@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
+from metadata.connect import CLUSTER_MIN_REDIS_PY
 from planner.errors import UsageError
 from planner.loader import load_graph
 from runtime.client import run_plan
@@ -188,6 +190,8 @@ def test_the_cli_joins_a_ray_cluster_by_address(
 
 
 @pytest.mark.ray
+@pytest.mark.skipif(tuple(int(x) for x in redis.__version__.split(".")[:2]) < CLUSTER_MIN_REDIS_PY,
+                    reason="Redis Cluster needs redis-py 6.1 (test_cluster checks the refusal)")
 def test_examples_run_on_ray_with_the_data_plane_on_redis_cluster(
     ray_cluster: Any, namespace: str
 ) -> None:
