@@ -13,6 +13,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -118,3 +120,21 @@ def one_worker_plan(plan_file: Path, out: Path) -> Path:
 def simulated(home: Path, plan_file: Path) -> float:
     """`planflow simulate PLAN`: the plan as placed, re-simulated on today's history."""
     return float(planflow(home, "simulate", str(plan_file))["scenario"]["makespan_s"])
+
+
+def measure_each(only: str, prefix: str, measure: Callable[[Path, str, dict[str, str]], Any]
+                 ) -> tuple[list[Any], dict[str, str]]:
+    """`measure(home_dir, workflow, values)` for each selected workload in one temporary
+    directory: the rows, and the workloads whose command failed (reported, counted against the
+    bars, not hidden) with their errors."""
+    rows: list[Any] = []
+    failed: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        for workflow, values in selected(only):
+            print(f"{workflow} {values} (load average {os.getloadavg()[0]:.1f})", flush=True)
+            try:
+                rows.append(measure(Path(tmp), workflow, values))
+            except CommandFailed as err:
+                print(f"  FAILED: {err}", flush=True)
+                failed[workflow] = str(err)
+    return rows, failed

@@ -29,7 +29,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,14 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_workloads import (
     ROOT,
-    CommandFailed,
     compile_to,
+    measure_each,
     module,
     one_worker_plan,
     params,
     planflow,
     record,
-    selected,
     simulated,
 )
 
@@ -139,18 +137,11 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated workflow names")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/plan_vs_naive.json")
     args = parser.parse_args()
-    rows: list[Row] = []
-    failed: dict[str, str] = {}
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="planflow-naive-") as tmp:
-        for workflow, values in selected(args.only):
-            print(f"{workflow} {values} (load average {os.getloadavg()[0]:.1f})", flush=True)
-            try:
-                rows.append(measure(Path(tmp), workflow, values, args.platform, args.record,
-                                    args.repeat))
-            except CommandFailed as err:  # reported and counted against the bars, not hidden
-                print(f"  FAILED: {err}", flush=True)
-                failed[workflow] = str(err)
+    rows, failed = measure_each(
+        args.only, "planflow-naive-",
+        lambda home, workflow, values: measure(home, workflow, values, args.platform,
+                                               args.record, args.repeat))
     print_table(rows)
     if failed:
         print(f"\nFAILED (no figures): {', '.join(failed)}")

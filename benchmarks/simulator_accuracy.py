@@ -31,14 +31,13 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from local_workloads import ROOT, CommandFailed, compile_to, planflow, record, selected
+from local_workloads import ROOT, compile_to, measure_each, planflow, record
 
 MEDIAN_BAR_PCT = 15.0
 WORST_BAR_PCT = 30.0
@@ -107,18 +106,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks/results/simulator_accuracy.json")
     args = parser.parse_args()
-    rows: list[Row] = []
-    failed: dict[str, str] = {}
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="planflow-simacc-") as tmp:
-        for workflow, values in selected(args.only):
-            print(f"{workflow} {values} (load average {os.getloadavg()[0]:.1f})", flush=True)
-            try:
-                rows.append(measure(Path(tmp), workflow, values, args.platform, args.record,
-                                    args.repeat))
-            except CommandFailed as err:  # reported and counted against the bars, not hidden
-                print(f"  FAILED: {err}", flush=True)
-                failed[workflow] = str(err)
+    rows, failed = measure_each(
+        args.only, "planflow-simacc-",
+        lambda home, workflow, values: measure(home, workflow, values, args.platform,
+                                               args.record, args.repeat))
     print_table(rows)
     if failed:
         print(f"\nFAILED (no figures): {', '.join(failed)}")
