@@ -418,6 +418,10 @@ class RunSession:
         connection: an interrupt may have left the old one mid-reply)."""
         try:
             self.launcher.stop(self.settings.dag_id)
+        except redis.RedisError as err:  # e.g. a full store refuses the cancel request
+            log.warning("could not ask the pools to stop the workers of %s; they stop on "
+                        "their own once the run's keys are deleted: %s", self.settings.dag_id,
+                        store_error(err, self.url, "cancelling the workers"))
         except Exception:
             log.exception("stopping the workers of %s failed", self.settings.dag_id)
         disconnect(self.redis)

@@ -78,7 +78,8 @@ def test_a_value_larger_than_the_store_accepts_fails_its_task_before_upload(
 
 
 def test_a_store_out_of_memory_fails_the_run_naming_the_condition(
-        private_redis: EmbeddedRedis, private_pool: LocalLauncher) -> None:
+        private_redis: EmbeddedRedis, private_pool: LocalLauncher,
+        caplog: pytest.LogCaptureFixture) -> None:
     client = redis.Redis.from_url(private_redis.url)
     used = int(client.info("memory")["used_memory"])
     client.config_set("maxmemory-policy", "noeviction")
@@ -89,6 +90,8 @@ def test_a_store_out_of_memory_fails_the_run_naming_the_condition(
         run(plan, private_redis.url, private_pool, ns, shm_max_bytes=0)  # values go to Redis
     assert info.value.condition == "OOM"
     assert "out of memory" in str(info.value) and "maxmemory" in str(info.value)
+    # the clean-up meets the same full store: named in one line each, never a traceback
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
     client.config_set("maxmemory", "0")
     assert run_keys(client, ns) == []
 
