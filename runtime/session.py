@@ -333,7 +333,10 @@ class RunSession:
         self.progress(RunProgress(int(done or 0), self.settings.tasks_total, int(running or 0)))
 
     def _collect(self) -> RunResult:
-        pipe = self.redis.pipeline(transaction=True)
+        # not a transaction: a store past its maxmemory refuses every command queued in MULTI,
+        # reads and deletes too, while it serves them one by one (and nothing here needs to be
+        # atomic: once `progress` is gone no worker writes, and the result is final)
+        pipe = self.redis.pipeline(transaction=False)
         pipe.get(self.keys.result())
         pipe.lrange(self.keys.timings(), 0, -1)
         pipe.hlen(self.keys.started())

@@ -4,6 +4,7 @@ never as a pass) and with nothing of the run left in Redis:
 
 - a value larger than the store accepts is refused before upload, naming the task and limits;
 - a store out of memory fails the run as StoreError OOM (not an internal error, not a hang);
+- a run that finished before the store filled up still returns its result;
 - `sys.exit()` in a task is that task's failure, named;
 - a failed 10,000-leaf run leaves no key behind, however late its stragglers write.
 """
@@ -24,6 +25,7 @@ from runtime.client import run_plan
 from runtime.embedded import EmbeddedRedis
 from runtime.errors import StoreError, TaskFailed
 from runtime.local import LocalLauncher
+from runtime.session import RunSession
 from runtime.threads import ThreadLauncher
 from tests.runtime import plans, workflows
 from tests.runtime.conftest import pool_processes, run_keys
@@ -93,6 +95,27 @@ def test_a_store_out_of_memory_fails_the_run_naming_the_condition(
     # the clean-up meets the same full store: named in one line each, never a traceback
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []
     client.config_set("maxmemory", "0")
+    assert run_keys(client, ns) == []
+
+
+def test_a_run_that_finished_returns_its_result_from_a_full_store(
+        private_redis: EmbeddedRedis, private_pool: LocalLauncher,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    client = redis.Redis.from_url(private_redis.url)
+    collect = RunSession._collect
+
+    def collect_from_a_full_store(session: RunSession) -> Any:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1")  # every write refused from here on
+        return collect(session)
+
+    monkeypatch.setattr(RunSession, "_collect", collect_from_a_full_store)
+    plan = plans.per_task(plans.graph(workflows.fan, width=8))
+    ns = private_pool.keys.namespace
+    try:
+        assert run(plan, private_redis.url, private_pool, ns).result == 36
+    finally:
+        client.config_set("maxmemory", "0")
     assert run_keys(client, ns) == []
 
 
