@@ -24,19 +24,27 @@ dispatcher also
   are those of `runtime.leases`. Ray's own task retries are off (`max_retries=0`): a rerun of the
   same generation would race the relaunched one.
 
-**Waiting lends the CPUs back.** A worker holds its reservation while it runs, but a worker
-waiting for a task's remote inputs must not: with every CPU of the cluster held by workers that
-wait for a worker Ray cannot place, the run would wait forever. So while it waits
-(`WorkerContext.waiting`), the task's main thread blocks in `ray.get` on a pause of the
-launcher's `Gate` (one async actor, no CPU, for all workers) while the worker itself runs on a
-helper thread (`Lender`): that is how Ray learns a task is blocked, and Ray releases the task's
-CPUs and takes them back when the wait ends. Memory stays reserved: a waiting worker keeps its
-values.
+**Warm pools.** Each worker runs in a pooled actor of its configuration
+(`runtime.ray_pool`): the most recently idle actor of its (CPUs, memory, runtime environment)
+key when there is one (a warm start), else a new actor (a cold start); an actor is killed once
+idle for the platform's `keep_warm_s`. The worker's metrics record says warm or cold beside its
+request-to-start time - what the planner learns the cluster's start-up costs from. A dead actor
+(SIGKILLed process, lost node, Ray's memory monitor) is forgotten, and its worker relaunched on
+a new one.
 
-**Warm starts.** Ray reuses its worker processes across tasks; a process keeps its planflow
-`WorkerContext` (connections, data-plane loop, the decoded shared part of recent runs) per Redis
-URL, so its second worker is a warm start, recorded as such in the worker's metrics record
-beside the request-to-start time - what the planner learns the cluster's start-up costs from.
+**Waiting workers must not deadlock the cluster.** An actor holds its CPUs while its worker
+waits for a task's remote inputs (Ray lends CPUs back only for blocked tasks), so with every CPU
+held by waiting workers whose inputs come from a worker Ray cannot place, a run would wait
+forever. The launcher's `Gate` (one async actor, no CPU) counts the CPUs of actors whose worker
+waits; a new actor still unplaced after `PLACEMENT_WAIT_S` first makes room by evicting an idle
+actor of another key and, when there is none and workers are waiting, is withdrawn and its worker
+started as a plain Ray task reserving its memory and *no* CPUs: it borrows the waiting workers'
+(the `Lender` below then lends nothing back, having nothing reserved). Memory stays reserved:
+a waiting worker keeps its values.
+
+**Requirements.** A plan's pinned requirements become the actors' and borrowed tasks'
+`runtime_env={"pip": [...]}` (`runtime.ray_pool.runtime_env_for`): Ray builds the environment on
+each node once per set.
 
 **Which Ray.** An explicit address (`--ray-address`, else `RAY_ADDRESS`) joins that cluster;
 none starts a local instance for the run, shut down when the launcher closes. A process already
@@ -54,6 +62,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from metadata.connect import blocking_socket_timeout, sync_client
@@ -64,6 +73,7 @@ from runtime.defaults import CLAIM_GRACE_S
 from runtime.keys import RunKeys
 from runtime.launcher import WorkerSpec
 from runtime.leases import LEASE_RENEW_S, Death, hold_call, relaunch_call, relaunch_spec
+from runtime.ray_pool import SWEEP_SLICE_S, ActorPools, Lease, runtime_env_for
 from runtime.ray_requests import decode_requests
 from runtime.scripts import call_sync
 from runtime.worker import WORKER_SWITCH_INTERVAL_S, Worker
@@ -90,6 +100,13 @@ so Ray's store only carries task arguments and outcomes (Ray's default takes 30%
 RESOURCE_DIGITS = 4
 """Ray accepts resource quantities to 1/10,000 of a unit."""
 
+KEEP_WARM_S = 60.0
+"""Keep-warm time of pooled actors when the launcher is not given the platform's."""
+
+PLACEMENT_WAIT_S = 2.0
+"""How long a new actor may stay unplaced before its dispatcher makes room (evicts an idle actor
+of another configuration) or, with workers waiting, starts its worker on borrowed CPUs."""
+
 LEND_SLICE_S = 1.0
 """One pause of the Gate while a worker waits for inputs (cancelled when the wait ends); also
 how long the main thread sleeps between checks while the worker runs."""
@@ -112,11 +129,24 @@ def import_ray() -> Any:
 
 
 class Gate:
-    """An async actor (no CPU) whose `pause` a waiting worker blocks on, so that Ray sees the
-    worker's task blocked and lends its CPUs to others meanwhile."""
+    """An async actor (no CPU): a borrowed task's waiting worker blocks on its `pause`, so that
+    Ray sees the task blocked; pooled actors whose worker waits count their CPUs in and out
+    (`enter`, `leave`), which the dispatchers read (`waiting_cpus`) before borrowing them."""
+
+    def __init__(self) -> None:
+        self._waiting = 0.0
 
     async def pause(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    async def enter(self, cpus: float) -> None:
+        self._waiting += cpus
+
+    async def leave(self, cpus: float) -> None:
+        self._waiting = max(0.0, self._waiting - cpus)
+
+    async def waiting_cpus(self) -> float:
+        return self._waiting
 
 
 class Lender:
@@ -204,21 +234,24 @@ def run_worker(url: str, spec_json: str, gate: Any) -> str:
     return outcome[0]
 
 
-def ray_options(spec: WorkerSpec) -> dict[str, Any]:
-    """The reservation of a worker's Ray task: its configuration's CPUs and memory."""
-    return {
-        "num_cpus": round(spec.cpus, RESOURCE_DIGITS),
+def borrowed_options(spec: WorkerSpec, runtime_env: dict[str, Any] | None) -> dict[str, Any]:
+    """A borrowed worker's Ray task (module docstring): its memory, no CPUs of its own."""
+    options: dict[str, Any] = {
+        "num_cpus": 0,
         "memory": spec.memory_mb * 2**20,
         "name": f"planflow:{spec.worker_id}",
         "max_retries": 0,
     }
+    if runtime_env is not None:
+        options["runtime_env"] = runtime_env
+    return options
 
 
 def death_of(err: BaseException, ray: Any) -> Death | None:
-    """Why a worker's task ended without an outcome; None for a cancellation (stop)."""
+    """Why a worker's task or actor ended without an outcome; None for a cancellation."""
     if isinstance(err, ray.exceptions.TaskCancelledError):
         return None
-    if isinstance(err, ray.exceptions.OutOfMemoryError):
+    if isinstance(err, ray.exceptions.OutOfMemoryError) or "OutOfMemory" in str(err):
         return Death("oom")
     return Death("crash")
 
@@ -229,7 +262,14 @@ class RayLauncher:
     name = "ray"
 
     def __init__(
-        self, url: str, namespace: str, *, address: str | None = None, num_cpus: int | None = None
+        self,
+        url: str,
+        namespace: str,
+        *,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        keep_warm_s: float = KEEP_WARM_S,
+        requirements: Sequence[str] = (),
     ) -> None:
         self.ray = import_ray()
         remote = address or os.environ.get(RAY_ADDRESS_ENV)
@@ -255,8 +295,21 @@ class RayLauncher:
                 self.owns_ray = True
         self._task = self.ray.remote(run_worker)
         self.gate = self.ray.remote(num_cpus=0)(Gate).remote()
+        self.runtime_env = runtime_env_for(requirements)
+        self.pools = ActorPools(self.ray, keep_warm_s, self.runtime_env)
         self._lock = threading.Lock()
         self._runs: dict[str, _RunDispatcher] = {}
+        self._closed = threading.Event()
+        self._janitor = threading.Thread(target=self._sweep, daemon=True, name="planflow-ray-pools")
+        self._janitor.start()
+
+    def _sweep(self) -> None:
+        """Kill pooled actors idle past the keep-warm time, until the launcher closes."""
+        while not self._closed.wait(SWEEP_SLICE_S):
+            try:
+                self.pools.sweep()
+            except Exception:  # a lost cluster: close() will say so
+                log.debug("sweeping the ray actor pools failed", exc_info=True)
 
     def prewarm(self, configs: Mapping[tuple[int, float], int], modules: Sequence[str]) -> None:
         """Refuse a plan whose configurations fit no node (its tasks would wait forever)."""
@@ -291,6 +344,8 @@ class RayLauncher:
             runs, self._runs = list(self._runs.values()), {}
         for run in runs:
             run.finish()
+        self._closed.set()
+        self.pools.close()
         with contextlib.suppress(Exception):  # a lost cluster has no gate left to stop
             self.ray.kill(self.gate)
         if self.owns_ray:
@@ -306,29 +361,49 @@ class RayLauncher:
             return run
 
 
+@dataclass
+class _Submitted:
+    """One submitted worker: its spec, and its pooled actor (None: a borrowed task)."""
+
+    spec: WorkerSpec
+    lease: Lease | None
+
+
 class _RunDispatcher(threading.Thread):
-    """One run's Ray tasks: submits them, pops the run's `launch` list, holds the claim leases
-    of tasks not yet started, relaunches tasks that died. Ends when the run's keys are gone."""
+    """One run's Ray work: submits its workers to pooled actors, pops the run's `launch` list,
+    holds the claim leases of workers not yet started, relaunches workers that died, makes room
+    for actors Ray cannot place. Ends when the run's keys are gone."""
 
     def __init__(self, launcher: RayLauncher, keys: RunKeys) -> None:
         super().__init__(daemon=True, name=f"planflow-ray-{keys.dag_id}")
         self.launcher = launcher
         self.ray = launcher.ray
+        self.pools = launcher.pools
         self.keys = keys
         self.redis = sync_client(
             launcher.url, socket_timeout=blocking_socket_timeout(DISPATCH_SLICE_S)
         )
         self._lock = threading.Lock()
-        self._tasks: dict[Any, WorkerSpec] = {}
-        """Submitted tasks not known to have ended (ObjectRef -> spec)."""
+        self._tasks: dict[Any, _Submitted] = {}
+        """Submitted workers not known to have ended (ObjectRef of their call -> what)."""
+        self._withdrawn: set[Any] = set()
+        """Calls of actors killed before they were placed (their worker went to a borrowed task)."""
         self._done = threading.Event()
 
     def submit(self, spec: WorkerSpec) -> None:
-        ref = self.launcher._task.options(**ray_options(spec)).remote(
-            self.launcher.url, spec.to_json(), self.launcher.gate
-        )
+        self._submit_on(spec, self.pools.acquire(spec))
+
+    def _submit_on(self, spec: WorkerSpec, lease: Lease) -> None:
+        ref = lease.actor.run.remote(self.launcher.url, spec.to_json(), self.launcher.gate)
         with self._lock:
-            self._tasks[ref] = spec
+            self._tasks[ref] = _Submitted(spec, lease)
+
+    def _borrow(self, spec: WorkerSpec) -> None:
+        ref = self.launcher._task.options(
+            **borrowed_options(spec, self.launcher.runtime_env)
+        ).remote(self.launcher.url, spec.to_json(), self.launcher.gate)
+        with self._lock:
+            self._tasks[ref] = _Submitted(spec, None)
 
     def run(self) -> None:
         next_hold = time.monotonic() + LEASE_RENEW_S
@@ -339,6 +414,7 @@ class _RunDispatcher(threading.Thread):
                     for spec in decode_requests(got[1]):
                         self.submit(spec)
                 self._reap()
+                self._place()
                 if time.monotonic() >= next_hold:
                     next_hold = time.monotonic() + LEASE_RENEW_S
                     if not self.redis.exists(self.keys.progress()):
@@ -350,7 +426,7 @@ class _RunDispatcher(threading.Thread):
             self.redis.close()
 
     def _reap(self) -> None:
-        """Forget finished tasks; relaunch the workers whose task died."""
+        """Forget finished workers (their actor back to its pool); relaunch those that died."""
         with self._lock:
             refs = list(self._tasks)
         if not refs:
@@ -358,13 +434,62 @@ class _RunDispatcher(threading.Thread):
         ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
         for ref in ready:
             with self._lock:
-                spec = self._tasks.pop(ref)
+                done = self._tasks.pop(ref)
+                withdrawn = ref in self._withdrawn
+                self._withdrawn.discard(ref)
             try:
                 self.ray.get(ref)
             except self.ray.exceptions.RayError as err:
+                if withdrawn:
+                    continue
+                actor_died = isinstance(err, self.ray.exceptions.RayActorError)
+                if done.lease is not None:
+                    (self.pools.discard if actor_died else self.pools.release)(done.lease)
                 death = death_of(err, self.ray)
                 if death is not None and not self._done.is_set():
-                    self._relaunch(spec, death, err)
+                    self._relaunch(done.spec, death, err)
+            else:
+                if done.lease is not None and not withdrawn:
+                    self.pools.release(done.lease)
+
+    def _place(self) -> None:
+        """Workers whose new actor Ray has not placed yet: move to an idle actor of their key
+        when one was released meanwhile; after `PLACEMENT_WAIT_S`, evict an idle actor of
+        another configuration, else (workers waiting on their CPUs) borrow those CPUs."""
+        now = time.monotonic()
+        with self._lock:
+            placing = [(ref, d) for ref, d in self._tasks.items()
+                       if d.lease is not None and d.lease.placing and ref not in self._withdrawn]
+        for ref, done in placing:
+            lease = done.lease
+            assert lease is not None
+            placed, _ = self.ray.wait([lease.ready], timeout=0)
+            if placed:
+                lease.placing = False
+                continue
+            idle = self.pools.take_idle(lease.key)
+            if idle is not None:
+                self._withdraw(ref, done)
+                self._submit_on(done.spec, idle)
+                continue
+            if now - lease.since < PLACEMENT_WAIT_S:
+                continue
+            lease.since = now
+            if self.pools.evict_other(lease.key):
+                continue
+            if self.ray.get(self.launcher.gate.waiting_cpus.remote()) <= 0:
+                continue  # the cluster is busy, not deadlocked: wait for Ray
+            log.info("worker %s of %s: no room for its actor while workers wait; starting it "
+                     "on their CPUs", done.spec.worker_id, self.keys.dag_id)
+            self._withdraw(ref, done)
+            self._borrow(done.spec)
+
+    def _withdraw(self, ref: Any, done: _Submitted) -> None:
+        """Kill a worker's unplaced actor; its call is reaped (and ignored) once the kill lands."""
+        with self._lock:
+            self._withdrawn.add(ref)
+        assert done.lease is not None
+        self.pools.discard(done.lease)
 
     def _relaunch(self, spec: WorkerSpec, death: Death, err: BaseException) -> None:
         new = relaunch_spec(spec, death)
@@ -389,7 +514,7 @@ class _RunDispatcher(threading.Thread):
         """Renew the claim leases of submitted workers still waiting for Ray to run them (HOLD
         leaves the leases of running workers, which renew their own, untouched)."""
         with self._lock:
-            waiting = list(self._tasks.values())
+            waiting = [d.spec for ref, d in self._tasks.items() if ref not in self._withdrawn]
         if waiting:
             call_sync(self.redis, hold_call(self.keys, waiting, self.ttl_s()))
 
@@ -399,17 +524,22 @@ class _RunDispatcher(threading.Thread):
         return max(ttl, 1)
 
     def cancel(self) -> None:
-        """Stop dispatching, cancel every task of the run, wait until they ended."""
+        """Stop dispatching, stop every worker of the run (kill its actor, cancel its borrowed
+        task), wait until they ended."""
         self.finish()
         with self._lock:
-            refs = list(self._tasks)
-        for ref in refs:
-            self.ray.cancel(ref, force=True)
+            items = list(self._tasks.items())
+        for ref, done in items:
+            if done.lease is not None:
+                self.pools.discard(done.lease)
+            else:
+                self.ray.cancel(ref, force=True)
+        refs = [ref for ref, _ in items]
         if refs:
             self.ray.wait(refs, num_returns=len(refs), timeout=STOP_WAIT_S)
 
     def finish(self) -> None:
-        """Stop dispatching (the tasks already submitted go on)."""
+        """Stop dispatching (the workers already submitted go on)."""
         self._done.set()
         if self.is_alive() and threading.current_thread() is not self:
             self.join(DISPATCH_SLICE_S * 10)
