@@ -13,8 +13,9 @@ Steps, in order (each reports on `progress` before it starts):
    value size (`runtime.host_probes.store_by_size`: 1 KB .. 16 MB, `--quick` to 1 MB), fitted to
    `storage_latency_s` + bytes / `storage_bandwidth_bps`: the node's link, not the client's.
 3. **workers**: the ray launcher (`runtime.ray_launcher`, its actor pools kept warm between the
-   two runs) runs the probe plan of `runtime.calibrate` twice: `PROBE_WORKERS` workers of one
-   no-op task each at the smallest configuration of at least one vCPU. Their worker records
+   two runs) runs the probe plan of `runtime.calibrate` twice: `PROBE_WORKERS` workers (no more
+   than the cluster's CPUs, so none queues for a CPU) of one no-op task each at the smallest
+   configuration of at least one vCPU. Their worker records
    give the cold start (request to running, plus the plan download: `cold_start_s`, the
    records marked cold: a new actor), the warm start (`warm_start_s`, records on a reused
    actor) and the plan download alone.
@@ -57,6 +58,9 @@ PROBE_RUNS = 2
 
 PROBE_TIMEOUT_S = 120.0
 """Deadline of one probe run."""
+
+IDLE_WAIT_S = 10.0
+"""Longest wait between probe runs for the first run's actors to be idle again."""
 
 Progress = Callable[[str], None]
 
@@ -151,7 +155,7 @@ def _calibrate_on(
             "storage_latency_s": latency, "storage_bandwidth_bps": bandwidth}
         steps["store_s"] = _lap(clock)
         clock = time.perf_counter()
-        say(f"workers: the probe plan ({PROBE_WORKERS} workers) twice on pooled actors")
+        say(f"workers: the probe plan ({probe_workers(platform)} workers) twice on pooled actors")
         measured.update(ray_startups(url, launcher, platform))
         steps["workers_s"] = _lap(clock)
         address_text = address or "local instance"
@@ -199,11 +203,15 @@ def ray_startups(url: str, launcher: Any, platform: Platform) -> dict[str, float
     from metadata.store import MetricsStore
     from runtime.client import run_plan
 
-    plan = probe_plan(platform)
-    runs = [run_plan(plan, redis_url=url, namespace=launcher.namespace, launcher=launcher,
-                     timeout_s=PROBE_TIMEOUT_S).dag_id for _ in range(PROBE_RUNS)]
+    workers = probe_workers(platform)
+    plan = probe_plan(platform, workers)
+    runs = []
+    for _ in range(PROBE_RUNS):
+        runs.append(run_plan(plan, redis_url=url, namespace=launcher.namespace,
+                             launcher=launcher, timeout_s=PROBE_TIMEOUT_S).dag_id)
+        _until_idle(launcher, workers)  # the next run's workers find their actors idle
     with MetricsStore(url, launcher.namespace) as store:
-        records = [r for dag_id in runs for r in _records(store, dag_id)]
+        records = [r for dag_id in runs for r in _records(store, dag_id, workers)]
     cold = [r for r in records if r.cold]
     warm = [r for r in records if not r.cold]
     if not cold or not warm:
@@ -217,6 +225,20 @@ def ray_startups(url: str, launcher: Any, platform: Platform) -> dict[str, float
         "cold_workers": float(len(cold)),
         "warm_workers": float(len(warm)),
     }
+
+
+def _until_idle(launcher: Any, actors: int) -> None:
+    """Wait (at most `IDLE_WAIT_S`) until `actors` actors are back in the launcher's pools (a
+    run returns when its result is published, a moment before its workers' calls do)."""
+    deadline = time.monotonic() + IDLE_WAIT_S
+    while launcher.pools.idle_count() < actors and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def probe_workers(platform: Platform) -> int:
+    """Workers of the probe plan: `PROBE_WORKERS`, but no more than the cluster runs at once
+    (a worker queued for a CPU would count its wait as start-up)."""
+    return max(1, min(PROBE_WORKERS, platform.concurrency_limit))
 
 
 def write_ray_calibration(calibration: RayCalibration, out: Path | None = None) -> list[Path]:

@@ -103,6 +103,10 @@ RESOURCE_DIGITS = 4
 KEEP_WARM_S = 60.0
 """Keep-warm time of pooled actors when the launcher is not given the platform's."""
 
+PLACING_SLICE_S = 0.02
+"""The dispatcher's BLPOP slice while a worker waits for Ray to place its new actor: an actor of
+its configuration released meanwhile is handed to it within this time."""
+
 PLACEMENT_WAIT_S = 2.0
 """How long a new actor may stay unplaced before its dispatcher makes room (evicts an idle actor
 of another configuration) or, with workers waiting, starts its worker on borrowed CPUs."""
@@ -409,7 +413,8 @@ class _RunDispatcher(threading.Thread):
         next_hold = time.monotonic() + LEASE_RENEW_S
         try:
             while not self._done.is_set():
-                got = self.redis.blpop([self.keys.launch()], timeout=DISPATCH_SLICE_S)
+                slice_s = PLACING_SLICE_S if self._placing() else DISPATCH_SLICE_S
+                got = self.redis.blpop([self.keys.launch()], timeout=slice_s)
                 if got is not None:
                     for spec in decode_requests(got[1]):
                         self.submit(spec)
@@ -451,6 +456,11 @@ class _RunDispatcher(threading.Thread):
             else:
                 if done.lease is not None and not withdrawn:
                     self.pools.release(done.lease)
+
+    def _placing(self) -> bool:
+        """Whether a worker waits for its new actor (an actor released meanwhile takes it)."""
+        with self._lock:
+            return any(d.lease is not None and d.lease.placing for d in self._tasks.values())
 
     def _place(self) -> None:
         """Workers whose new actor Ray has not placed yet: move to an idle actor of their key

@@ -8,6 +8,7 @@ the actors' `runtime_env`, and calibrate writes a platform that `--platform ray`
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import threading
@@ -146,7 +147,7 @@ def test_a_killed_actor_is_replaced_and_its_worker_recovered(
 
 @pytest.mark.ray
 def test_a_worker_waiting_on_every_cpu_does_not_deadlock_the_cluster(
-    ray_node: Any, redis_url: str, namespace: str
+    ray_node: Any, redis_url: str, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """w0 (both CPUs) runs inc-0, starts w1 (both CPUs) and waits for inc-1 in its actor, which
     holds the CPUs: w1's actor cannot be placed, so w1 runs on the CPUs w0 waits with.
@@ -158,9 +159,11 @@ def test_a_worker_waiting_on_every_cpu_does_not_deadlock_the_cluster(
         g = plans.graph(workflows.chain, n=3)
         plan = plans.placed(g, {"inc-0": "w0", "inc-1": "w1", "inc-2": "w0"},
                             memory_mb=NODE_CPUS * plans.MB_PER_CPU)
-        result = run_plan(plan, redis_url=redis_url, namespace=namespace, launcher=launcher,
-                          timeout_s=120.0)
+        with caplog.at_level(logging.INFO, logger="runtime.ray_launcher"):
+            result = run_plan(plan, redis_url=redis_url, namespace=namespace,
+                              launcher=launcher, timeout_s=120.0)
         assert result.result == 3
+        assert "worker w1 of" in caplog.text and "starting it on their CPUs" in caplog.text
     finally:
         launcher.close()
 
