@@ -43,11 +43,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.executor_overhead import (  # noqa: E402
     chain,
-    chain_plan,
     fanout,
-    fanout_plan,
+    fanout_lanes,
+    one_worker,
     tree,
-    tree_plan,
+    tree_subtrees,
 )
 from planner.graph import TaskGraph  # noqa: E402
 from planner.loader import trace_workflow  # noqa: E402
@@ -68,12 +68,21 @@ class Case:
         self.name, self.graph, self.plan_of = name, g, plan
 
 
+Placement = Callable[[TaskGraph, int], tuple[str, Plan]]
+
+
+def _plan(placement: Placement) -> Callable[[TaskGraph, int], Plan]:
+    """A hand placement of `executor_overhead` (label, plan) as a plan builder."""
+    return lambda g, k: placement(g, k)[1]
+
+
 def build_cases(quick: bool) -> list[Case]:
     n_chain, n_fan, leaves = (100, 200, 256) if quick else (1000, 2000, 4096)
     return [
-        Case(f"chain {n_chain}", trace_workflow(chain, {"n": str(n_chain)}), chain_plan),
-        Case(f"fan-out {n_fan}", trace_workflow(fanout, {"n": str(n_fan)}), fanout_plan),
-        Case(f"tree {leaves} leaves", trace_workflow(tree, {"leaves": str(leaves)}), tree_plan),
+        Case(f"chain {n_chain}", trace_workflow(chain, {"n": str(n_chain)}), _plan(one_worker)),
+        Case(f"fan-out {n_fan}", trace_workflow(fanout, {"n": str(n_fan)}), _plan(fanout_lanes)),
+        Case(f"tree {leaves} leaves", trace_workflow(tree, {"leaves": str(leaves)}),
+             _plan(tree_subtrees)),
     ]
 
 

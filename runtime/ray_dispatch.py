@@ -44,6 +44,19 @@ PLACING_SLICE_S = 0.02
 """The dispatcher's BLPOP slice while a worker waits for Ray to place its new actor: an actor of
 its configuration released meanwhile is handed to it within this time."""
 
+CREATE_GRACE_S = 0.05
+"""How long a worker waits for a busy actor of its configuration to become idle before a new
+actor is created for it (a worker that made it ready usually ends within milliseconds)."""
+
+REAP_SLICE_S = 0.2
+"""Longest `ray.wait` of the reaper on the run's calls (it returns as soon as one returns)."""
+
+DRAIN_WAIT_S = 10.0
+"""After the run ended, how long the reaper waits for calls still out (then kills their actors)."""
+
+GATE_TIMEOUT_S = 2.0
+"""Longest the dispatcher waits for the gate's count of waiting CPUs."""
+
 PLACEMENT_WAIT_S = 2.0
 """How long a new actor may stay unplaced before its dispatcher makes room (evicts an idle actor
 of another configuration) or, with workers waiting, starts its worker on borrowed CPUs."""
@@ -98,15 +111,45 @@ class _RunDispatcher(threading.Thread):
         """Submitted workers not known to have ended (ObjectRef of their call -> what)."""
         self._withdrawn: set[Any] = set()
         """Calls of actors killed before they were placed (their worker went to a borrowed task)."""
+        self._wanting: list[tuple[WorkerSpec, float]] = []
+        """Workers waiting (at most CREATE_GRACE_S) for a busy actor of their key to be idle."""
         self._done = threading.Event()
+        self._ended = threading.Event()
+        self._submitted = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_loop, daemon=True,
+                                        name=f"planflow-ray-reap-{keys.dag_id}")
 
     def submit(self, spec: WorkerSpec) -> None:
-        self._submit_on(spec, self.pools.acquire(spec))
+        key = self.pools.key_of(spec)
+        lease = self.pools.take_idle(key)
+        if lease is None and self.pools.busy(key) > 0:
+            with self._lock:
+                self._wanting.append((spec, time.monotonic()))
+            return
+        self._submit_on(spec, lease or self.pools.create(spec))
+
+    def _serve_wanting(self) -> None:
+        """Hand the waiting workers an actor released meanwhile, else (grace over, or no actor
+        of their key busy any more) a new one."""
+        with self._lock:
+            wanting, self._wanting = self._wanting, []
+        now = time.monotonic()
+        for spec, since in wanting:
+            key = self.pools.key_of(spec)
+            lease = self.pools.take_idle(key)
+            if lease is None and (now - since >= CREATE_GRACE_S or self.pools.busy(key) == 0):
+                lease = self.pools.create(spec)
+            if lease is None:
+                with self._lock:
+                    self._wanting.append((spec, since))
+            else:
+                self._submit_on(spec, lease)
 
     def _submit_on(self, spec: WorkerSpec, lease: Lease) -> None:
         ref = lease.actor.run.remote(self.launcher.url, spec.to_json(), self.launcher.gate)
         with self._lock:
             self._tasks[ref] = _Submitted(spec, lease)
+        self._submitted.set()
 
     def _borrow(self, spec: WorkerSpec) -> None:
         ref = self.launcher._task.options(
@@ -114,9 +157,11 @@ class _RunDispatcher(threading.Thread):
         ).remote(self.launcher.url, spec.to_json(), self.launcher.gate)
         with self._lock:
             self._tasks[ref] = _Submitted(spec, None)
+        self._submitted.set()
 
     def run(self) -> None:
         next_hold = time.monotonic() + LEASE_RENEW_S
+        self._reaper.start()
         try:
             while not self._done.is_set():
                 slice_s = PLACING_SLICE_S if self._placing() else DISPATCH_SLICE_S
@@ -124,7 +169,7 @@ class _RunDispatcher(threading.Thread):
                 if got is not None:
                     for spec in decode_requests(got[1]):
                         self.submit(spec)
-                self._reap()
+                self._serve_wanting()
                 self._place()
                 if time.monotonic() >= next_hold:
                     next_hold = time.monotonic() + LEASE_RENEW_S
@@ -134,7 +179,38 @@ class _RunDispatcher(threading.Thread):
         except Exception:  # the dispatcher's loop logs and ends; the lease check is the backstop
             log.exception("ray dispatcher of %s failed", self.keys.dag_id)
         finally:
+            self._ended.set()
+            self._submitted.set()
+            self._reaper.join(DRAIN_WAIT_S + REAP_SLICE_S * 2)
             self.redis.close()
+
+    def _reap_loop(self) -> None:
+        """Reap each call the moment it returns (its actor is idle for the next worker at once);
+        once the dispatcher ended, drain the calls still out for `DRAIN_WAIT_S`, then kill the
+        actors of those that did not return (nothing of the run can use them)."""
+        drain_until = None
+        try:
+            while True:
+                with self._lock:
+                    refs = list(self._tasks)
+                if self._ended.is_set():
+                    drain_until = drain_until or time.monotonic() + DRAIN_WAIT_S
+                    if not refs or time.monotonic() > drain_until:
+                        break
+                if not refs:
+                    self._submitted.wait(REAP_SLICE_S)
+                    self._submitted.clear()
+                    continue
+                ready, _ = self.ray.wait(refs, num_returns=1, timeout=REAP_SLICE_S)
+                if ready:
+                    self._reap()
+        except Exception:
+            log.exception("ray reaper of %s failed", self.keys.dag_id)
+        with self._lock:
+            left, self._tasks = list(self._tasks.values()), {}
+        for done in left:
+            if done.lease is not None:
+                self.pools.discard(done.lease)
 
     def _reap(self) -> None:
         """Forget finished workers (their actor back to its pool); relaunch those that died."""
@@ -145,8 +221,10 @@ class _RunDispatcher(threading.Thread):
         ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
         for ref in ready:
             with self._lock:
-                done = self._tasks.pop(ref)
+                done = self._tasks.pop(ref, None)
                 withdrawn = ref in self._withdrawn
+                if done is None:
+                    continue
                 self._withdrawn.discard(ref)
             try:
                 self.ray.get(ref)
@@ -157,16 +235,18 @@ class _RunDispatcher(threading.Thread):
                 if done.lease is not None:
                     (self.pools.discard if actor_died else self.pools.release)(done.lease)
                 death = death_of(err, self.ray)
-                if death is not None and not self._done.is_set():
+                if death is not None and not self._done.is_set() and not self._ended.is_set():
                     self._relaunch(done.spec, death, err)
             else:
                 if done.lease is not None and not withdrawn:
                     self.pools.release(done.lease)
 
     def _placing(self) -> bool:
-        """Whether a worker waits for its new actor (an actor released meanwhile takes it)."""
+        """Whether a worker waits for an actor: an idle one (`_wanting`), or its new one to be
+        placed (an actor released meanwhile takes it)."""
         with self._lock:
-            return any(d.lease is not None and d.lease.placing for d in self._tasks.values())
+            return bool(self._wanting) or any(
+                d.lease is not None and d.lease.placing for d in self._tasks.values())
 
     def _place(self) -> None:
         """Workers whose new actor Ray has not placed yet: move to an idle actor of their key
@@ -193,12 +273,20 @@ class _RunDispatcher(threading.Thread):
             lease.since = now
             if self.pools.evict_other(lease.key):
                 continue
-            if self.ray.get(self.launcher.gate.waiting_cpus.remote()) <= 0:
+            if self._waiting_cpus() <= 0:
                 continue  # the cluster is busy, not deadlocked: wait for Ray
             log.info("worker %s of %s: no room for its actor while workers wait; starting it "
                      "on their CPUs", done.spec.worker_id, self.keys.dag_id)
             self._withdraw(ref, done)
             self._borrow(done.spec)
+
+    def _waiting_cpus(self) -> float:
+        """CPUs held by actors whose worker waits (the gate's count; 0 when it cannot say)."""
+        try:
+            return float(self.ray.get(self.launcher.gate.waiting_cpus.remote(),
+                                      timeout=GATE_TIMEOUT_S))
+        except self.ray.exceptions.RayError:
+            return 0.0
 
     def _withdraw(self, ref: Any, done: _Submitted) -> None:
         """Kill a worker's unplaced actor; its call is reaped (and ignored) once the kill lands."""
@@ -231,6 +319,7 @@ class _RunDispatcher(threading.Thread):
         leaves the leases of running workers, which renew their own, untouched)."""
         with self._lock:
             waiting = [d.spec for ref, d in self._tasks.items() if ref not in self._withdrawn]
+            waiting += [spec for spec, _ in self._wanting]
         if waiting:
             call_sync(self.redis, hold_call(self.keys, waiting, self.ttl_s()))
 
@@ -245,6 +334,7 @@ class _RunDispatcher(threading.Thread):
         self.finish()
         with self._lock:
             items = list(self._tasks.items())
+            self._wanting = []
         for ref, done in items:
             if done.lease is not None:
                 self.pools.discard(done.lease)

@@ -11,9 +11,9 @@ so the same-host shared-memory plane is off), and the dependency state, leases a
 are the Redis ones.
 
 **Who submits.** The run's client owns every Ray actor and task of the run: it submits the root
-workers, and a dispatcher thread per run (`runtime.ray_dispatch`) pops the `launch` list on which workers ask for the workers
-they made ready (`runtime.ray_requests` says why workers do not submit tasks themselves). The
-dispatcher also
+workers, and a dispatcher thread per run (`runtime.ray_dispatch`) pops the `launch` list on
+which workers ask for the workers they made ready (`runtime.ray_requests` says why workers do
+not submit tasks themselves). The dispatcher also
 
 - holds (`runtime.leases.hold_call`) the claim leases of submitted workers that Ray has not
   started yet (waiting for a free CPU is not dying), and

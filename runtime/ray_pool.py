@@ -7,9 +7,11 @@ per `PoolKey` (CPUs, memory, runtime environment):
 - **acquire**: a worker takes the most recently idle actor of its key (a *warm* start: the
   actor process keeps its `WorkerContext` - connections, data-plane loop, the decoded shared
   part of recent runs); with none idle a new actor is created (a *cold* start: a Ray worker
-  process, planflow's imports, new connections). The worker's metrics record says which
-  (`WorkerFinished.cold`, the same field the local pool sets), beside its request-to-start
-  time, so the planner learns the cluster's start-up costs;
+  process, planflow's imports, new connections). While another actor of its key is busy, the
+  dispatcher first waits `CREATE_GRACE_S` for it (`runtime.ray_dispatch`): a worker that made
+  the next one ready usually ends a moment later, and its actor is then the next one's. The
+  worker's metrics record says which (`WorkerFinished.cold`, the same field the local pool
+  sets), beside its request-to-start time, so the planner learns the cluster's start-up costs;
 - **release**: when a worker's call returns, its actor goes back idle, stamped with the time;
 - **sweep**: an actor idle for longer than the platform's `keep_warm_s` is killed (its
   reservation goes back to Ray), by the launcher's janitor thread every `SWEEP_SLICE_S`;
@@ -131,6 +133,8 @@ class ActorPools:
         self._host = ray.remote(WorkerHost)
         self._lock = threading.Lock()
         self._idle: dict[PoolKey, list[tuple[Any, float]]] = {}
+        self._busy: dict[PoolKey, int] = {}
+        """Leased actors per key (created or handed out, not yet released or discarded)."""
         self.created = 0
         self.reused = 0
         self.expired = 0
@@ -149,15 +153,20 @@ class ActorPools:
             options["runtime_env"] = self.runtime_env
         return options
 
+    def key_of(self, spec: WorkerSpec) -> PoolKey:
+        return PoolKey.of(spec, self.runtime_env)
+
     def acquire(self, spec: WorkerSpec) -> Lease:
         """An idle actor of the spec's key (warm), else a new one (cold, placed by Ray)."""
-        lease = self.take_idle(PoolKey.of(spec, self.runtime_env))
-        if lease is not None:
-            return lease
+        return self.take_idle(self.key_of(spec)) or self.create(spec)
+
+    def create(self, spec: WorkerSpec) -> Lease:
+        """A new actor for `spec` (a cold start)."""
+        key = self.key_of(spec)
         with self._lock:
             self.created += 1
+            self._busy[key] = self._busy.get(key, 0) + 1
         actor = self._host.options(**self.options(spec)).remote()
-        key = PoolKey.of(spec, self.runtime_env)
         return Lease(key, actor, True, actor.pid.remote(), time.monotonic())
 
     def take_idle(self, key: PoolKey) -> Lease | None:
@@ -168,14 +177,23 @@ class ActorPools:
                 return None
             actor, _ = idle.pop()
             self.reused += 1
+            self._busy[key] = self._busy.get(key, 0) + 1
         return Lease(key, actor, False, None, time.monotonic())
+
+    def busy(self, key: PoolKey) -> int:
+        """Actors of `key` leased now (one of them may be released in a moment)."""
+        with self._lock:
+            return self._busy.get(key, 0)
 
     def release(self, lease: Lease) -> None:
         with self._lock:
+            self._busy[lease.key] = max(0, self._busy.get(lease.key, 0) - 1)
             self._idle.setdefault(lease.key, []).append((lease.actor, time.monotonic()))
 
     def discard(self, lease: Lease) -> None:
         """Kill (if alive) and forget a leased actor."""
+        with self._lock:
+            self._busy[lease.key] = max(0, self._busy.get(lease.key, 0) - 1)
         with contextlib.suppress(Exception):
             self.ray.kill(lease.actor, no_restart=True)
 
