@@ -204,8 +204,9 @@ class _RunDispatcher(threading.Thread):
                 ready, _ = self.ray.wait(refs, num_returns=1, timeout=REAP_SLICE_S)
                 if ready:
                     self._reap()
-        except Exception:
-            log.exception("ray reaper of %s failed", self.keys.dag_id)
+        except Exception:  # after the launcher closed (Ray shut down) this is expected
+            (log.debug if self._done.is_set() else log.exception)(
+                "ray reaper of %s failed", self.keys.dag_id, exc_info=True)
         with self._lock:
             left, self._tasks = list(self._tasks.values()), {}
         for done in left:
