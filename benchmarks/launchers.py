@@ -6,8 +6,9 @@ No-op tasks on a chain of 1,000, a fan-out/fan-in of 2,000 and a binary tree of 
 (8,191 tasks), in one process and one run:
 
 - planflow/local: `run_plan` with the local launcher (a warm pool of worker processes);
-- planflow/ray: `run_plan` with the ray launcher (each worker a Ray task reserving 1 CPU) on a
-  local Ray instance of `--cpus` CPUs started here;
+- planflow/ray: `run_plan` with the ray launcher (each worker in a pooled Ray actor reserving
+  1 CPU, warm after the warm-up run: the JSON's `ray_pools` counts actors created and reused)
+  on a local Ray instance of `--cpus` CPUs started here;
 - ray: the same DAG as plain Ray tasks on that instance, each task taking its parents'
   ObjectRefs (Ray's own per-task cost: one task per node, `num_cpus=1`).
 
@@ -16,9 +17,10 @@ worker, the fan-out's middle and the tree's subtrees split over one worker per C
 launchers run the same plans against one embedded Redis. Each engine runs each DAG once to warm
 up, then `--repeat` times; we report the best and the median wall time and the per-task
 overhead (best wall time / tasks: the tasks do nothing), and for planflow the Redis commands
-per task (the sizing rule of docs/cluster.md builds on it). planflow's wall time ends when the
-result reaches the client (its last progress report), as in `executor_overhead.py`. Results are
-printed and written to benchmarks/results/launchers.json.
+per task (the sizing rule of docs/cluster.md builds on it), and each row's 1-minute load
+average (the machine may be shared: compare figures of one run only). planflow's wall time
+ends when the result reaches the client (its last progress report), as in
+`executor_overhead.py`. Results are printed and written to benchmarks/results/launchers.json.
 """
 
 from __future__ import annotations
@@ -41,11 +43,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.executor_overhead import (  # noqa: E402
     chain,
-    chain_plan,
     fanout,
-    fanout_plan,
+    fanout_lanes,
+    one_worker,
     tree,
-    tree_plan,
+    tree_subtrees,
 )
 from planner.graph import TaskGraph  # noqa: E402
 from planner.loader import trace_workflow  # noqa: E402
@@ -66,12 +68,21 @@ class Case:
         self.name, self.graph, self.plan_of = name, g, plan
 
 
+Placement = Callable[[TaskGraph, int], tuple[str, Plan]]
+
+
+def _plan(placement: Placement) -> Callable[[TaskGraph, int], Plan]:
+    """A hand placement of `executor_overhead` (label, plan) as a plan builder."""
+    return lambda g, k: placement(g, k)[1]
+
+
 def build_cases(quick: bool) -> list[Case]:
     n_chain, n_fan, leaves = (100, 200, 256) if quick else (1000, 2000, 4096)
     return [
-        Case(f"chain {n_chain}", trace_workflow(chain, {"n": str(n_chain)}), chain_plan),
-        Case(f"fan-out {n_fan}", trace_workflow(fanout, {"n": str(n_fan)}), fanout_plan),
-        Case(f"tree {leaves} leaves", trace_workflow(tree, {"leaves": str(leaves)}), tree_plan),
+        Case(f"chain {n_chain}", trace_workflow(chain, {"n": str(n_chain)}), _plan(one_worker)),
+        Case(f"fan-out {n_fan}", trace_workflow(fanout, {"n": str(n_fan)}), _plan(fanout_lanes)),
+        Case(f"tree {leaves} leaves", trace_workflow(tree, {"leaves": str(leaves)}),
+             _plan(tree_subtrees)),
     ]
 
 
@@ -215,6 +226,8 @@ def main() -> int:
 
     cases = build_cases(args.quick)
     rows: list[dict[str, Any]] = []
+    load_start = os.getloadavg()[0]
+    pools: dict[str, int] = {}
     ray.init(
         num_cpus=args.cpus,
         include_dashboard=False,
@@ -223,6 +236,7 @@ def main() -> int:
     )
     try:
         with EmbeddedRedis(persistent=False) as server:
+            ray_launcher = RayLauncher(server.url, NAMESPACE)
             engines = [
                 Planflow(
                     "planflow/local",
@@ -230,18 +244,21 @@ def main() -> int:
                     LocalLauncher(server.url, NAMESPACE, shutdown_on_close=True),
                     args.cpus,
                 ),
-                Planflow("planflow/ray", server.url, RayLauncher(server.url, NAMESPACE), args.cpus),
+                Planflow("planflow/ray", server.url, ray_launcher, args.cpus),
                 PlainRay(),
             ]
             try:
                 for case in cases:
                     for engine in engines:
                         row = measure(engine, case, args.repeat)
+                        row["load_1min"] = os.getloadavg()[0]
                         rows.append(row)
                         print(
                             f"{row['dag']:>20} {row['engine']:>15} best {row['best_s']:.3f} s",
                             file=sys.stderr,
                         )
+                pools = {"actors_created": ray_launcher.pools.created,
+                         "actors_reused": ray_launcher.pools.reused}
             finally:
                 for engine in engines:
                     engine.close()
@@ -257,7 +274,9 @@ def main() -> int:
         "python": sys.version.split()[0],
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "load_1min_start": load_start,
         "load_1min": os.getloadavg()[0],
+        "ray_pools": pools,
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

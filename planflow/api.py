@@ -158,8 +158,8 @@ def run(target: Target, params: Mapping[str, Any] | None = None, *, inline: bool
     """Execute a plan (compiling the target for the `local` platform first when it is not one).
 
     `retries`: attempts after the first for tasks whose options set none.
-    `launcher="ray"` starts each worker as a Ray task (`ray_address`, else `$RAY_ADDRESS`, else
-    a local Ray instance for the run; needs `planflow[ray]`).
+    `launcher="ray"` starts each worker in a pooled Ray actor (`ray_address`, else
+    `$RAY_ADDRESS`, else a local Ray instance for the run; needs `planflow[ray]`).
 
     `inline=True` runs in this process (the reference executor, no Redis); otherwise the
     decentralized executor runs it on `redis` (else `PLANFLOW_REDIS_URL`, else an embedded

@@ -112,11 +112,19 @@ UNCALIBRATED_NOTE = ("note: platform 'local' is derived from this machine's CPUs
 
 
 def note_uncalibrated() -> None:
-    """The one-line note when this process loaded an uncalibrated `local` (once)."""
+    """The one-line note when this process loaded an uncalibrated `local` or `ray` (once)."""
     module = sys.modules.get("simulator.host_platform")  # not imported: `local` was not loaded
     if module is not None and module.was_derived() and not _state["noted"]:
         _state["noted"] = True
         typer.echo(UNCALIBRATED_NOTE, err=True)
+    files = sys.modules.get("simulator.platform_file")
+    if files is not None and files.ray_was_builtin() and not _state.get("noted_ray"):
+        _state["noted_ray"] = True
+        typer.echo(RAY_UNCALIBRATED_NOTE, err=True)
+
+
+RAY_UNCALIBRATED_NOTE = ("note: platform 'ray' is the hand-written simulator/platforms/ray.toml; "
+                         "run `planflow calibrate --launcher ray` to measure your cluster")
 
 
 BROKEN_PIPE_EXIT = 141

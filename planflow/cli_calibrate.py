@@ -1,9 +1,11 @@
-"""`planflow calibrate`: measure this machine and make it the `local` platform.
+"""`planflow calibrate`: measure this machine (`local`) or a Ray cluster (`ray`) as a platform.
 
-Wires the options to `runtime.calibrate` and prints what it measured beside what `local`
-assumed before (the platform derived from the host's CPUs and memory), a table of the store's
-round trips by value size, and where the platform file went; `--json` prints one object
-(`runtime.calibrate.Calibration.to_json`, `written` naming the files). Progress goes to stderr.
+Wires the options to `runtime.calibrate` (`--launcher local`, the default) or
+`runtime.ray_calibrate` (`--launcher ray [--ray-address ADDR] [--redis URL]`) and prints what
+it measured beside what the platform assumed before (`local`: derived from the host's CPUs and
+memory; `ray`: the shipped ray.toml), a table of the store's round trips by value size, and
+where the platform file went; `--json` prints one object (`Calibration.to_json` or
+`RayCalibration.to_json`, `written` naming the files). Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from planflow.cli import JsonOpt, app, guard, print_json
 
 if TYPE_CHECKING:
     from runtime.calibrate import Calibration
+    from runtime.ray_calibrate import RayCalibration
 
-CALIBRATE_LAUNCHERS = ("local",)
-"""Launchers whose workers calibrate can measure (the local pool: this machine)."""
+CALIBRATE_LAUNCHERS = ("local", "ray")
+"""Launchers whose workers calibrate can measure (the local pool: this machine; Ray's actors)."""
 
 ROWS = (
     ("host CPUs", "host_cpus", "cpus"),
@@ -49,15 +52,33 @@ EXTRAS = (
 @app.command("calibrate")
 def calibrate_cmd(
     launcher: Annotated[
-        str, typer.Option(help="Launcher whose workers are measured: local.")
+        str, typer.Option(help="Launcher whose workers are measured: local or ray.")
     ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            metavar="ADDR",
+            help="With --launcher ray: the cluster to join (default $RAY_ADDRESS, else a local "
+            "Ray instance).",
+        ),
+    ] = None,
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            "--redis",
+            metavar="URL",
+            help="With --launcher ray and a cluster address: a Redis every node reaches "
+            "(default $PLANFLOW_REDIS_URL; none: an embedded one).",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
             "--out",
             "-o",
             metavar="FILE.toml",
-            help="Also write the platform file here (it is always cached for `local`).",
+            help="Also write the platform file here (it is always cached for `local`/`ray`).",
         ),
     ] = None,
     quick: Annotated[
@@ -65,7 +86,8 @@ def calibrate_cmd(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure this machine (CPUs, memory, start-ups, store, shared memory) as `local`."""
+    """Measure this machine (CPUs, memory, start-ups, store, shared memory) as `local`, or a
+    Ray cluster (configurations, start-ups, store) as `ray`."""
 
     def body() -> None:
         from planflow import api
@@ -74,8 +96,17 @@ def calibrate_cmd(
         if launcher not in CALIBRATE_LAUNCHERS:
             raise UsageError(
                 f"--launcher {launcher}: calibrate measures the workers of "
-                f"{', '.join(CALIBRATE_LAUNCHERS)} (this machine)"
+                f"{', '.join(CALIBRATE_LAUNCHERS)}"
             )
+        if launcher == "ray":
+            ray_result = _calibrate_ray(ray_address, redis, quick, out)
+            if as_json:
+                print_json(ray_result.to_json())
+            else:
+                _render_ray(ray_result)
+            return
+        if ray_address or redis:
+            raise UsageError("--ray-address and --redis go with --launcher ray")
         result = api.calibrate(quick=quick, out=out, progress=_progress)
         if as_json:
             print_json(result.to_json())
@@ -83,6 +114,64 @@ def calibrate_cmd(
             _render(result)
 
     guard(body, as_json=as_json)
+
+
+def _calibrate_ray(
+    address: str | None, redis: str | None, quick: bool, out: Path | None
+) -> RayCalibration:
+    import dataclasses
+    import os
+
+    from runtime.calibrate import check_writable
+    from runtime.ray_calibrate import calibrate_ray, write_ray_calibration
+    from simulator.platform_file import ray_calibration_path
+
+    check_writable(ray_calibration_path().parent)
+    if out is not None:
+        check_writable(out.resolve().parent)
+    url = redis or os.environ.get("PLANFLOW_REDIS_URL") or None
+    result = calibrate_ray(address=address, redis_url=url, quick=quick, progress=_progress)
+    paths = write_ray_calibration(result, out)
+    return dataclasses.replace(result, written=tuple(str(p) for p in paths))
+
+
+RAY_ROWS = (
+    ("cold start (new actor)", "cold_start_s", "s"),
+    ("warm start (pooled actor)", "warm_start_s", "s"),
+    ("store latency, from a node", "storage_latency_s", "s"),
+    ("store bandwidth, from a node", "storage_bandwidth_bps", "bps"),
+    ("concurrency limit (CPUs)", "concurrency_limit", "int"),
+    ("keep warm", "keep_warm_s", "s"),
+)
+"""Ray platform fields shown measured beside assumed (ray.toml): label, field, unit."""
+
+
+def _render_ray(c: RayCalibration) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"the Ray cluster as 'ray' ({c.address}, {c.elapsed_s:.1f} s)")
+    for col in ("figure", "measured", "assumed before"):
+        table.add_column(col, justify="left" if col == "figure" else "right")
+    now, before = c.platform.to_dict(), c.assumed.to_dict()
+    for label, name, unit in RAY_ROWS:
+        table.add_row(label, _fmt(now.get(name), unit), _fmt(before.get(name), unit))
+    table.add_row("plan download", _fmt(c.measured.get("plan_download_s"), "s"), "-")
+    table.add_row("configurations", _configs(c.platform), _configs(c.assumed))
+    console.print(table)
+    nodes = Table(title="nodes")
+    for col in ("node", "CPUs", "memory"):
+        nodes.add_column(col, justify="right")
+    for n in c.nodes:
+        nodes.add_row(n.address, _fmt(n.cpus, "cpus"), _fmt(n.memory_mb, "mb"))
+    console.print(nodes)
+    for path in c.written:
+        console.print(f"wrote {path}")
+
+
+def _configs(platform: Any) -> str:
+    return ", ".join(f"{c.memory_mb} MB/{c.cpus:g}" for c in platform.configs)
 
 
 def _progress(message: str) -> None:

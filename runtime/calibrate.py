@@ -262,16 +262,16 @@ def probe_workflow(n: int = PROBE_WORKERS) -> Any:
     return probe_sink([probe_noop(i) for i in range(n)])
 
 
-def probe_plan(platform: Platform) -> Plan:
-    """`PROBE_WORKERS` workers, one no-op task each; the sink on the first (hand-placed: the
+def probe_plan(platform: Platform, count: int = PROBE_WORKERS) -> Plan:
+    """`count` workers, one no-op task each; the sink on the first (hand-placed: the
     probe must see as many cold starts as it asks for)."""
     from planner.loader import trace_workflow
 
-    graph = trace_workflow(probe_workflow, {"n": str(PROBE_WORKERS)})
+    graph = trace_workflow(probe_workflow, {"n": str(count)})
     config = platform.configs[
         platform.config_index_at_least(min(1769, platform.configs[-1].memory_mb))
     ]
-    owner = {n.id: f"w{i}" if i < PROBE_WORKERS else "w0" for i, n in enumerate(graph.nodes)}
+    owner = {n.id: f"w{i}" if i < count else "w0" for i, n in enumerate(graph.nodes)}
     order: dict[str, list[str]] = {}
     for n in graph.nodes:
         order.setdefault(owner[n.id], []).append(n.id)
@@ -341,11 +341,11 @@ def _header(c: Calibration) -> str:
     return "\n".join(lines)
 
 
-def _records(store: Any, dag_id: str) -> list[Any]:
+def _records(store: Any, dag_id: str, workers: int = PROBE_WORKERS) -> list[Any]:
     deadline = time.monotonic() + WORKER_RECORD_WAIT_S
     while True:
         records = store.worker_records(dag_id)
-        if len(records) >= PROBE_WORKERS or time.monotonic() > deadline:
+        if len(records) >= workers or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     if not records:

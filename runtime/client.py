@@ -25,7 +25,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,7 +110,8 @@ def run_plan(plan: Plan, *, redis_url: str | None = None, namespace: str = "plan
     with _redis_for_run(redis_url) as url:
         owned = isinstance(launcher, str)
         launch = make_launcher(launcher, url, namespace, keep_warm_s=keep_warm_of(plan),
-                               environment=environment, ray_address=ray_address) \
+                               environment=environment, ray_address=ray_address,
+                               requirements=plan.requirements) \
             if isinstance(launcher, str) else launcher
         try:
             reclaim(url, namespace, launch)
@@ -154,7 +155,8 @@ def prepare_environment(plan: Plan, launcher: str | Launcher) -> Prepared | None
 def make_launcher(name: str, url: str, namespace: str, *,
                   keep_warm_s: float = DEFAULT_KEEP_WARM_S,
                   environment: Prepared | None = None,
-                  ray_address: str | None = None) -> Launcher:
+                  ray_address: str | None = None,
+                  requirements: Sequence[str] = ()) -> Launcher:
     """A launcher by name. A local pool outlives the run (kept warm for the next one); on the
     embedded Redis, the server's last user stops it (`runtime.embedded`). `environment`: the
     prepared worker environment whose interpreter the local launcher's pool servers run. A
@@ -173,7 +175,8 @@ def make_launcher(name: str, url: str, namespace: str, *,
     if name == "ray":
         from runtime.ray_launcher import RayLauncher  # imports Ray itself, or names the extra
 
-        return RayLauncher(url, namespace, address=ray_address)
+        return RayLauncher(url, namespace, address=ray_address, keep_warm_s=keep_warm_s,
+                           requirements=requirements)  # pip requirements -> runtime_env
     raise UsageError(f"unknown launcher '{name}'; choose one of {', '.join(LAUNCHERS)}")
 
 

@@ -7,8 +7,8 @@ A launcher is a small Protocol. Implementations:
   a pool server that enforces each configuration's CPU and memory limits and keeps warm processes;
 - `thread` (`runtime.threads.ThreadLauncher`): workers as threads of the calling process, for
   fast tests and debugging (no isolation, no enforcement);
-- `ray` (`runtime.ray_launcher.RayLauncher`, extra `planflow[ray]`): each worker a Ray task
-  reserving its configuration's CPUs and memory on a Ray cluster (or a local Ray instance);
+- `ray` (`runtime.ray_launcher.RayLauncher`, extra `planflow[ray]`): each worker in a pooled Ray
+  actor reserving its configuration's CPUs and memory on a Ray cluster (or a local Ray instance);
   workers ask the run's client to start the others (`runtime.ray_requests`);
 - `inline` is not a launcher: `runtime.inline.run_inline` is the in-process reference executor.
 

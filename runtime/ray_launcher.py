@@ -1,42 +1,51 @@
-"""The ray launcher: each worker a Ray task reserving its configuration's CPUs and memory.
+"""The ray launcher: each worker in a pooled Ray actor reserving its configuration's resources.
 
     planflow run flow.py --launcher ray                          # a local Ray instance
     planflow run flow.py --launcher ray --ray-address HOST:6379 --redis redis://HOST:6380/0
 
-Ray places each worker on whichever node has room for `num_cpus=<plan CPUs>` and
-`memory=<plan MB> x 2^20` bytes; the task's arguments are the run's Redis URL and the worker's
-spec, and the task runs an ordinary `runtime.worker.Worker` against that Redis. Nothing else of
+Ray places each worker's actor on whichever node has room for `num_cpus=<plan CPUs>` and
+`memory=<plan MB> x 2^20` bytes; the call's arguments are the run's Redis URL and the worker's
+spec, and the actor runs an ordinary `runtime.worker.Worker` against that Redis. Nothing else of
 the protocol changes: values between workers go through the store (Ray's nodes are other hosts,
 so the same-host shared-memory plane is off), and the dependency state, leases and relaunches
 are the Redis ones.
 
-**Who submits.** The run's client owns every Ray task of the run: it submits the root workers,
-and a dispatcher thread per run pops the `launch` list on which workers ask for the workers
-they made ready (`runtime.ray_requests` says why workers do not submit tasks themselves). The
-dispatcher also
+**Who submits.** The run's client owns every Ray actor and task of the run: it submits the root
+workers, and a dispatcher thread per run (`runtime.ray_dispatch`) pops the `launch` list on
+which workers ask for the workers they made ready (`runtime.ray_requests` says why workers do
+not submit tasks themselves). The dispatcher also
 
 - holds (`runtime.leases.hold_call`) the claim leases of submitted workers that Ray has not
   started yet (waiting for a free CPU is not dying), and
-- relaunches at once a worker whose task died (its process was killed, its node lost, Ray's
+- relaunches at once a worker whose actor or task died (its process was killed, its node lost, Ray's
   memory monitor killed it: `Death("oom")` then moves it to the platform's next larger
   configuration) through the same compare-and-set RELAUNCH as the pool server; the client's
   lease check stays the backstop (a dispatcher cannot see a stuck worker), and the crash budgets
-  are those of `runtime.leases`. Ray's own task retries are off (`max_retries=0`): a rerun of the
-  same generation would race the relaunched one.
+  are those of `runtime.leases`. Ray's own restarts and retries are off (`max_restarts=0`,
+  `max_task_retries=0`, `max_retries=0`): a rerun of the same generation would race the
+  relaunched one.
 
-**Waiting lends the CPUs back.** A worker holds its reservation while it runs, but a worker
-waiting for a task's remote inputs must not: with every CPU of the cluster held by workers that
-wait for a worker Ray cannot place, the run would wait forever. So while it waits
-(`WorkerContext.waiting`), the task's main thread blocks in `ray.get` on a pause of the
-launcher's `Gate` (one async actor, no CPU, for all workers) while the worker itself runs on a
-helper thread (`Lender`): that is how Ray learns a task is blocked, and Ray releases the task's
-CPUs and takes them back when the wait ends. Memory stays reserved: a waiting worker keeps its
-values.
+**Warm pools.** Each worker runs in a pooled actor of its configuration
+(`runtime.ray_pool`): the most recently idle actor of its (CPUs, memory, runtime environment)
+key when there is one (a warm start), else a new actor (a cold start); an actor is killed once
+idle for the platform's `keep_warm_s`. The worker's metrics record says warm or cold beside its
+request-to-start time - what the planner learns the cluster's start-up costs from. A dead actor
+(SIGKILLed process, lost node, Ray's memory monitor) is forgotten, and its worker relaunched on
+a new one.
 
-**Warm starts.** Ray reuses its worker processes across tasks; a process keeps its planflow
-`WorkerContext` (connections, data-plane loop, the decoded shared part of recent runs) per Redis
-URL, so its second worker is a warm start, recorded as such in the worker's metrics record
-beside the request-to-start time - what the planner learns the cluster's start-up costs from.
+**Waiting workers must not deadlock the cluster.** An actor holds its CPUs while its worker
+waits for a task's remote inputs (Ray lends CPUs back only for blocked tasks), so with every CPU
+held by waiting workers whose inputs come from a worker Ray cannot place, a run would wait
+forever. The launcher's `Gate` (one async actor, no CPU) counts the CPUs of actors whose worker
+waits; a new actor still unplaced after `PLACEMENT_WAIT_S` first makes room by evicting an idle
+actor of another key and, when there is none and workers are waiting, is withdrawn and its worker
+started as a plain Ray task reserving its memory and *no* CPUs: it borrows the waiting workers'
+(the `Lender` below then lends nothing back, having nothing reserved). Memory stays reserved:
+a waiting worker keeps its values.
+
+**Requirements.** A plan's pinned requirements become the actors' and borrowed tasks'
+`runtime_env={"pip": [...]}` (`runtime.ray_pool.runtime_env_for`): Ray builds the environment on
+each node once per set.
 
 **Which Ray.** An explicit address (`--ray-address`, else `RAY_ADDRESS`) joins that cluster;
 none starts a local instance for the run, shut down when the launcher closes. A process already
@@ -52,20 +61,16 @@ import logging
 import os
 import sys
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from metadata.connect import blocking_socket_timeout, sync_client
 from metadata.errors import redact_url
 from planner.errors import UsageError
 from runtime.context import WorkerContext
-from runtime.defaults import CLAIM_GRACE_S
 from runtime.keys import RunKeys
 from runtime.launcher import WorkerSpec
-from runtime.leases import LEASE_RENEW_S, Death, hold_call, relaunch_call, relaunch_spec
-from runtime.ray_requests import decode_requests
-from runtime.scripts import call_sync
+from runtime.ray_dispatch import _RunDispatcher
+from runtime.ray_pool import SWEEP_SLICE_S, ActorPools, runtime_env_for
 from runtime.worker import WORKER_SWITCH_INTERVAL_S, Worker
 
 log = logging.getLogger(__name__)
@@ -76,19 +81,15 @@ RAY_INSTALL_HINT = "pip install 'planflow[ray]'"
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
 """Ray's own variable naming the cluster to join."""
 
-DISPATCH_SLICE_S = 0.2
-"""Longest BLPOP of a run's dispatcher on its `launch` list; between slices it checks the run's
-Ray tasks (finished, died) and the run's existence."""
-
-STOP_WAIT_S = 30.0
-"""How long `stop` waits for a run's cancelled Ray tasks to end."""
-
 LOCAL_OBJECT_STORE_BYTES = 256 * 2**20
 """Object store of a local Ray instance started for a run: planflow moves values through Redis,
 so Ray's store only carries task arguments and outcomes (Ray's default takes 30% of RAM)."""
 
 RESOURCE_DIGITS = 4
 """Ray accepts resource quantities to 1/10,000 of a unit."""
+
+KEEP_WARM_S = 60.0
+"""Keep-warm time of pooled actors when the launcher is not given the platform's."""
 
 LEND_SLICE_S = 1.0
 """One pause of the Gate while a worker waits for inputs (cancelled when the wait ends); also
@@ -112,11 +113,24 @@ def import_ray() -> Any:
 
 
 class Gate:
-    """An async actor (no CPU) whose `pause` a waiting worker blocks on, so that Ray sees the
-    worker's task blocked and lends its CPUs to others meanwhile."""
+    """An async actor (no CPU): a borrowed task's waiting worker blocks on its `pause`, so that
+    Ray sees the task blocked; pooled actors whose worker waits count their CPUs in and out
+    (`enter`, `leave`), which the dispatchers read (`waiting_cpus`) before borrowing them."""
+
+    def __init__(self) -> None:
+        self._waiting = 0.0
 
     async def pause(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    async def enter(self, cpus: float) -> None:
+        self._waiting += cpus
+
+    async def leave(self, cpus: float) -> None:
+        self._waiting = max(0.0, self._waiting - cpus)
+
+    async def waiting_cpus(self) -> float:
+        return self._waiting
 
 
 class Lender:
@@ -204,32 +218,21 @@ def run_worker(url: str, spec_json: str, gate: Any) -> str:
     return outcome[0]
 
 
-def ray_options(spec: WorkerSpec) -> dict[str, Any]:
-    """The reservation of a worker's Ray task: its configuration's CPUs and memory."""
-    return {
-        "num_cpus": round(spec.cpus, RESOURCE_DIGITS),
-        "memory": spec.memory_mb * 2**20,
-        "name": f"planflow:{spec.worker_id}",
-        "max_retries": 0,
-    }
-
-
-def death_of(err: BaseException, ray: Any) -> Death | None:
-    """Why a worker's task ended without an outcome; None for a cancellation (stop)."""
-    if isinstance(err, ray.exceptions.TaskCancelledError):
-        return None
-    if isinstance(err, ray.exceptions.OutOfMemoryError):
-        return Death("oom")
-    return Death("crash")
-
-
 class RayLauncher:
-    """Starts a run's workers as Ray tasks; owns them, and the local Ray instance if any."""
+    """Starts runs' workers in pooled Ray actors; owns them, its pools, and the local Ray
+    instance if any."""
 
     name = "ray"
 
     def __init__(
-        self, url: str, namespace: str, *, address: str | None = None, num_cpus: int | None = None
+        self,
+        url: str,
+        namespace: str,
+        *,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        keep_warm_s: float = KEEP_WARM_S,
+        requirements: Sequence[str] = (),
     ) -> None:
         self.ray = import_ray()
         remote = address or os.environ.get(RAY_ADDRESS_ENV)
@@ -255,8 +258,21 @@ class RayLauncher:
                 self.owns_ray = True
         self._task = self.ray.remote(run_worker)
         self.gate = self.ray.remote(num_cpus=0)(Gate).remote()
+        self.runtime_env = runtime_env_for(requirements)
+        self.pools = ActorPools(self.ray, keep_warm_s, self.runtime_env)
         self._lock = threading.Lock()
         self._runs: dict[str, _RunDispatcher] = {}
+        self._closed = threading.Event()
+        self._janitor = threading.Thread(target=self._sweep, daemon=True, name="planflow-ray-pools")
+        self._janitor.start()
+
+    def _sweep(self) -> None:
+        """Kill pooled actors idle past the keep-warm time, until the launcher closes."""
+        while not self._closed.wait(SWEEP_SLICE_S):
+            try:
+                self.pools.sweep()
+            except Exception:  # a lost cluster: close() will say so
+                log.debug("sweeping the ray actor pools failed", exc_info=True)
 
     def prewarm(self, configs: Mapping[tuple[int, float], int], modules: Sequence[str]) -> None:
         """Refuse a plan whose configurations fit no node (its tasks would wait forever)."""
@@ -291,6 +307,8 @@ class RayLauncher:
             runs, self._runs = list(self._runs.values()), {}
         for run in runs:
             run.finish()
+        self._closed.set()
+        self.pools.close()
         with contextlib.suppress(Exception):  # a lost cluster has no gate left to stop
             self.ray.kill(self.gate)
         if self.owns_ray:
@@ -304,112 +322,3 @@ class RayLauncher:
                 run = self._runs[dag_id] = _RunDispatcher(self, RunKeys(namespace, dag_id))
                 run.start()
             return run
-
-
-class _RunDispatcher(threading.Thread):
-    """One run's Ray tasks: submits them, pops the run's `launch` list, holds the claim leases
-    of tasks not yet started, relaunches tasks that died. Ends when the run's keys are gone."""
-
-    def __init__(self, launcher: RayLauncher, keys: RunKeys) -> None:
-        super().__init__(daemon=True, name=f"planflow-ray-{keys.dag_id}")
-        self.launcher = launcher
-        self.ray = launcher.ray
-        self.keys = keys
-        self.redis = sync_client(
-            launcher.url, socket_timeout=blocking_socket_timeout(DISPATCH_SLICE_S)
-        )
-        self._lock = threading.Lock()
-        self._tasks: dict[Any, WorkerSpec] = {}
-        """Submitted tasks not known to have ended (ObjectRef -> spec)."""
-        self._done = threading.Event()
-
-    def submit(self, spec: WorkerSpec) -> None:
-        ref = self.launcher._task.options(**ray_options(spec)).remote(
-            self.launcher.url, spec.to_json(), self.launcher.gate
-        )
-        with self._lock:
-            self._tasks[ref] = spec
-
-    def run(self) -> None:
-        next_hold = time.monotonic() + LEASE_RENEW_S
-        try:
-            while not self._done.is_set():
-                got = self.redis.blpop([self.keys.launch()], timeout=DISPATCH_SLICE_S)
-                if got is not None:
-                    for spec in decode_requests(got[1]):
-                        self.submit(spec)
-                self._reap()
-                if time.monotonic() >= next_hold:
-                    next_hold = time.monotonic() + LEASE_RENEW_S
-                    if not self.redis.exists(self.keys.progress()):
-                        return  # the run is over
-                    self._hold()
-        except Exception:  # the dispatcher's loop logs and ends; the lease check is the backstop
-            log.exception("ray dispatcher of %s failed", self.keys.dag_id)
-        finally:
-            self.redis.close()
-
-    def _reap(self) -> None:
-        """Forget finished tasks; relaunch the workers whose task died."""
-        with self._lock:
-            refs = list(self._tasks)
-        if not refs:
-            return
-        ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
-        for ref in ready:
-            with self._lock:
-                spec = self._tasks.pop(ref)
-            try:
-                self.ray.get(ref)
-            except self.ray.exceptions.RayError as err:
-                death = death_of(err, self.ray)
-                if death is not None and not self._done.is_set():
-                    self._relaunch(spec, death, err)
-
-    def _relaunch(self, spec: WorkerSpec, death: Death, err: BaseException) -> None:
-        new = relaunch_spec(spec, death)
-        if new is None:
-            return  # budget spent: its lease expires and the client fails the run, naming it
-        if int(
-            call_sync(
-                self.redis, relaunch_call(self.keys, spec, new, death, self.ttl_s(), CLAIM_GRACE_S)
-            )
-        ):
-            log.warning(
-                "worker %s of %s died on Ray (%s: %s); relaunching it (generation %d)",
-                spec.worker_id,
-                self.keys.dag_id,
-                type(err).__name__,
-                str(err).splitlines()[0] if str(err) else "",
-                new.attempt,
-            )
-            self.submit(new)
-
-    def _hold(self) -> None:
-        """Renew the claim leases of submitted workers still waiting for Ray to run them (HOLD
-        leaves the leases of running workers, which renew their own, untouched)."""
-        with self._lock:
-            waiting = list(self._tasks.values())
-        if waiting:
-            call_sync(self.redis, hold_call(self.keys, waiting, self.ttl_s()))
-
-    def ttl_s(self) -> int:
-        """TTL of keys the dispatcher's scripts may refresh: the run's own keys' (read once)."""
-        ttl = int(self.redis.ttl(self.keys.progress()))
-        return max(ttl, 1)
-
-    def cancel(self) -> None:
-        """Stop dispatching, cancel every task of the run, wait until they ended."""
-        self.finish()
-        with self._lock:
-            refs = list(self._tasks)
-        for ref in refs:
-            self.ray.cancel(ref, force=True)
-        if refs:
-            self.ray.wait(refs, num_returns=len(refs), timeout=STOP_WAIT_S)
-
-    def finish(self) -> None:
-        """Stop dispatching (the tasks already submitted go on)."""
-        self._done.set()
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join(DISPATCH_SLICE_S * 10)

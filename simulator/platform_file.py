@@ -27,6 +27,8 @@ tasks that execute at once on a host share its CPUs, see `simulator.host`). A fi
 `extends` another inherits every field it does not set; `configs`, when set, replaces the
 inherited list. Every error names the file and the field.
 
+`ray` is the cached calibration of a Ray cluster when `planflow calibrate --launcher ray` wrote
+one (`ray_calibration_path()`), else `simulator/platforms/ray.toml` as shipped.
 `local` is not read from its file alone: `simulator/platforms/local.toml` holds its fixed
 figures, which `simulator.host_platform` completes from this machine (or replaces with the
 machine's calibration); a file that extends `local` extends that. `platform_from_dict` reads
@@ -82,6 +84,8 @@ def load_platform_source(name_or_path: str) -> Platform:
         from simulator.host_platform import local_platform
 
         return local_platform(_builtin("local"))
+    if name_or_path == "ray":
+        return ray_platform()
     if name_or_path in BUILTIN_NAMES:
         return _builtin(name_or_path)
     path = Path(name_or_path)
@@ -91,6 +95,40 @@ def load_platform_source(name_or_path: str) -> Platform:
             "and no such file"
         )
     return load_platform_file(path)
+
+
+RAY_CALIBRATION_FILE = "ray.toml"
+"""The calibrated `ray` platform's file in the calibration directory (the last cluster that
+`planflow calibrate --launcher ray` measured)."""
+
+_ray_builtin = {"seen": False}
+
+
+def ray_calibration_path() -> Path:
+    """Where `planflow calibrate --launcher ray` caches the cluster's platform."""
+    from simulator.host_platform import CALIBRATION_DIR_NAME, data_dir
+
+    return data_dir() / CALIBRATION_DIR_NAME / RAY_CALIBRATION_FILE
+
+
+def ray_platform() -> Platform:
+    """`ray`: the cached calibration of a Ray cluster, else the shipped `ray.toml`."""
+    path = ray_calibration_path()
+    if path.is_file():
+        try:
+            return load_platform_file(path, name="ray")
+        except PlatformError as err:
+            raise PlatformError(
+                f"the cached Ray calibration is unusable: {err}; run `planflow calibrate "
+                f"--launcher ray` again, or delete {path}"
+            ) from err
+    _ray_builtin["seen"] = True
+    return _builtin("ray")
+
+
+def ray_was_builtin() -> bool:
+    """Whether this process loaded `ray` without a calibration (for the CLI's note)."""
+    return _ray_builtin["seen"]
 
 
 def load_platform_file(path: Path, name: str | None = None) -> Platform:

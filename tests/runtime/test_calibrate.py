@@ -102,12 +102,15 @@ def test_an_unwritable_home_fails_before_measuring(
     assert json.loads(res.stdout)["error"]["exit_code"] == 2
 
 
-def test_only_the_local_launcher_is_calibrated(
+def test_only_the_local_and_ray_launchers_are_calibrated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """(`--launcher ray` itself: tests/runtime/test_ray_calibrate.py.)"""
     monkeypatch.setenv("PLANFLOW_HOME", str(tmp_path))
-    res = CliRunner().invoke(app, ["calibrate", "--launcher", "ray"])
-    assert res.exit_code == 2 and "--launcher ray" in res.stderr
+    res = CliRunner().invoke(app, ["calibrate", "--launcher", "thread"])
+    assert res.exit_code == 2 and "--launcher thread" in res.stderr
+    res = CliRunner().invoke(app, ["calibrate", "--ray-address", "10.0.0.1:6379"])
+    assert res.exit_code == 2 and "go with --launcher ray" in res.stderr
 
 
 def test_the_python_api_checks_the_output_before_measuring(
