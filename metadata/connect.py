@@ -83,6 +83,10 @@ socket's own error (refused, reset, unreachable): redis-py before 7.4 retries th
 attempt itself on the errors listed here before it turns them into `ConnectionError`, so without
 it a client whose server is restarting fails at once on a new connection."""
 
+_ASYNC_RETRIED_ERRORS: Any = RETRIED_ERRORS
+"""The same for the asyncio `Retry`, whose annotation changed across redis-py versions (RedisError
+subclasses before 8.2, any exception from 8.2); the code has always taken any exception type."""
+
 
 def blocking_socket_timeout(block_s: float) -> float:
     """Socket timeout of a client whose longest blocking command waits `block_s` seconds."""
@@ -138,14 +142,12 @@ def async_client(url: str, *, socket_timeout: float = COMMAND_TIMEOUT_S,
         return cast(aioredis.Redis, RedisCluster.from_url(
             url, max_connections=max_connections,
             retry=Retry(_backoff(), reconnect_retries(outage_s) if outage_s > 0 else 0,
-                        # as below: the asyncio stubs say RedisError; any exception type works
-                        supported_errors=RETRIED_ERRORS),  # type: ignore[arg-type]
+                        supported_errors=_ASYNC_RETRIED_ERRORS),
             **_options(socket_timeout)))
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=POOL_WAIT_S,
         retry=Retry(_backoff(), reconnect_retries(outage_s) if outage_s > 0 else 0,
-                    # the asyncio stubs say RedisError; the code takes any exception type
-                    supported_errors=RETRIED_ERRORS),  # type: ignore[arg-type]
+                    supported_errors=_ASYNC_RETRIED_ERRORS),
         **_options(socket_timeout))
     return aioredis.Redis(connection_pool=pool)
 
