@@ -2,7 +2,8 @@
 
 `compile(target, params, **options) -> Plan`, `simulate(target, ...) -> WhatIf`,
 `run(target, params, ...) -> RunResult`, `show(path) -> dict`, `load(path) -> Plan`,
-`calibrate(quick=..., out=...) -> Calibration` (this machine as `local`). A target
+`calibrate(launcher="local"|"ray", ...) -> Calibration | RayCalibration` (this machine as
+`local`, a Ray cluster as `ray`). A target
 is a `Plan`, a `.plan` path, a `@workflow` object, a `module.py[:workflow]` path, a WfFormat
 `.json` file, or Dask collections: a collection (dask.array, dask.dataframe, dask.bag,
 dask.delayed) or a list/tuple/dict holding some, compiled and run like a workflow (`run`
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,7 @@ from runtime.result import RunResult
 if TYPE_CHECKING:
     from planner.whatif import WhatIf
     from runtime.calibrate import Calibration
+    from runtime.ray_calibrate import RayCalibration
     from runtime.session import RunProgress
     from simulator.platform import Platform
 
@@ -248,19 +251,39 @@ def parse_set(item: str | tuple[str, int]) -> tuple[str, int]:
                          ) from None
 
 
-def calibrate(*, quick: bool = False, out: str | Path | None = None,
-              progress: Callable[[str], None] | None = None) -> Calibration:
-    """Measure this machine (`runtime.calibrate`), cache it as the `local` platform in
-    `$PLANFLOW_HOME` and write a copy to `out` when given; `Calibration.written` lists the
-    files. Checks that they can be written before measuring anything."""
-    from runtime.calibrate import calibrate as measure
-    from runtime.calibrate import check_writable, write_calibration
-    from simulator.host_platform import calibration_path
+def calibrate(*, launcher: str = "local", quick: bool = False, out: str | Path | None = None,
+              ray_address: str | None = None, redis_url: str | None = None,
+              progress: Callable[[str], None] | None = None) -> Calibration | RayCalibration:
+    """Measure this machine (`launcher="local"`, `runtime.calibrate`) or a Ray cluster
+    (`launcher="ray"`, `runtime.ray_calibrate`: `ray_address` or $RAY_ADDRESS, else a local
+    instance; a remote cluster needs `redis_url` or $PLANFLOW_REDIS_URL, a Redis every node
+    reaches), cache the result as the `local` or `ray` platform in `$PLANFLOW_HOME` and write a
+    copy to `out` when given; `.written` lists the files. Checks that they can be written before
+    measuring anything."""
+    from runtime.calibrate import check_writable
 
     target = None if out is None else Path(out)
-    check_writable(calibration_path().parent)
     if target is not None:
         check_writable(target.resolve().parent)
+    if launcher == "ray":
+        from runtime.ray_calibrate import calibrate_ray, write_ray_calibration
+        from simulator.platform_file import ray_calibration_path
+
+        check_writable(ray_calibration_path().parent)
+        url = redis_url or os.environ.get("PLANFLOW_REDIS_URL") or None
+        ray_result = calibrate_ray(address=ray_address, redis_url=url, quick=quick,
+                                   progress=progress)
+        paths = write_ray_calibration(ray_result, target)
+        return dataclasses.replace(ray_result, written=tuple(str(p) for p in paths))
+    if launcher != "local":
+        raise UsageError(f"launcher '{launcher}': calibrate measures the workers of local or ray")
+    if ray_address or redis_url:
+        raise UsageError("ray_address and redis_url go with launcher='ray'")
+    from runtime.calibrate import calibrate as measure
+    from runtime.calibrate import write_calibration
+    from simulator.host_platform import calibration_path
+
+    check_writable(calibration_path().parent)
     result = measure(quick=quick, progress=progress)
     paths = write_calibration(result, target)
     return dataclasses.replace(result, written=tuple(str(p) for p in paths))

@@ -98,41 +98,20 @@ def calibrate_cmd(
                 f"--launcher {launcher}: calibrate measures the workers of "
                 f"{', '.join(CALIBRATE_LAUNCHERS)}"
             )
-        if launcher == "ray":
-            ray_result = _calibrate_ray(ray_address, redis, quick, out)
-            if as_json:
-                print_json(ray_result.to_json())
-            else:
-                _render_ray(ray_result)
-            return
-        if ray_address or redis:
+        if launcher == "local" and (ray_address or redis):
             raise UsageError("--ray-address and --redis go with --launcher ray")
-        result = api.calibrate(quick=quick, out=out, progress=_progress)
+        result = api.calibrate(launcher=launcher, quick=quick, out=out, ray_address=ray_address,
+                               redis_url=redis, progress=_progress)
+        from runtime.calibrate import Calibration
+
         if as_json:
             print_json(result.to_json())
-        else:
+        elif isinstance(result, Calibration):
             _render(result)
+        else:
+            _render_ray(result)
 
     guard(body, as_json=as_json)
-
-
-def _calibrate_ray(
-    address: str | None, redis: str | None, quick: bool, out: Path | None
-) -> RayCalibration:
-    import dataclasses
-    import os
-
-    from runtime.calibrate import check_writable
-    from runtime.ray_calibrate import calibrate_ray, write_ray_calibration
-    from simulator.platform_file import ray_calibration_path
-
-    check_writable(ray_calibration_path().parent)
-    if out is not None:
-        check_writable(out.resolve().parent)
-    url = redis or os.environ.get("PLANFLOW_REDIS_URL") or None
-    result = calibrate_ray(address=address, redis_url=url, quick=quick, progress=_progress)
-    paths = write_ray_calibration(result, out)
-    return dataclasses.replace(result, written=tuple(str(p) for p in paths))
 
 
 RAY_ROWS = (

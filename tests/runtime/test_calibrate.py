@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from planflow.cli import app
+from planner.errors import UsageError
 from simulator import host_platform as hp
 from simulator import load_platform
 
@@ -126,6 +127,12 @@ def test_the_python_api_checks_the_output_before_measuring(
     with pytest.raises(CalibrationError, match="cannot write the calibration to"):
         planflow.calibrate(quick=True, out=blocker / "x.toml", progress=said.append)
     assert said == []  # nothing was measured
+    with pytest.raises(CalibrationError, match="cannot write the calibration to"):
+        planflow.calibrate(launcher="ray", quick=True, out=blocker / "x.toml")
+    with pytest.raises(UsageError, match="local or ray"):
+        planflow.calibrate(launcher="thread")
+    with pytest.raises(UsageError, match="go with launcher='ray'"):
+        planflow.calibrate(ray_address="10.0.0.1:6379")
 
 
 def test_the_link_fit_recovers_latency_and_bandwidth() -> None:
