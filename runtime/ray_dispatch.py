@@ -24,7 +24,7 @@ from runtime.defaults import CLAIM_GRACE_S
 from runtime.keys import RunKeys
 from runtime.launcher import WorkerSpec
 from runtime.leases import LEASE_RENEW_S, Death, hold_call, relaunch_call, relaunch_spec
-from runtime.ray_pool import Lease
+from runtime.ray_pool import Lease, waiter_key
 from runtime.ray_requests import decode_requests
 from runtime.scripts import call_sync
 
@@ -233,6 +233,8 @@ class _RunDispatcher(threading.Thread):
                 if withdrawn:
                     continue
                 actor_died = isinstance(err, self.ray.exceptions.RayActorError)
+                if actor_died:  # it may have died waiting: its CPUs are not idle any more
+                    self.launcher.gate.forget.remote(waiter_key(done.spec))
                 if done.lease is not None:
                     (self.pools.discard if actor_died else self.pools.release)(done.lease)
                 death = death_of(err, self.ray)

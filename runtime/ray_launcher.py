@@ -115,22 +115,35 @@ def import_ray() -> Any:
 class Gate:
     """An async actor (no CPU): a borrowed task's waiting worker blocks on its `pause`, so that
     Ray sees the task blocked; pooled actors whose worker waits count their CPUs in and out
-    (`enter`, `leave`), which the dispatchers read (`waiting_cpus`) before borrowing them."""
+    (`enter`, `leave`, by `ray_pool.waiter_key`), which the dispatchers read (`waiting_cpus`)
+    before borrowing them. An actor that dies while its worker waits never leaves: its
+    dispatcher `forget`s the worker's generation, and an `enter` the dead actor sent that
+    arrives even later is ignored."""
 
     def __init__(self) -> None:
-        self._waiting = 0.0
+        self._waiting: dict[str, float] = {}
+        self._dead: set[str] = set()
 
     async def pause(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    async def enter(self, cpus: float) -> None:
-        self._waiting += cpus
+    async def enter(self, key: str, cpus: float) -> None:
+        if key not in self._dead:
+            self._waiting[key] = cpus
 
-    async def leave(self, cpus: float) -> None:
-        self._waiting = max(0.0, self._waiting - cpus)
+    async def leave(self, key: str) -> None:
+        self._waiting.pop(key, None)
+
+    async def forget(self, key: str) -> None:
+        self._waiting.pop(key, None)
+        self._dead.add(key)
 
     async def waiting_cpus(self) -> float:
-        return self._waiting
+        return sum(self._waiting.values())
+
+    async def waiters(self) -> dict[str, float]:
+        """CPUs of every waiting worker generation, by key (for tests and debugging)."""
+        return dict(self._waiting)
 
 
 class Lender:

@@ -92,7 +92,7 @@ class WorkerHost:
             sys.setswitchinterval(WORKER_SWITCH_INTERVAL_S)
             ctx = self._contexts[url] = WorkerContext(url)
         spec = WorkerSpec.from_json(spec_json)
-        ctx.waiting = lambda: _counted_wait(gate, spec.cpus)
+        ctx.waiting = lambda: _counted_wait(gate, waiter_key(spec), spec.cpus)
         return Worker(ctx, spec, cold=cold).run(), cold
 
     def pid(self) -> int:
@@ -101,14 +101,19 @@ class WorkerHost:
         return os.getpid()
 
 
+def waiter_key(spec: WorkerSpec) -> str:
+    """The gate's key of one worker generation's waits (`ray_launcher.Gate`)."""
+    return f"{spec.namespace}/{spec.dag_id}/{spec.worker_id}/{spec.attempt}"
+
+
 @contextlib.contextmanager
-def _counted_wait(gate: Any, cpus: float) -> Iterator[None]:
+def _counted_wait(gate: Any, key: str, cpus: float) -> Iterator[None]:
     """Tell the gate (fire and forget) that an actor's CPUs are idle while its worker waits."""
-    gate.enter.remote(cpus)
+    gate.enter.remote(key, cpus)
     try:
         yield
     finally:
-        gate.leave.remote(cpus)
+        gate.leave.remote(key)
 
 
 @dataclass

@@ -146,6 +146,43 @@ def test_a_killed_actor_is_replaced_and_its_worker_recovered(
 
 
 @pytest.mark.ray
+def test_an_actor_killed_while_its_worker_waits_gives_its_cpus_back_to_the_count(
+    ray_node: Any, redis_url: str, namespace: str, tmp_path: Path
+) -> None:
+    """The gate counts the CPUs of actors whose worker waits; one that dies waiting never says
+    it stopped, so its dispatcher says it: afterwards nothing is counted as waiting."""
+    import ray
+
+    first, sleeping = tmp_path / "first.pid", tmp_path / "sleeping.pid"
+    launcher = RayLauncher(redis_url, namespace, keep_warm_s=120.0)
+
+    def waiting_cpus() -> float:
+        return float(ray.get(launcher.gate.waiting_cpus.remote()))
+
+    def kill_the_waiter() -> None:
+        until(lambda: sleeping.exists() and sleeping.read_text() != "" and waiting_cpus() > 0)
+        os.kill(int(first.read_text()), signal.SIGKILL)  # w0, waiting for sleeper-1
+
+    try:
+        g = plans.graph(workflows.waits_on_a_sleeper, seconds=3.0, first_pidfile=str(first),
+                        pidfile=str(sleeping))
+        plan = plans.placed(g, {"sleeper-0": "w0", "sleeper-1": "w1", "inc-0": "w0"})
+        killer = threading.Thread(target=kill_the_waiter)
+        killer.start()
+        result = run_plan(plan, redis_url=redis_url, namespace=namespace, launcher=launcher,
+                          timeout_s=120.0)
+        killer.join()
+        assert result.result == 1
+        assert [(r["worker_id"], r["reason"]) for r in result.recovered] == [("w0", "crash")]
+        deadline = time.monotonic() + WAIT_FOR_S
+        while waiting_cpus() > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ray.get(launcher.gate.waiters.remote()) == {}
+    finally:
+        launcher.close()
+
+
+@pytest.mark.ray
 def test_a_worker_waiting_on_every_cpu_does_not_deadlock_the_cluster(
     ray_node: Any, redis_url: str, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -151,6 +151,13 @@ def slow(seconds: float = 30.0, pidfile: str = ""):
     return inc(sleeper(inc(0), seconds, pidfile))
 
 
+@workflow
+def waits_on_a_sleeper(seconds: float, first_pidfile: str, pidfile: str):
+    """sleeper-0 (short, writes its pid to `first_pidfile`) -> sleeper-1 (long) -> inc-0:
+    placed with sleeper-0 and inc-0 on one worker, that worker waits while sleeper-1 sleeps."""
+    return inc(sleeper(sleeper(0, 0.0, first_pidfile), seconds, pidfile))
+
+
 @task
 def spin_timed(n: int) -> tuple[float, float]:
     """CPU-bound loop; returns (CPU seconds, wall seconds) it took, measured inside the task."""
