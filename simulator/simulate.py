@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.engine import REQUEST_PREWARM, Engine
+from simulator.engine import REQUEST_PREWARM, BeyondHorizon, Engine
 from simulator.errors import SimulatorError
 from simulator.host import HostCpus
 from simulator.model import SimInput
@@ -106,12 +106,15 @@ def simulate(
     record_events: bool = False,
     with_slack: bool = True,
     memo: EngineMemo | None = MEMO,
+    horizon_s: float = math.inf,
 ) -> SimResult:
     """Simulate `inp` on `platform` (semantics: the `simulator` package docstring).
 
     `record_events` fills `SimResult.events` (slower; for tests and debugging). `with_slack=False`
     skips the backward pass and leaves `slack_s` NaN. `memo` answers repeats (module
-    docstring); None always runs the engine.
+    docstring); None always runs the engine. With `horizon_s`, a run whose makespan exceeds it
+    may stop early and raise `BeyondHorizon` (a SimulatorError); a remembered run is returned
+    whole.
     """
     prep = prepare(inp, platform)
     host = None if platform.host_cpus is None else _host(inp, platform, platform.host_cpus)
@@ -121,7 +124,10 @@ def simulate(
     run = None if key is None or memo is None else memo.get(key)
     if run is None:
         try:
-            engine = run_engine(inp, platform, prep, inp.duration_s, record_events, host)
+            engine = run_engine(inp, platform, prep, inp.duration_s, record_events, host,
+                                horizon_s)
+        except BeyondHorizon:
+            raise  # an unfinished run: nothing to remember
         except SimulatorError as err:
             if key is not None and memo is not None:
                 memo.put(key, _failed_run(str(err)))
@@ -221,6 +227,7 @@ def run_engine(
     duration_s: np.ndarray,
     record_events: bool = False,
     host: tuple[HostCpus, list[int]] | None | bool = True,
+    horizon_s: float = math.inf,
 ) -> Engine:
     """Run the event engine with the given durations (the sampler swaps them); `host`: the
     host's sharing from `_host`, None without it, True: derive it here."""
@@ -236,7 +243,8 @@ def run_engine(
     if host is True:
         host = None if platform.host_cpus is None else _host(inp, platform, platform.host_cpus)
     assert host is not True
-    engine = Engine(*args) if host is None and prep.store is None else SteppedEngine(*args, host)
+    engine = (Engine(*args, horizon_s) if host is None and prep.store is None
+              else SteppedEngine(*args, host, horizon_s))
     engine.run()
     return engine
 
