@@ -88,6 +88,11 @@ class EngineMemo:
         self.hits += 1
         return run
 
+    def clear(self) -> None:
+        """Forget every run (benchmarks: each measurement starts cold)."""
+        self.runs.clear()
+        self.hits = self.misses = 0
+
     def put(self, key: bytes, run: EngineRun) -> None:
         self.runs[key] = run
         self.runs.move_to_end(key)
