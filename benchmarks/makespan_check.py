@@ -2,8 +2,8 @@
 of it: per workload the compiled plan's makespan, cost, GB-s, chosen placement, simulation count
 and every candidate's makespan, plus one `simulate` of a fixed random input per shape.
 
-    python benchmarks/makespan_check.py --out /tmp/before.json          # record
-    python benchmarks/makespan_check.py --check /tmp/before.json        # compare, exit 1 if any differs
+    python benchmarks/makespan_check.py --out /tmp/before.json     # record
+    python benchmarks/makespan_check.py --check /tmp/before.json   # compare; exit 1 if any differs
 
 Workloads: the no-op shapes of `benchmarks/shapes.py` (fan_in, fan_out, tree, chains) at 100,
 1,000 and 10,000 tasks, every example that compiles without arguments, and a Dask graph

@@ -14,11 +14,13 @@ of fan-outs, pipelines and fan-ins; deterministic per size) or the no-op workflo
 `benchmarks/shapes.py` (`fan_in`, `fan_out`, `tree`, `chains`), traced first (not timed). Each
 row starts with an empty simulation memo (`simulator.simulate.MEMO`), so no row reuses another's
 runs; `compile_cpu_s` is this process's CPU time for the compile, which other work on a shared
-machine inflates less than the wall time, printed beside the load average. The octoflows baseline re-simulates the whole DAG per worker
-and configuration tried, so it gets a time budget: when it runs out, its total time is
-estimated from the share of off-path workers it reached (marked `~`). Prints a table and writes
-`benchmarks/results/plan_speed.json`. Targets (DESIGN.md): 1,000 tasks < 1 s, 10,000 < 3 s,
-100,000 < 30 s (critical-path, on either platform).
+machine inflates less than the wall time, printed beside the load average.
+
+The octoflows baseline re-simulates the whole DAG per worker and configuration tried, so it gets
+a time budget: when it runs out, its total time is estimated from the share of off-path workers
+it reached (marked `~`). Prints a table and writes `benchmarks/results/plan_speed.json`. Targets
+(DESIGN.md): 1,000 tasks < 1 s, 10,000 < 3 s, 100,000 < 30 s (critical-path, on either
+platform).
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ duration is its row of the duration table at its worker's configuration) and sim
 from __future__ import annotations
 
 import math
-
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING

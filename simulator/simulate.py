@@ -119,8 +119,11 @@ def simulate(
     skips the backward pass and leaves `slack_s` NaN. `memo` answers repeats (module
     docstring); None always runs the engine. With `horizon_s`, a run whose makespan exceeds it
     may stop early and raise `BeyondHorizon` (a SimulatorError); a remembered run is returned
-    whole.
+    whole. Before any run, a horizon below a worker's total duration stops it at once
+    (`_busy_bound`).
     """
+    if horizon_s < math.inf and _busy_bound(inp) > horizon_s:
+        raise BeyondHorizon(f"a worker's tasks alone take longer than the horizon {horizon_s!r}")
     prep = prepare(inp, platform)
     host = None if platform.host_cpus is None else _host(inp, platform, platform.host_cpus)
     n = inp.n_tasks
@@ -173,6 +176,18 @@ def simulate(
         events=tuple(events),
         timeline=run.timeline,
     )
+
+
+LOWER_BOUND_RTOL = 1e-6
+"""`_busy_bound` is shrunk by this much, far more than the rounding of any sum of durations."""
+
+
+def _busy_bound(inp: SimInput) -> float:
+    """A lower bound on the makespan from the input alone: a worker runs its tasks one after
+    another, each for at least its duration (host sharing only slows it), and every task is an
+    ancestor of the sink; shrunk by LOWER_BOUND_RTOL against float rounding."""
+    busy = np.bincount(inp.worker, weights=inp.duration_s, minlength=inp.n_workers)
+    return float(busy.max(initial=0.0)) * (1.0 - LOWER_BOUND_RTOL)
 
 
 def _engine_run(prep: Prepared, engine: Engine, worker: np.ndarray, with_slack: bool
@@ -231,7 +246,7 @@ def run_engine(
     prep: Prepared,
     duration_s: np.ndarray,
     record_events: bool = False,
-    host: tuple[HostCpus, list[int]] | None | bool = True,
+    host: tuple[HostCpus, list[int]] | bool | None = True,
     horizon_s: float = math.inf,
 ) -> Engine:
     """Run the event engine with the given durations (the sampler swaps them); `host`: the
@@ -245,11 +260,11 @@ def run_engine(
         inp.worker_config.tolist(),
         record_events,
     )
-    if host is True:
-        host = None if platform.host_cpus is None else _host(inp, platform, platform.host_cpus)
-    assert host is not True
-    engine = (Engine(*args, horizon_s) if host is None and prep.store is None
-              else SteppedEngine(*args, host, horizon_s))
+    shared = host if isinstance(host, tuple) else None
+    if host is True and platform.host_cpus is not None:
+        shared = _host(inp, platform, platform.host_cpus)
+    engine = (Engine(*args, horizon_s) if shared is None and prep.store is None
+              else SteppedEngine(*args, shared, horizon_s))
     engine.run()
     return engine
 

@@ -7,6 +7,7 @@ import pytest
 
 from simulator import simulate
 from simulator.engine import BeyondHorizon
+from simulator.simulate import _busy_bound
 from tests.simulator.test_memo import PLATFORMS, _random_input, _same
 
 
@@ -33,3 +34,11 @@ def test_far_below_the_makespan_stops(name: str) -> None:
     full = simulate(inp, PLATFORMS[name], memo=None)
     with pytest.raises(BeyondHorizon):
         simulate(inp, PLATFORMS[name], memo=None, horizon_s=full.makespan_s * 0.5)
+
+
+@pytest.mark.parametrize("name", sorted(PLATFORMS))
+@pytest.mark.parametrize("seed", range(8))
+def test_the_static_bound_is_below_the_makespan(name: str, seed: int) -> None:
+    """What lets `simulate` stop before any run is a lower bound: a worker's tasks in a row."""
+    inp = _random_input(seed, n=200)
+    assert _busy_bound(inp) <= simulate(inp, PLATFORMS[name], memo=None).makespan_s
