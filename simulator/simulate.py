@@ -44,9 +44,10 @@ download: one thread), at most its configuration's."""
 BILLING_EPSILON = 1e-9
 """Relative slack when rounding billed time up, so 0.3000000000004 s bills as 0.300 s."""
 
-MEMO_ENTRIES = 8
-"""Engine runs the memo keeps (least recently used dropped): about 10 MB each at 100,000 tasks;
-the planner's repeats are a few runs apart."""
+MEMO_ENTRIES = 4
+"""Engine runs the memo keeps (least recently used dropped): about 13 MB each at 100,000 tasks
+(1.3 MB at 10,000); a compile's repeats are at most a few runs apart (a 10,000-task tree on
+`local`: 4 distinct runs, 18 repeats)."""
 
 
 @dataclass(frozen=True, eq=False)
