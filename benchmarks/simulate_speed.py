@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import platform as host
 import statistics
 import sys
@@ -180,7 +181,9 @@ def run(sizes: list[int], repeats: int, names: list[str]) -> list[dict[str, obje
                 inp = make_input(make_edges(n, rng), n, len(base.configs), rng)
                 rows.append(measure(shape, model, inp, base, repeats))
                 row = rows[-1]
-                print(f"{shape} {n} {model}: simulate {row['simulate_s']:.3f} s", file=sys.stderr)
+                print(f"{shape} {n} {model}: simulate {row['simulate_s']:.3f} s "
+                      f"(cpu {row['simulate_cpu_s']:.3f} s, load {os.getloadavg()[0]:.2f})",
+                      file=sys.stderr)
     return rows
 
 
@@ -195,7 +198,8 @@ def measure(shape: str, model: str, inp: SimInput, base: Platform, repeats: int
         result = simulate(inp, plat)
     reps = repeats if n <= 10_000 else max(1, repeats // 2)
     sample_n = SAMPLES if n <= 10_000 else 2
-    wall, cpu = timed(lambda: simulate(inp, plat), reps)
+    # memo=None: every timed call runs the engine (a repeat would be answered from the memo)
+    wall, cpu = timed(lambda: simulate(inp, plat, memo=None), reps)
     return {
         "shape": shape,
         "model": model,
@@ -207,7 +211,7 @@ def measure(shape: str, model: str, inp: SimInput, base: Platform, repeats: int
         "critical_tasks": len(result.critical_path),
         "simulate_s": wall,
         "simulate_cpu_s": cpu,
-        "no_slack_s": timed(lambda: simulate(inp, plat, with_slack=False), reps)[0],
+        "no_slack_s": timed(lambda: simulate(inp, plat, with_slack=False, memo=None), reps)[0],
         "per_sample_s": timed(lambda: simulate_samples(inp, plat, 0.3, sample_n, seed=1), 1)[0]
         / sample_n,
     }
@@ -249,14 +253,13 @@ def main() -> None:
     rows = run(args.sizes, args.repeats, args.models)
     print_table(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"python": host.python_version(), "machine": host.machine(), "cpus": _cpus()}
+    meta = {"python": host.python_version(), "machine": host.machine(), "cpus": _cpus(),
+            "loadavg": os.getloadavg()}
     args.out.write_text(json.dumps({"host": meta, "rows": rows}, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 
 def _cpus() -> int | None:
-    import os
-
     return os.cpu_count()
 
 

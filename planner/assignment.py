@@ -12,6 +12,7 @@ duration is its row of the duration table at its worker's configuration) and sim
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -118,14 +119,16 @@ def simulate_assignment(pred: Predictions, asg: Assignment, platform: Platform,
 
 
 def try_simulate(pred: Predictions, asg: Assignment, platform: Platform,
-                 *, with_slack: bool = True) -> SimResult | None:
+                 *, with_slack: bool = True, horizon_s: float = math.inf) -> SimResult | None:
     """Simulate a variant of an assignment that simulated before; None if the concurrency
     limit deadlocks it (the only error a valid input can raise: a running worker waits for
-    inputs from workers that cannot start)."""
+    inputs from workers that cannot start), or, with `horizon_s`, maybe if its makespan
+    exceeds that (the run stops there)."""
     from simulator import SimulatorError, simulate
 
     try:
-        return simulate(sim_input(pred, asg), platform, with_slack=with_slack)
+        return simulate(sim_input(pred, asg), platform, with_slack=with_slack,
+                        horizon_s=horizon_s)
     except SimulatorError:
         return None
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from planner.assignment import Assignment, simulate_assignment, try_simulate
-from planner.downgrade import Outcome, within
+from planner.downgrade import Outcome, bound_horizon, within
 from planner.errors import PlanningError
 from planner.predict import Predictions
 
@@ -64,7 +64,8 @@ def uniform(pred: Predictions, asg: Assignment, platform: Platform, bound_s: flo
         if pred.memory_mb[c] < need:
             continue
         trial = asg.with_config(np.full(asg.n_workers, c, np.int64))
-        res = try_simulate(pred, trial, platform)
+        # a run past the bound cannot be kept: it may stop there (None) instead of finishing
+        res = try_simulate(pred, trial, platform, horizon_s=bound_horizon(bound_s))
         sims += 1
         if res is not None and within(res.makespan_s, bound_s) and (best is None
                                                 or res.cost_usd < best.result.cost_usd):

@@ -97,6 +97,11 @@ def within(makespan_s: float, bound_s: float) -> bool:
     return makespan_s <= bound_s + BOUND_RTOL * max(1.0, bound_s)
 
 
+def bound_horizon(bound_s: float) -> float:
+    """The latest makespan `within` accepts: a simulation that passes it may stop there."""
+    return bound_s + BOUND_RTOL * max(1.0, bound_s)
+
+
 def downgrade(pred: Predictions, asg: Assignment, platform: Platform, result: SimResult,
               bound_s: float, rounds: int = DEFAULT_ROUNDS, *, prewarm: bool = True) -> Outcome:
     """Run the loop from `asg` (simulated as `result`, with slack); `prewarm=False` (the

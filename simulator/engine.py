@@ -60,6 +60,12 @@ STORAGE = -1
 Event = tuple[float, str, str]
 
 
+class BeyondHorizon(SimulatorError):
+    """The run was stopped at `Engine.horizon`: the sink is not done by then, so the makespan
+    exceeds it. Every time an event computes is no earlier than the event itself, so once the
+    clock passes the horizon with the sink not computed, its done time will be later still."""
+
+
 class Engine:
     """One simulation run. `run()` fills the public lists; the caller assembles the result."""
 
@@ -72,8 +78,12 @@ class Engine:
         keep_warm_s: float,
         worker_config: list[int],
         record_events: bool,
+        horizon_s: float = float("inf"),
     ) -> None:
         self._load_constants(prep, duration_s, worker_config)
+        self.horizon = horizon_s
+        """Stop (BeyondHorizon) once an event later than this is due and the sink is not done:
+        a caller that only wants makespans within it gives up early."""
         self.host: HostCpus | None = None
         """Shared host CPUs (`simulator.stepped.SteppedEngine` sets them)."""
         self.store: StoreServer | None = StoreServer() if prep.store is not None else None
@@ -168,9 +178,12 @@ class Engine:
 
     # -- main loop ------------------------------------------------------------------------
     def run(self) -> None:
-        heap, work, advance = self.heap, self.work, self._advance
+        heap, work, advance, horizon = self.heap, self.work, self._advance, self.horizon
         while heap:
             t, prio, a, b = heapq.heappop(heap)
+            if t > horizon:
+                self._beyond(t)
+                horizon = self.horizon
             if prio == PRIO_STOP:
                 self._on_stop(t, a)
             elif prio == PRIO_REQUEST:
@@ -180,6 +193,15 @@ class Engine:
             while work:
                 advance(work.popleft())
         self._check_finished()
+
+    def _beyond(self, t: float) -> None:
+        """Raise BeyondHorizon unless the sink (task n - 1) is already computed."""
+        sink = self.n - 1
+        k = self.worker_of[sink]
+        if self.cursor[k] <= self.wtasks.index(sink, self.wptr[k], self.wptr[k + 1]):
+            raise BeyondHorizon(f"the sink is not done at {t!r} s, after the horizon "
+                                f"{self.horizon!r} s")
+        self.horizon = float("inf")  # done: the rest of the run is bookkeeping
 
     def _check_finished(self) -> None:
         blocked = [k for k in range(self.w) if self.state[k] != STOPPED]

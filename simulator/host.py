@@ -113,30 +113,45 @@ class HostCpus:
             self.now = t
 
     def _rates(self) -> None:
-        """Water-fill the capacity over the configurations' demands (module docstring)."""
-        self.next = None
+        """Water-fill the capacity over the configurations' demands (module docstring), and
+        find the next completion in the same pass over the classes (as `next_completion`)."""
         count, demand, rate = self.count, self.demand, self.rate
+        now, vclock, heaps = self.now, self.vclock, self.heaps
+        best_t, best_task, best_c = math.inf, -1, -1
         if self.total <= self.capacity * (1.0 + TOTAL_RTOL):
             if not self.full_speed:
                 for c in range(len(rate)):
                     rate[c] = 1.0
                 self.full_speed = True
+            for c in self.active:
+                vfinish, task = heaps[c][0]
+                left = vfinish - vclock[c]
+                t = now + left if left > 0 else now  # rate 1: left / 1.0 is left
+                if t < best_t or (t == best_t and task < best_task):
+                    best_t, best_task, best_c = t, task, c
+            self.next = (best_t, best_task, best_c)
             return
         self.full_speed = False
-        left, tasks = self.capacity, self.tasks
+        left_cpus, tasks = self.capacity, self.tasks
         share = 0.0  # once a class exceeds the equal share, every later one gets that share
         for c in self.by_demand:
             n = count[c]
             if not n:
                 continue
             if share:
-                rate[c] = share / demand[c]
-                continue
-            equal = left / tasks
-            if demand[c] <= equal:
-                rate[c] = 1.0
-                left -= n * demand[c]
-                tasks -= n
+                r = rate[c] = share / demand[c]
             else:
-                share = equal
-                rate[c] = share / demand[c]
+                equal = left_cpus / tasks
+                if demand[c] <= equal:
+                    r = rate[c] = 1.0
+                    left_cpus -= n * demand[c]
+                    tasks -= n
+                else:
+                    share = equal
+                    r = rate[c] = share / demand[c]
+            vfinish, task = heaps[c][0]
+            left = vfinish - vclock[c]
+            t = now + left / r if left > 0 else now
+            if t < best_t or (t == best_t and task < best_task):
+                best_t, best_task, best_c = t, task, c
+        self.next = (best_t, best_task, best_c)

@@ -72,6 +72,7 @@ class SteppedEngine(Engine):
         worker_config: list[int],
         record_events: bool,
         host: tuple[HostCpus, list[int]] | None,
+        horizon_s: float = float("inf"),
     ) -> None:
         super().__init__(
             prep,
@@ -81,6 +82,7 @@ class SteppedEngine(Engine):
             keep_warm_s,
             worker_config,
             record_events,
+            horizon_s,
         )
         self.host = host[0] if host is not None else None
         self.host_class: list[int] = host[1] if host is not None else []
@@ -110,6 +112,8 @@ class SteppedEngine(Engine):
             t_done, u, config = NOTHING if host is None else host.next or host.next_completion()
             if heap and heap[0][0] < t_done:
                 t, prio, a, b = heapq.heappop(heap)
+                if t > self.horizon:
+                    self._beyond(t)
                 self.clock = t
                 if prio == PRIO_STORE:
                     self._on_store(t, a, b)
@@ -124,6 +128,8 @@ class SteppedEngine(Engine):
                     self._on_link(t, a, b)
             elif u >= 0:
                 assert host is not None
+                if t_done > self.horizon:
+                    self._beyond(t_done)
                 self.clock = t_done
                 host.complete(t_done, config)
                 if u < self.n:
