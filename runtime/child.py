@@ -6,8 +6,10 @@ promise. Between workers the child stays alive and idle; its second worker is a 
 that also reuses the connections and the cached shared plan part of its run.
 
 Protocol on the child's socket (one line each): server -> child `<WorkerSpec JSON>` or `exit`;
-child -> server `done` after each worker. EOF from the server also means exit (the pool died:
-an idle child leaves at once, a busy one after finishing its worker).
+child -> server `done` after each worker, and `wait` / `run` around each wait of the worker for
+remote inputs (`WorkerContext.waiting`: the server lets a waiting worker lend its process slot).
+EOF from the server also means exit (the pool died: an idle child leaves at once, a busy one
+after finishing its worker).
 
 A small shared-memory slot tells the server which task the child is running - its id,
 function, attempt, start, input size and the attempt's deadline - so a child that dies mid-task
@@ -19,6 +21,7 @@ removes it when the child has exited.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 import os
@@ -27,12 +30,14 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from runtime.context import WorkerContext
 from runtime.defaults import log_dir
 from runtime.events import Event, TaskStarted, WorkerFinished
 from runtime.launcher import WorkerSpec
+from runtime.pool_events import forget_in_child
 from runtime.worker import WORKER_SWITCH_INTERVAL_S, Worker
 
 log = logging.getLogger(__name__)
@@ -139,8 +144,11 @@ class _StatusListener:
 
 
 def fork_child(url: str, sock_pair: tuple[socket.socket, socket.socket],
-               close_in_child: list[socket.socket], slot: StatusSlot) -> int:
-    """Fork a child that serves workers on `sock_pair[1]`; returns its pid (in the server)."""
+               close_in_child: list[socket.socket], slot: StatusSlot,
+               server_fds: Sequence[int] = ()) -> int:
+    """Fork a child that serves workers on `sock_pair[1]`; returns its pid (in the server).
+    `server_fds`: the server's SIGCHLD wakeup pipe (`runtime.pool_events.ChildExits`), which
+    the child closes and stops signalling to."""
     server_end, child_end = sock_pair
     pid = os.fork()
     if pid:
@@ -150,6 +158,7 @@ def fork_child(url: str, sock_pair: tuple[socket.socket, socket.socket],
         server_end.close()
         for s in close_in_child:
             s.close()
+        forget_in_child(server_fds)
         _redirect_stderr()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -181,6 +190,20 @@ def serve(url: str, sock: socket.socket, slot: StatusSlot) -> int:
     # ahead of time (prewarm) then starts its first worker with nothing left to set up
     ctx = WorkerContext(url)
     ctx.io  # noqa: B018 - created for its side effect
+
+    @contextlib.contextmanager
+    def waiting() -> Iterator[None]:
+        """Tell the server this worker waits for inputs (it may lend the slot), then that it
+        goes on; a server that is gone is noticed after the worker (`done`)."""
+        with contextlib.suppress(OSError):
+            sock.sendall(b"wait\n")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"run\n")
+
+    ctx.waiting = waiting
     cold = True
     reader = sock.makefile("rb")
     try:
