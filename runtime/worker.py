@@ -29,6 +29,10 @@ value too large for the store (`ValueTooLarge`) fails its task at once, before a
 
 A dynamic fan-out's step (`planflow.map`) is expanded here when its input arrives
 (`runtime.fanout`): some elements run in this worker, the rest on workers it creates.
+
+With `PLANFLOW_PROFILE_DIR` set (in the environment of the pool server, or of a spawned
+worker), each worker's main thread runs under cProfile and its stats are written to
+`<dir>/<dag>-<worker>-<pid>.prof` when it ends (`benchmarks/overhead_profile.py` sums them).
 """
 
 from __future__ import annotations
@@ -73,6 +77,9 @@ WORKER_SWITCH_INTERVAL_S = 0.0005
 needs the GIL a few times per batch, and must not wait 5 ms each time while the main thread
 runs pure-Python tasks."""
 
+PROFILE_DIR_ENV = "PLANFLOW_PROFILE_DIR"
+"""Where workers write their cProfile stats when set (see the module docstring)."""
+
 BACKOFF_SLICE_S = 0.5
 """A retry backoff sleeps in slices this long, checking for cancellation between them."""
 
@@ -106,6 +113,20 @@ class Worker:
         self.tasks_run = 0
 
     def run(self) -> str:
+        directory = os.environ.get(PROFILE_DIR_ENV)
+        if not directory:
+            return self._run_worker()
+        import cProfile
+
+        profile = cProfile.Profile()
+        try:
+            return profile.runcall(self._run_worker)
+        finally:
+            os.makedirs(directory, exist_ok=True)
+            profile.dump_stats(os.path.join(directory, f"{self.spec.dag_id}-"
+                                            f"{self.spec.worker_id}-{os.getpid()}.prof"))
+
+    def _run_worker(self) -> str:
         started_at = time.time()
         try:
             download = self.ctx.download(self.keys, self.spec.worker_id)
