@@ -6,10 +6,15 @@ promise. Between workers the child stays alive and idle; its second worker is a 
 that also reuses the connections and the cached shared plan part of its run.
 
 Protocol on the child's socket (one line each): server -> child `<WorkerSpec JSON>` or `exit`;
-child -> server `done` after each worker, and `wait` / `run` around each wait of the worker for
-remote inputs (`WorkerContext.waiting`: the server lets a waiting worker lend its process slot).
-EOF from the server also means exit (the pool died: an idle child leaves at once, a busy one
-after finishing its worker).
+child -> server `done` after each worker, and `wait` when its worker starts waiting for remote
+inputs while the server is short of slots (below). EOF from the server also means exit (the
+pool died: an idle child leaves at once, a busy one after finishing its worker).
+
+While a worker waits for remote inputs (`WorkerContext.waiting`) its child sets the slot's
+`waiting` flag, and the server counts that process's slot as lent (`runtime.pool`). Setting a
+flag costs no system call; only when the server has set the slot's `pressure` flag (requests
+queued at the cap) does the child also send `wait`, so the server lends the slot at once
+rather than at its next tick.
 
 A small shared-memory slot tells the server which task the child is running - its id,
 function, attempt, start, input size and the attempt's deadline - so a child that dies mid-task
@@ -43,11 +48,15 @@ from runtime.worker import WORKER_SWITCH_INTERVAL_S, Worker
 log = logging.getLogger(__name__)
 
 STATUS_BYTES = 1024
-"""Size of a child's status slot: a sequence counter, then the `Running` fields of the running
-task, tab-separated, NUL-padded."""
+"""Size of a child's status slot: a sequence counter, two flag bytes (`WAITING_AT`,
+`PRESSURE_AT`), then from `TEXT_AT` the `Running` fields of the running task, tab-separated,
+NUL-terminated."""
 
 SEQ = struct.Struct("<Q")
 """The slot's sequence counter (seqlock): odd while the child writes, even when stable."""
+
+WAITING_AT, PRESSURE_AT, TEXT_AT = 8, 9, 16
+"""Offsets in the slot: the child's `waiting` flag, the server's `pressure` flag, the text."""
 
 READ_TRIES = 100
 """Reads of a slot being rewritten before the server gives up and treats it as unknown."""
@@ -105,21 +114,37 @@ class StatusSlot:
         self._seq = 0
 
     def write(self, text: str) -> None:
-        data = text.encode()[:STATUS_BYTES - SEQ.size]
+        data = text.encode()[:STATUS_BYTES - TEXT_AT - 1] + b"\0"  # what follows is ignored
         self._seq += 1
         SEQ.pack_into(self._map, 0, self._seq)
-        self._map[SEQ.size:SEQ.size + len(data)] = data
-        self._map[SEQ.size + len(data):STATUS_BYTES] = b"\0" * (STATUS_BYTES - SEQ.size
-                                                                 - len(data))
+        self._map[TEXT_AT:TEXT_AT + len(data)] = data
         self._seq += 1
         SEQ.pack_into(self._map, 0, self._seq)
+
+    @property
+    def waiting(self) -> bool:
+        """The child's worker waits for remote inputs (it lends its slot)."""
+        return self._map[WAITING_AT] == 1
+
+    @waiting.setter
+    def waiting(self, value: bool) -> None:
+        self._map[WAITING_AT] = 1 if value else 0
+
+    @property
+    def pressure(self) -> bool:
+        """The server has requests queued at its cap (a child starting to wait says so)."""
+        return self._map[PRESSURE_AT] == 1
+
+    @pressure.setter
+    def pressure(self, value: bool) -> None:
+        self._map[PRESSURE_AT] = 1 if value else 0
 
     def read(self) -> str:
         """The slot's text ("" when it cannot be read consistently)."""
         for _ in range(READ_TRIES):
             (before,) = SEQ.unpack_from(self._map, 0)
             if before % 2 == 0:
-                raw = bytes(self._map[SEQ.size:STATUS_BYTES])
+                raw = bytes(self._map[TEXT_AT:STATUS_BYTES])
                 (after,) = SEQ.unpack_from(self._map, 0)
                 if after == before:
                     return raw.split(b"\0", 1)[0].decode(errors="replace")
@@ -193,15 +218,16 @@ def serve(url: str, sock: socket.socket, slot: StatusSlot) -> int:
 
     @contextlib.contextmanager
     def waiting() -> Iterator[None]:
-        """Tell the server this worker waits for inputs (it may lend the slot), then that it
-        goes on; a server that is gone is noticed after the worker (`done`)."""
-        with contextlib.suppress(OSError):
-            sock.sendall(b"wait\n")
+        """Flag the wait for inputs (the server may lend the slot meanwhile), waking the
+        server only when it is short of slots; a server that is gone is noticed at `done`."""
+        slot.waiting = True
+        if slot.pressure:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"wait\n")
         try:
             yield
         finally:
-            with contextlib.suppress(OSError):
-                sock.sendall(b"run\n")
+            slot.waiting = False
 
     ctx.waiting = waiting
     cold = True

@@ -18,7 +18,7 @@ every run it holds work of, so their clients fail at once, naming the pool log.
 At most `max_processes` processes exist at once; further requests wait in the server's backlog,
 and the server renews their claim leases while they wait (`runtime.leases`: waiting is not
 dying), so a backlog of thousands of workers drains at the pool's pace without a relaunch.
-A worker blocked on its remote inputs (its child says `wait`, then `run` when it goes on) lends
+A worker blocked on its remote inputs (its child's status slot says so, `runtime.child`) lends
 its slot: while it waits the pool may hold one more process, up to `WAITING_EXTRA_MAX` past the
 cap, as the Ray launcher lends CPUs back. Otherwise a plan with more waiting workers than the
 cap would deadlock (every slot held by a worker waiting for inputs of a worker still queued).
@@ -131,8 +131,11 @@ class Process:
     """Asked to exit: never given another worker (it may already have read `exit`)."""
     buffer: bytes = b""
     timed_out: Death | None = None
-    waiting: bool = False
-    """Its worker waits for remote inputs (it said `wait`): it lends its slot meanwhile."""
+
+    @property
+    def waiting(self) -> bool:
+        """Its worker waits for remote inputs (its slot's flag): it lends its slot meanwhile."""
+        return self.spec is not None and self.slot is not None and self.slot.waiting
 
 
 class PoolServer:
@@ -159,6 +162,8 @@ class PoolServer:
         self._next_hold = 0.0
         self._waiter = RequestWaiter(self.redis, [self.keys.control(self.pool_id),
                                                   self.keys.requests()])
+        self._pressure = False
+        """Requests are queued at the cap: the busy children's slots say so (`runtime.child`)."""
         self._exits: ChildExits | None = None
         """SIGCHLD as a readable fd, while `serve` runs (signals belong to the main thread)."""
 
@@ -319,10 +324,23 @@ class PoolServer:
     def _cap(self) -> int:
         """Most processes right now: `max_processes`, plus one per worker waiting for inputs
         (it lends its slot), at most `WAITING_EXTRA_MAX` more."""
-        waiting = sum(1 for p in self.procs.values() if p.spec is not None and p.waiting)
+        waiting = sum(1 for p in self.procs.values() if p.waiting)
         return self.max_processes + min(waiting, WAITING_EXTRA_MAX)
 
     def _dispatch(self) -> None:
+        self._set_pressure(self._dispatch_some())
+
+    def _set_pressure(self, pressure: bool) -> None:
+        """Tell the busy children whether requests wait at the cap (a child that starts
+        waiting then wakes the server to lend its slot at once)."""
+        if pressure != self._pressure:
+            self._pressure = pressure
+            for proc in self.procs.values():
+                if proc.slot is not None:
+                    proc.slot.pressure = pressure
+
+    def _dispatch_some(self) -> bool:
+        """Start what the backlog allows; True when requests are left waiting at the cap."""
         forks = 0
         cap = self._cap()
         while self.backlog and not self.stopping:
@@ -331,14 +349,15 @@ class PoolServer:
             if proc is None:
                 if len(self.procs) >= cap:
                     self._retire_idle_other(spec.config)
-                    return  # wait for a process to come free
+                    return True  # wait for a process to come free
                 if forks >= FORKS_PER_TICK:
-                    return  # the rest next iteration
+                    return False  # the rest next iteration
                 forks += 1
                 proc = self._start_process(spec.config, spec)
             self.backlog.popleft()
             if proc is not None:
                 self._assign(proc, spec)
+        return False
 
     def _idle(self, spec: WorkerSpec) -> Process | None:
         idle = [p for p in self.procs.values() if p.spec is None and p.config == spec.config
@@ -358,6 +377,7 @@ class PoolServer:
         pid = fork_child(self.url, pair, others, slot,
                          self._exits.fds if self._exits is not None else ())
         self.limiter.apply(pid, *config)
+        slot.pressure = self._pressure
         proc = Process(pid, config, pair[0], slot, idle_since=time.monotonic())
         self.procs[pid] = proc
         return proc
@@ -409,9 +429,8 @@ class PoolServer:
         *lines, proc.buffer = (proc.buffer + data).split(b"\n")
         for line in lines:
             if line == b"done":
-                proc.spec, proc.idle_since, proc.waiting = None, time.monotonic(), False
-            elif line in (b"wait", b"run"):
-                proc.waiting = line == b"wait" and proc.spec is not None
+                proc.spec, proc.idle_since = None, time.monotonic()
+            # `wait` only wakes the loop: the slot's flag says who waits
 
     def _reaped(self, proc: Process, status: int) -> None:
         if proc.popen is not None:  # reaped by our waitpid: tell Popen, or it would wait again
