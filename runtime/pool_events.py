@@ -151,7 +151,10 @@ class RequestWaiter:
         pool = getattr(self._client, "connection_pool", None)
         if pool is None:  # a cluster client: no single connection to hold
             return None
-        conn = pool.get_connection("BLPOP")
+        try:
+            conn = pool.get_connection()
+        except TypeError:  # redis-py before 5.3 wants a command name
+            conn = pool.get_connection("BLPOP")
         conn.connect()
         if getattr(conn, "_sock", None) is None:
             pool.release(conn)
