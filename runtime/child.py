@@ -6,8 +6,15 @@ promise. Between workers the child stays alive and idle; its second worker is a 
 that also reuses the connections and the cached shared plan part of its run.
 
 Protocol on the child's socket (one line each): server -> child `<WorkerSpec JSON>` or `exit`;
-child -> server `done` after each worker. EOF from the server also means exit (the pool died:
-an idle child leaves at once, a busy one after finishing its worker).
+child -> server `done` after each worker, and `wait` when its worker starts waiting for remote
+inputs while the server is short of slots (below). EOF from the server also means exit (the
+pool died: an idle child leaves at once, a busy one after finishing its worker).
+
+While a worker waits for remote inputs (`WorkerContext.waiting`) its child sets the slot's
+`waiting` flag, and the server counts that process's slot as lent (`runtime.pool`). Setting a
+flag costs no system call; only when the server has set the slot's `pressure` flag (requests
+queued at the cap) does the child also send `wait`, so the server lends the slot at once
+rather than at its next tick.
 
 A small shared-memory slot tells the server which task the child is running - its id,
 function, attempt, start, input size and the attempt's deadline - so a child that dies mid-task
@@ -19,6 +26,7 @@ removes it when the child has exited.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 import os
@@ -27,22 +35,28 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from runtime.context import WorkerContext
 from runtime.defaults import log_dir
 from runtime.events import Event, TaskStarted, WorkerFinished
 from runtime.launcher import WorkerSpec
+from runtime.pool_events import forget_in_child
 from runtime.worker import WORKER_SWITCH_INTERVAL_S, Worker
 
 log = logging.getLogger(__name__)
 
 STATUS_BYTES = 1024
-"""Size of a child's status slot: a sequence counter, then the `Running` fields of the running
-task, tab-separated, NUL-padded."""
+"""Size of a child's status slot: a sequence counter, two flag bytes (`WAITING_AT`,
+`PRESSURE_AT`), then from `TEXT_AT` the `Running` fields of the running task, tab-separated,
+NUL-terminated."""
 
 SEQ = struct.Struct("<Q")
 """The slot's sequence counter (seqlock): odd while the child writes, even when stable."""
+
+WAITING_AT, PRESSURE_AT, TEXT_AT = 8, 9, 16
+"""Offsets in the slot: the child's `waiting` flag, the server's `pressure` flag, the text."""
 
 READ_TRIES = 100
 """Reads of a slot being rewritten before the server gives up and treats it as unknown."""
@@ -100,21 +114,37 @@ class StatusSlot:
         self._seq = 0
 
     def write(self, text: str) -> None:
-        data = text.encode()[:STATUS_BYTES - SEQ.size]
+        data = text.encode()[:STATUS_BYTES - TEXT_AT - 1] + b"\0"  # what follows is ignored
         self._seq += 1
         SEQ.pack_into(self._map, 0, self._seq)
-        self._map[SEQ.size:SEQ.size + len(data)] = data
-        self._map[SEQ.size + len(data):STATUS_BYTES] = b"\0" * (STATUS_BYTES - SEQ.size
-                                                                 - len(data))
+        self._map[TEXT_AT:TEXT_AT + len(data)] = data
         self._seq += 1
         SEQ.pack_into(self._map, 0, self._seq)
+
+    @property
+    def waiting(self) -> bool:
+        """The child's worker waits for remote inputs (it lends its slot)."""
+        return self._map[WAITING_AT] == 1
+
+    @waiting.setter
+    def waiting(self, value: bool) -> None:
+        self._map[WAITING_AT] = 1 if value else 0
+
+    @property
+    def pressure(self) -> bool:
+        """The server has requests queued at its cap (a child starting to wait says so)."""
+        return self._map[PRESSURE_AT] == 1
+
+    @pressure.setter
+    def pressure(self, value: bool) -> None:
+        self._map[PRESSURE_AT] = 1 if value else 0
 
     def read(self) -> str:
         """The slot's text ("" when it cannot be read consistently)."""
         for _ in range(READ_TRIES):
             (before,) = SEQ.unpack_from(self._map, 0)
             if before % 2 == 0:
-                raw = bytes(self._map[SEQ.size:STATUS_BYTES])
+                raw = bytes(self._map[TEXT_AT:STATUS_BYTES])
                 (after,) = SEQ.unpack_from(self._map, 0)
                 if after == before:
                     return raw.split(b"\0", 1)[0].decode(errors="replace")
@@ -139,8 +169,11 @@ class _StatusListener:
 
 
 def fork_child(url: str, sock_pair: tuple[socket.socket, socket.socket],
-               close_in_child: list[socket.socket], slot: StatusSlot) -> int:
-    """Fork a child that serves workers on `sock_pair[1]`; returns its pid (in the server)."""
+               close_in_child: list[socket.socket], slot: StatusSlot,
+               server_fds: Sequence[int] = ()) -> int:
+    """Fork a child that serves workers on `sock_pair[1]`; returns its pid (in the server).
+    `server_fds`: the server's SIGCHLD wakeup pipe (`runtime.pool_events.ChildExits`), which
+    the child closes and stops signalling to."""
     server_end, child_end = sock_pair
     pid = os.fork()
     if pid:
@@ -150,6 +183,7 @@ def fork_child(url: str, sock_pair: tuple[socket.socket, socket.socket],
         server_end.close()
         for s in close_in_child:
             s.close()
+        forget_in_child(server_fds)
         _redirect_stderr()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -181,6 +215,21 @@ def serve(url: str, sock: socket.socket, slot: StatusSlot) -> int:
     # ahead of time (prewarm) then starts its first worker with nothing left to set up
     ctx = WorkerContext(url)
     ctx.io  # noqa: B018 - created for its side effect
+
+    @contextlib.contextmanager
+    def waiting() -> Iterator[None]:
+        """Flag the wait for inputs (the server may lend the slot meanwhile), waking the
+        server only when it is short of slots; a server that is gone is noticed at `done`."""
+        slot.waiting = True
+        if slot.pressure:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"wait\n")
+        try:
+            yield
+        finally:
+            slot.waiting = False
+
+    ctx.waiting = waiting
     cold = True
     reader = sock.makefile("rb")
     try:

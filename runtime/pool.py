@@ -18,6 +18,14 @@ every run it holds work of, so their clients fail at once, naming the pool log.
 At most `max_processes` processes exist at once; further requests wait in the server's backlog,
 and the server renews their claim leases while they wait (`runtime.leases`: waiting is not
 dying), so a backlog of thousands of workers drains at the pool's pace without a relaunch.
+A worker blocked on its remote inputs (its child's status slot says so, `runtime.child`) lends
+its slot: while it waits the pool may hold one more process, up to `WAITING_EXTRA_MAX` past the
+cap, as the Ray launcher lends CPUs back. Otherwise a plan with more waiting workers than the
+cap would deadlock (every slot held by a worker waiting for inputs of a worker still queued).
+
+The loop is event-driven (`runtime.pool_events`): a request, a child's line and a child's exit
+each wake it at once, so a process slot comes free (and a queued worker starts) as soon as its
+previous worker is done, not at the next tick.
 
 Control messages on `<ns>:pool:{pool}:<id>:control`: `prewarm` (fork idle processes per
 configuration, import modules), `cancel` (kill a run's processes, ignore its later requests,
@@ -60,12 +68,18 @@ from runtime.launcher import WorkerSpec
 from runtime.leases import LEASE_RENEW_S, Death, hold_call
 from runtime.limits import ResourceLimiter
 from runtime.pool_client import process_identity
+from runtime.pool_events import ChildExits, RequestWaiter, wait_readable
 from runtime.scripts import call_sync, queue_call, report_error
 
 log = logging.getLogger(__name__)
 
 POOL_TICK_S = 0.05
-"""Longest BLPOP of the server loop: how often it reaps processes and checks idle timers."""
+"""Longest wait of the server loop when nothing happens: how often it checks task deadlines,
+leases and idle timers (requests, child lines and exits wake it at once)."""
+
+WAITING_EXTRA_MAX = 64
+"""Most processes past `max_processes` the pool holds for workers waiting on their inputs
+(each waiting worker lends its slot; see the module docstring)."""
 
 HEARTBEAT_S = 1.0
 """How often the server renews its entry in `<ns>:pool:{pool}:alive`."""
@@ -118,6 +132,11 @@ class Process:
     buffer: bytes = b""
     timed_out: Death | None = None
 
+    @property
+    def waiting(self) -> bool:
+        """Its worker waits for remote inputs (its slot's flag): it lends its slot meanwhile."""
+        return self.spec is not None and self.slot is not None and self.slot.waiting
+
 
 class PoolServer:
     """The server loop; `serve` returns when the server should exit."""
@@ -141,11 +160,18 @@ class PoolServer:
         self._last_activity = time.monotonic()
         self._next_heartbeat = 0.0
         self._next_hold = 0.0
+        self._waiter = RequestWaiter(self.redis, [self.keys.control(self.pool_id),
+                                                  self.keys.requests()])
+        self._pressure = False
+        """Requests are queued at the cap: the busy children's slots say so (`runtime.child`)."""
+        self._exits: ChildExits | None = None
+        """SIGCHLD as a readable fd, while `serve` runs (signals belong to the main thread)."""
 
     # -- loop ---------------------------------------------------------------------------------
 
     def serve(self, ready_token: str | None = None) -> None:
         os.environ[POOL_ID_ENV] = self.pool_id  # inherited by every worker process
+        self._exits = ChildExits()
         self._heartbeat()
         if ready_token:
             self._reply(ready_token, self.pool_id)
@@ -167,10 +193,10 @@ class PoolServer:
             self._exit()
 
     def _step(self) -> None:
-        """One iteration: wait (briefly) for a request or control message, reap and time out
-        processes, start what the backlog allows, keep waiting leases and the heartbeat."""
-        item = self.redis.blpop([self.keys.control(self.pool_id), self.keys.requests()],
-                                timeout=POOL_TICK_S)
+        """One iteration: wait (at most a tick) for a request, control message, child line or
+        child exit; reap and time out processes, start what the backlog allows, keep waiting
+        leases and the heartbeat."""
+        item = self._wait()
         self._poll()
         if item is not None:
             self._last_activity = time.monotonic()
@@ -184,6 +210,27 @@ class PoolServer:
         self._hold_waiting()
         self._expire_idle()
         self._heartbeat()
+
+    def _wait(self) -> tuple[bytes, bytes] | None:
+        """Wait for the next event (`runtime.pool_events`); the request or control message
+        popped, if that was one."""
+        sock = self._waiter.arm()
+        if sock is None:  # no socket of our own to wait on: block through the client
+            item = self.redis.blpop([self.keys.control(self.pool_id), self.keys.requests()],
+                                    timeout=POOL_TICK_S)
+            if item is None:
+                return None
+            key, value = item
+            return (key if isinstance(key, bytes) else str(key).encode(),
+                    value if isinstance(value, bytes) else str(value).encode())
+        fds: list[object] = [sock, *(p.sock for p in self.procs.values()
+                                     if p.spec is not None and p.sock is not None)]
+        if self._exits is not None:
+            fds.append(self._exits)
+        readable = wait_readable(fds, POOL_TICK_S)
+        if self._exits is not None and self._exits in readable:
+            self._exits.drain()
+        return self._waiter.take() if sock in readable else None
 
     def _give_up(self, err: BaseException) -> None:
         """Fail every run this server holds work of (busy workers, waiting requests), naming
@@ -261,6 +308,8 @@ class PoolServer:
         elif op == "cancel":
             self._cancel(str(msg["dag"]))
             self._reply(str(msg["reply"]), "ok")
+        elif op == "wake":  # left by `RequestWaiter.finish` of an earlier server: nothing
+            pass
         elif op == "shutdown":
             self.stopping = True
             self._shutdown_reply = msg.get("reply")
@@ -272,22 +321,43 @@ class PoolServer:
 
     # -- processes ----------------------------------------------------------------------------
 
+    def _cap(self) -> int:
+        """Most processes right now: `max_processes`, plus one per worker waiting for inputs
+        (it lends its slot), at most `WAITING_EXTRA_MAX` more."""
+        waiting = sum(1 for p in self.procs.values() if p.waiting)
+        return self.max_processes + min(waiting, WAITING_EXTRA_MAX)
+
     def _dispatch(self) -> None:
+        self._set_pressure(self._dispatch_some())
+
+    def _set_pressure(self, pressure: bool) -> None:
+        """Tell the busy children whether requests wait at the cap (a child that starts
+        waiting then wakes the server to lend its slot at once)."""
+        if pressure != self._pressure:
+            self._pressure = pressure
+            for proc in self.procs.values():
+                if proc.slot is not None:
+                    proc.slot.pressure = pressure
+
+    def _dispatch_some(self) -> bool:
+        """Start what the backlog allows; True when requests are left waiting at the cap."""
         forks = 0
+        cap = self._cap()
         while self.backlog and not self.stopping:
             spec = self.backlog[0]
             proc = self._idle(spec)
             if proc is None:
-                if len(self.procs) >= self.max_processes:
+                if len(self.procs) >= cap:
                     self._retire_idle_other(spec.config)
-                    return  # wait for a process to come free
+                    return True  # wait for a process to come free
                 if forks >= FORKS_PER_TICK:
-                    return  # the rest next iteration
+                    return False  # the rest next iteration
                 forks += 1
                 proc = self._start_process(spec.config, spec)
             self.backlog.popleft()
             if proc is not None:
                 self._assign(proc, spec)
+        return False
 
     def _idle(self, spec: WorkerSpec) -> Process | None:
         idle = [p for p in self.procs.values() if p.spec is None and p.config == spec.config
@@ -304,8 +374,10 @@ class PoolServer:
         slot = StatusSlot()
         pair = socket.socketpair()
         others = [p.sock for p in self.procs.values() if p.sock is not None]
-        pid = fork_child(self.url, pair, others, slot)
+        pid = fork_child(self.url, pair, others, slot,
+                         self._exits.fds if self._exits is not None else ())
         self.limiter.apply(pid, *config)
+        slot.pressure = self._pressure
         proc = Process(pid, config, pair[0], slot, idle_since=time.monotonic())
         self.procs[pid] = proc
         return proc
@@ -330,7 +402,8 @@ class PoolServer:
             log.warning("pool %s: process %d gone before its assignment", self.pool_id, proc.pid)
 
     def _poll(self) -> None:
-        """Read `done` lines from busy processes; reap exited ones."""
+        """Read the lines of busy processes (`runtime.child`: `done`, `wait`, `run`); reap
+        exited ones."""
         busy = {p.sock: p for p in self.procs.values() if p.spec and p.sock is not None}
         if busy:
             readable, _, _ = select.select(list(busy), [], [], 0)
@@ -339,10 +412,7 @@ class PoolServer:
                 data = b""
                 with contextlib.suppress(OSError):
                     data = sock.recv(4096)
-                proc.buffer += data
-                if b"done\n" in proc.buffer:
-                    proc.buffer = b""
-                    proc.spec, proc.idle_since = None, time.monotonic()
+                self._lines(proc, data)
         self._enforce_timeouts()
         while self.procs:
             try:
@@ -354,6 +424,13 @@ class PoolServer:
             found = self.procs.pop(pid, None)
             if found is not None:
                 self._reaped(found, status)
+
+    def _lines(self, proc: Process, data: bytes) -> None:
+        *lines, proc.buffer = (proc.buffer + data).split(b"\n")
+        for line in lines:
+            if line == b"done":
+                proc.spec, proc.idle_since = None, time.monotonic()
+            # `wait` only wakes the loop: the slot's flag says who waits
 
     def _reaped(self, proc: Process, status: int) -> None:
         if proc.popen is not None:  # reaped by our waitpid: tell Popen, or it would wait again
@@ -410,9 +487,15 @@ class PoolServer:
                 return
 
     def _expire_idle(self) -> None:
+        """Retire idle processes past their keep-warm time, and idle ones past the cap (forked
+        while a waiting worker lent its slot)."""
         now = time.monotonic()
+        excess = len([p for p in self.procs.values() if not p.retiring]) - self._cap()
         for proc in list(self.procs.values()):
-            if proc.spec is None and not proc.retiring and now - proc.idle_since > self.keep_warm_s:
+            if proc.spec is not None or proc.retiring:
+                continue
+            if excess > 0 or now - proc.idle_since > self.keep_warm_s:
+                excess -= 1
                 self._retire(proc)  # asked once; reaped when it exits
 
     # -- control ------------------------------------------------------------------------------
@@ -470,6 +553,10 @@ class PoolServer:
             self.redis.hset(self.keys.alive(), self.pool_id, entry)
 
     def _exit(self) -> None:
+        with contextlib.suppress(redis.RedisError, OSError):  # a request it popped: not lost
+            item = self._waiter.finish(self.keys.control(self.pool_id))
+            if item is not None and item[0].decode() == self.keys.requests():
+                self.redis.lpush(self.keys.requests(), item[1])
         for proc in list(self.procs.values()):
             self._retire(proc)
         deadline = time.monotonic() + SHUTDOWN_WAIT_S
@@ -485,6 +572,8 @@ class PoolServer:
             self._reaped(proc, 0)
         self.limiter.close()
         self.deaths.close()
+        if self._exits is not None:
+            self._exits.close()
         with contextlib.suppress(redis.RedisError):
             self.redis.hdel(self.keys.alive(), self.pool_id)
             if self._shutdown_reply:

@@ -29,6 +29,10 @@ value too large for the store (`ValueTooLarge`) fails its task at once, before a
 
 A dynamic fan-out's step (`planflow.map`) is expanded here when its input arrives
 (`runtime.fanout`): some elements run in this worker, the rest on workers it creates.
+
+With `PLANFLOW_PROFILE_DIR` set (in the environment of the pool server, or of a spawned
+worker), each worker's main thread runs under cProfile and its stats are written to
+`<dir>/<dag>-<worker>-<pid>.prof` when it ends (`benchmarks/overhead_profile.py` sums them).
 """
 
 from __future__ import annotations
@@ -73,6 +77,17 @@ WORKER_SWITCH_INTERVAL_S = 0.0005
 needs the GIL a few times per batch, and must not wait 5 ms each time while the main thread
 runs pure-Python tasks."""
 
+PROFILE_DIR_ENV = "PLANFLOW_PROFILE_DIR"
+"""Where workers write their cProfile stats when set (see the module docstring)."""
+
+RESERVE_CHUNK_BYTES = 64 * 2**20
+"""Most shared-memory bytes a worker reserves ahead on its run's bound (`runtime.shm`), so that
+a worker writing many values pays one RESERVE round trip per chunk, not per value."""
+
+RESERVE_CHUNK_SHARE = 32
+"""A chunk is also at most this fraction of the run's bound: credit held ahead by many workers
+must not make values spill that would have fitted."""
+
 BACKOFF_SLICE_S = 0.5
 """A retry backoff sleeps in slices this long, checking for cancellation between them."""
 
@@ -101,11 +116,27 @@ class Worker:
         self._sizes_of_platform: tuple[tuple[int, float], ...] = ()
         self._codec: ValueCodec
         """Set by `_run` from the run's settings."""
+        self._shm_credit = 0
+        """Shared-memory bytes reserved on the run's bound and not used yet (`_value_codec`)."""
         self._settings: RunSettings
         """Set by `_run`: the run's settings."""
         self.tasks_run = 0
 
     def run(self) -> str:
+        directory = os.environ.get(PROFILE_DIR_ENV)
+        if not directory:
+            return self._run_worker()
+        import cProfile
+
+        profile = cProfile.Profile()
+        try:
+            return profile.runcall(self._run_worker)
+        finally:
+            os.makedirs(directory, exist_ok=True)
+            profile.dump_stats(os.path.join(directory, f"{self.spec.dag_id}-"
+                                            f"{self.spec.worker_id}-{os.getpid()}.prof"))
+
+    def _run_worker(self) -> str:
         started_at = time.time()
         try:
             download = self.ctx.download(self.keys, self.spec.worker_id)
@@ -131,6 +162,7 @@ class Worker:
             outcome = self._run(download)
         finally:
             self._clock.close()
+            self._return_credit()
             prog = download.program
             self._emit(WorkerFinished(
                 self.spec.dag_id, prog.worker_id, prog.memory_mb, prog.cpus,
@@ -179,12 +211,36 @@ class Worker:
         directory = shm.run_dir(settings.namespace, settings.dag_id) \
             if settings.same_host and settings.shm_max_bytes > 0 else None
 
+        chunk = min(RESERVE_CHUNK_BYTES, settings.shm_max_bytes // RESERVE_CHUNK_SHARE)
+
         def reserve(nbytes: int) -> bool:
-            call = reserve_call(self.keys, nbytes, settings.shm_max_bytes, settings.ttl_s)
-            return int(call_sync(self.ctx.redis, call)) == 1
+            """Take `nbytes` from the credit, reserving a chunk ahead when it is short (or
+            just what is missing, when the chunk does not fit the bound any more)."""
+            if nbytes <= self._shm_credit:
+                self._shm_credit -= nbytes
+                return True
+            need = nbytes - self._shm_credit
+            for ask in dict.fromkeys((max(need, chunk), need)):
+                call = reserve_call(self.keys, ask, settings.shm_max_bytes, settings.ttl_s)
+                if int(call_sync(self.ctx.redis, call)) == 1:
+                    self._shm_credit += ask - nbytes
+                    return True
+            return False
 
         return ValueCodec(shm_dir=directory, reserve=reserve,
                           value_limit=self.ctx.io.limits.value_bytes)
+
+    def _return_credit(self) -> None:
+        """Give the unused shared-memory credit back to the run's bound (a no-op once the run
+        is gone: the script checks it still exists)."""
+        credit, self._shm_credit = self._shm_credit, 0
+        if credit > 0:
+            settings = self._settings
+            try:
+                call_sync(self.ctx.redis, reserve_call(self.keys, -credit,
+                                                       settings.shm_max_bytes, settings.ttl_s))
+            except Exception:  # the bound is only held longer; never fail the worker for it
+                log.debug("returning %d shared-memory bytes failed", credit, exc_info=True)
 
     def _check(self, uploader: Uploader) -> None:
         if self._cancelled():

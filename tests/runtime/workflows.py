@@ -480,3 +480,17 @@ def distinct(xs: list[str]) -> list[str]:
 def where(width: int = 8, seconds: float = 0.5):
     """node_of-0 ... node_of-(width-1) -> distinct-0 (the Ray nodes the fan-out ran on)"""
     return distinct([node_of(i, seconds) for i in range(width)])
+
+
+@workflow
+def halves(width: int = 8):
+    """
+     inc-0 ... inc-(w/2-1)   inc-(w/2) ... inc-(w-1)
+          \\     |     /           \\      |      /
+            total-0                  total-1
+                    \\              /
+                         add-0
+    """
+    leaves = [inc(i) for i in range(width)]
+    half = width // 2
+    return add(total(leaves[:half]), total(leaves[half:]))
