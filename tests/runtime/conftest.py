@@ -15,6 +15,7 @@ import psutil
 import pytest
 import redis
 
+from runtime.defaults import REDIS_URL_ENV
 from runtime.embedded import EmbeddedRedis
 from runtime.local import LocalLauncher
 from runtime.threads import ThreadLauncher
@@ -62,13 +63,17 @@ def namespace_keys(client: redis.Redis, namespace: str) -> list[str]:
     return sorted(k.decode() for k in client.scan_iter(f"{namespace}:*", count=1000))
 
 
-def pool_processes(namespace: str) -> list[int]:
-    """Pids of pool servers of `namespace` and of their worker processes."""
+def pool_processes(namespace: str, url_part: str = "") -> list[int]:
+    """Pids of pool servers of `namespace` (serving a Redis whose URL holds `url_part`, e.g. an
+    embedded server's data directory) and of their worker processes."""
     found: list[int] = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if "runtime.pool" in cmdline and namespace in cmdline:
+        if "runtime.pool" not in cmdline or namespace not in cmdline:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if url_part and url_part not in proc.environ().get(REDIS_URL_ENV, ""):
+                continue
             found.append(proc.info["pid"])
-            with contextlib.suppress(psutil.NoSuchProcess):
-                found.extend(c.pid for c in proc.children(recursive=True))
+            found.extend(c.pid for c in proc.children(recursive=True))
     return found
