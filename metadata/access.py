@@ -115,6 +115,8 @@ class MetadataAccess:
         self._demands: dict[str, CpuDemandModel | None] = {}
         self._transfer: TransferModel | None = None
         self._workers: list[WorkerRecord] | None = None
+        self._run_workflows: dict[str, str] = {}
+        """run id -> workflow, for the runs of `_workers` that have a run record."""
         self._plan_download: TransferModel | None = None
         self._widths: dict[tuple[str, str], int | None] = {}
 
@@ -122,9 +124,11 @@ class MetadataAccess:
     def from_records(cls, records: Iterable[TaskRecord], *,
                      worker_records: Iterable[WorkerRecord] = (), transfer_latency_s: float,
                      transfer_bandwidth_bps: float, cold_start_s: float, warm_start_s: float,
-                     widths: Mapping[tuple[str, str], int] | None = None) -> MetadataAccess:
+                     widths: Mapping[tuple[str, str], int] | None = None,
+                     run_workflows: Mapping[str, str] | None = None) -> MetadataAccess:
         """An instance over in-memory records (tests, benchmarks), no Redis involved;
-        `widths`: (workflow, dynamic fan-out id) -> the width to expect."""
+        `widths`: (workflow, dynamic fan-out id) -> the width to expect; `run_workflows`:
+        run id -> the workflow it ran (what the run records would say)."""
         access = cls(None, transfer_latency_s=transfer_latency_s,
                      transfer_bandwidth_bps=transfer_bandwidth_bps, cold_start_s=cold_start_s,
                      warm_start_s=warm_start_s)
@@ -133,6 +137,7 @@ class MetadataAccess:
             grouped.setdefault(rec.function_key, []).append(rec)
         access._ingest(grouped)
         access._set_workers(list(worker_records))
+        access._run_workflows.update(run_workflows or {})
         access._widths.update(widths or {})
         return access
 
@@ -156,7 +161,10 @@ class MetadataAccess:
     def _load_workers(self) -> None:
         """Fetch the worker records of recent runs once (start-up and plan-download figures)."""
         if self._workers is None and self._store is not None:
-            self._set_workers(self._store.recent_worker_records(WORKER_HISTORY_RUNS))
+            workers = self._store.recent_worker_records(WORKER_HISTORY_RUNS)
+            self._run_workflows = self._store.run_workflows(
+                list(dict.fromkeys(w.run_id for w in workers)))
+            self._set_workers(workers)
 
     def expected_width(self, workflow: str, task_id: str) -> int | None:
         """The median width dynamic fan-out `task_id` of `workflow` had in the recorded runs
@@ -328,20 +336,31 @@ class MetadataAccess:
             return float(np.median([w.startup_s for w in samples]))
         return self._platform["cold_start_s" if cold else "warm_start_s"]
 
-    def start_up_figures(self) -> dict[str, float]:
+    def start_up_figures(self, workflow: str | None = None) -> dict[str, float]:
         """The platform's `cold_start_s` / `warm_start_s` as recent workers measured them:
         start-up plus plan download (the simulator's start-up covers both), the median over
         runs of each run's median, for each kind with at least `MIN_STARTUP_SAMPLES` records
         (a kind without enough is absent). Each run counts once, so the start-ups of a run that
         started many workers at once, stretched by their crowding (which the simulator's host
-        model charges itself), do not outvote the others."""
+        model charges itself), do not outvote the others.
+
+        A worker's start-up is mostly what it imports: the pool imports the workflow's modules
+        before it forks, and unpickling the plan's functions imports the rest (numpy, pandas,
+        dask: 0.1-0.5 s; a pure-Python workflow: a few ms). So with `workflow`, only the runs
+        of that workflow count, when they hold enough records of the kind; otherwise every
+        recent run does (a new workflow starts from what this machine's workers take)."""
         self._load_workers()
         figures: dict[str, float] = {}
+        workers = self._workers or []
+        own = [w for w in workers if workflow is not None
+               and self._run_workflows.get(w.run_id) == workflow]
         for name, cold in (("cold_start_s", True), ("warm_start_s", False)):
+            kind = [w for w in own if w.cold == cold]
+            if len(kind) < MIN_STARTUP_SAMPLES:
+                kind = [w for w in workers if w.cold == cold]
             by_run: dict[str, list[float]] = {}
-            for w in self._workers or ():
-                if w.cold == cold:
-                    by_run.setdefault(w.run_id, []).append(w.startup_s + w.plan_download_s)
+            for w in kind:
+                by_run.setdefault(w.run_id, []).append(w.startup_s + w.plan_download_s)
             if sum(len(v) for v in by_run.values()) >= MIN_STARTUP_SAMPLES:
                 figures[name] = float(np.median([np.median(v) for v in by_run.values()]))
         return figures
