@@ -336,19 +336,24 @@ class MetadataAccess:
             return float(np.median([w.startup_s for w in samples]))
         return self._platform["cold_start_s" if cold else "warm_start_s"]
 
-    def start_up_figures(self, workflow: str | None = None) -> dict[str, float]:
+    def start_up_figures(self, workflow: str | None = None, host_cpus: float | None = None
+                         ) -> dict[str, float]:
         """The platform's `cold_start_s` / `warm_start_s` as recent workers measured them:
         start-up plus plan download (the simulator's start-up covers both), the median over
         runs of each run's median, for each kind with at least `MIN_STARTUP_SAMPLES` records
-        (a kind without enough is absent). Each run counts once, so the start-ups of a run that
-        started many workers at once, stretched by their crowding (which the simulator's host
-        model charges itself), do not outvote the others.
+        (a kind without enough is absent). Each run counts once, so one run's crowd does not
+        outvote the others.
 
         A worker's start-up is mostly what it imports: the pool imports the workflow's modules
         before it forks, and unpickling the plan's functions imports the rest (numpy, pandas,
         dask: 0.1-0.5 s; a pure-Python workflow: a few ms). So with `workflow`, only the runs
         of that workflow count, when they hold enough records of the kind; otherwise every
-        recent run does (a new workflow starts from what this machine's workers take)."""
+        recent run does (a new workflow starts from what this machine's workers take).
+
+        With `host_cpus` (workers share one host), each start-up is first taken back to what it
+        would have been alone (`isolated_start_ups`): the simulator's host model charges the
+        crowd of workers starting at once itself, and a figure measured in that crowd would be
+        charged it twice."""
         self._load_workers()
         figures: dict[str, float] = {}
         workers = self._workers or []
@@ -358,11 +363,15 @@ class MetadataAccess:
             kind = [w for w in own if w.cold == cold]
             if len(kind) < MIN_STARTUP_SAMPLES:
                 kind = [w for w in workers if w.cold == cold]
-            by_run: dict[str, list[float]] = {}
+            if len(kind) < MIN_STARTUP_SAMPLES:
+                continue
+            by_run: dict[str, list[WorkerRecord]] = {}
             for w in kind:
-                by_run.setdefault(w.run_id, []).append(w.startup_s + w.plan_download_s)
-            if sum(len(v) for v in by_run.values()) >= MIN_STARTUP_SAMPLES:
-                figures[name] = float(np.median([np.median(v) for v in by_run.values()]))
+                by_run.setdefault(w.run_id, []).append(w)
+            medians = [float(np.median(isolated_start_ups(
+                group, [w for w in workers if w.run_id == run_id], host_cpus)))
+                for run_id, group in by_run.items()]
+            figures[name] = float(np.median(medians))
         return figures
 
     def plan_download_time(self, plan_bytes: int) -> float:
@@ -391,3 +400,25 @@ class MetadataAccess:
         if isinstance(sources, DurationPrediction):
             return sources.source_counts()
         return source_counts(sources)
+
+
+def isolated_start_ups(workers: Sequence[WorkerRecord], run_workers: Sequence[WorkerRecord],
+                       host_cpus: float | None) -> list[float]:
+    """Each of `workers`' start-up plus plan download, as if it had the host to itself: its
+    measured span divided by its crowd's stretch, max(1, c / host_cpus), where c is the CPU
+    demand (min(1, cpus) each, as the host model charges a start-up) of the start-ups of its
+    run (`run_workers`, itself included) under way at once, on average over its span - the
+    inverse of the host model, which shares host_cpus among them. Without `host_cpus`, the
+    spans as measured."""
+    spans = [(w.requested_at, w.requested_at + w.startup_s + w.plan_download_s,
+              min(1.0, w.cpus)) for w in run_workers]
+    out = []
+    for w in workers:
+        lo, hi = w.requested_at, w.requested_at + w.startup_s + w.plan_download_s
+        length = hi - lo
+        if host_cpus is None or length <= 0:
+            out.append(max(length, 0.0))
+            continue
+        crowd = sum(d * max(0.0, min(hi, b) - max(lo, a)) for a, b, d in spans) / length
+        out.append(length / max(1.0, crowd / host_cpus))
+    return out

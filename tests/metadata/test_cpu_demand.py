@@ -147,3 +147,20 @@ def test_the_store_says_which_workflow_each_run_ran(redis_url: str, namespace: s
                                                                       "dag-3": "light"}
         access = MetadataAccess(store, **PLATFORM)
         assert access.start_up_figures("heavy")["cold_start_s"] == pytest.approx(0.5)
+
+
+def test_start_ups_in_a_crowd_are_taken_back_to_their_time_alone() -> None:
+    """Ten workers of one CPU started at once on a 2-CPU host, 1 s each: alone each would
+    have taken 1 / (10 / 2) = 0.2 s (the host model stretches them back to 1 s itself).
+    Without host_cpus the figure is the span as measured; a lone start-up is never changed."""
+    from tests.metadata.factories import worker
+
+    crowd = [worker(f"dag-{r}", worker_id=f"w-{i}", requested_at=0.0, started_at=0.99,
+                    plan_download_s=0.01) for r in range(3) for i in range(10)]
+    access = MetadataAccess.from_records([], worker_records=crowd, **PLATFORM)
+    assert access.start_up_figures(host_cpus=2.0)["cold_start_s"] == pytest.approx(0.2)
+    assert access.start_up_figures()["cold_start_s"] == pytest.approx(1.0)
+    alone = [worker(f"dag-{r}", requested_at=0.0, started_at=0.3, plan_download_s=0.0)
+             for r in range(3)]
+    access = MetadataAccess.from_records([], worker_records=alone, **PLATFORM)
+    assert access.start_up_figures(host_cpus=2.0)["cold_start_s"] == pytest.approx(0.3)
