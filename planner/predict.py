@@ -180,8 +180,8 @@ def learned_platform(platform: Platform, access: Any, workflow: str | None = Non
     start_up_figures`: start-up plus plan download, cold and warm; those of `workflow`'s own
     runs when there are enough, since a worker's start-up is mostly its imports; on a host-
     bound platform each taken back to its time alone on the host, which the simulator's host
-    model stretches itself), where history has them; configurations with start-ups of their own keep them. Unchanged without
-    `access`."""
+    model stretches itself), where history has them; configurations with start-ups of their
+    own keep them. Unchanged without `access`."""
     figures = {} if access is None else access.start_up_figures(workflow, platform.host_cpus)
     return platform.with_overrides(**figures) if figures else platform
 
