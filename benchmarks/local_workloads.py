@@ -8,6 +8,7 @@ measure the runtime's overheads. dask_stats is included when Dask is installed.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -122,14 +123,18 @@ def simulated(home: Path, plan_file: Path) -> float:
     return float(planflow(home, "simulate", str(plan_file))["scenario"]["makespan_s"])
 
 
-def measure_each(only: str, prefix: str, measure: Callable[[Path, str, dict[str, str]], Any]
-                 ) -> tuple[list[Any], dict[str, str]]:
+def measure_each(only: str, prefix: str, measure: Callable[[Path, str, dict[str, str]], Any],
+                 keep: Path | None = None) -> tuple[list[Any], dict[str, str]]:
     """`measure(home_dir, workflow, values)` for each selected workload in one temporary
-    directory: the rows, and the workloads whose command failed (reported, counted against the
+    directory (`keep`: in that directory, kept afterwards, so its history and plans can be
+    examined): the rows, and the workloads whose command failed (reported, counted against the
     bars, not hidden) with their errors."""
     rows: list[Any] = []
     failed: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+    with contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory(
+            prefix=prefix) as tmp:
+        if keep:
+            keep.mkdir(parents=True, exist_ok=True)
         for workflow, values in selected(only):
             print(f"{workflow} {values} (load average {os.getloadavg()[0]:.1f})", flush=True)
             try:

@@ -136,12 +136,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each plan")
     parser.add_argument("--only", default="", help="comma-separated workflow names")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/plan_vs_naive.json")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="run in this $PLANFLOW_HOME and keep it (history, plans)")
     args = parser.parse_args()
     t0 = time.perf_counter()
     rows, failed = measure_each(
         args.only, "planflow-naive-",
         lambda home, workflow, values: measure(home, workflow, values, args.platform,
-                                               args.record, args.repeat))
+                                               args.record, args.repeat),
+        keep=args.keep)
     print_table(rows)
     if failed:
         print(f"\nFAILED (no figures): {', '.join(failed)}")

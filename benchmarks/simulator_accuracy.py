@@ -17,7 +17,11 @@ private $PLANFLOW_HOME:
 Bar (DESIGN.md / issue 12): median over workloads <= 15 %, worst <= 30 %.
 
     python benchmarks/simulator_accuracy.py [--platform local] [--record 3] [--repeat 3]
-        [--only matmul,cpu_fanout]
+        [--only matmul,cpu_fanout] [--keep DIR]
+
+`--keep DIR` runs in DIR as $PLANFLOW_HOME and keeps it: the history (`planflow metrics`, the
+worker and task records) and every evaluation plan (`DIR/<workflow>.plan`), to put the simulated
+timeline beside the observed one.
 
 Prints a table and writes `benchmarks/results/simulator_accuracy.json`. The load average is
 printed beside the figures: other processes on the machine inflate observed times, and nothing
@@ -105,12 +109,15 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated workflow names")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks/results/simulator_accuracy.json")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="run in this $PLANFLOW_HOME and keep it (history, plans)")
     args = parser.parse_args()
     t0 = time.perf_counter()
     rows, failed = measure_each(
         args.only, "planflow-simacc-",
         lambda home, workflow, values: measure(home, workflow, values, args.platform,
-                                               args.record, args.repeat))
+                                               args.record, args.repeat),
+        keep=args.keep)
     print_table(rows)
     if failed:
         print(f"\nFAILED (no figures): {', '.join(failed)}")

@@ -115,6 +115,8 @@ class MetadataAccess:
         self._demands: dict[str, CpuDemandModel | None] = {}
         self._transfer: TransferModel | None = None
         self._workers: list[WorkerRecord] | None = None
+        self._run_workflows: dict[str, str] = {}
+        """run id -> workflow, for the runs of `_workers` that have a run record."""
         self._plan_download: TransferModel | None = None
         self._widths: dict[tuple[str, str], int | None] = {}
 
@@ -122,9 +124,11 @@ class MetadataAccess:
     def from_records(cls, records: Iterable[TaskRecord], *,
                      worker_records: Iterable[WorkerRecord] = (), transfer_latency_s: float,
                      transfer_bandwidth_bps: float, cold_start_s: float, warm_start_s: float,
-                     widths: Mapping[tuple[str, str], int] | None = None) -> MetadataAccess:
+                     widths: Mapping[tuple[str, str], int] | None = None,
+                     run_workflows: Mapping[str, str] | None = None) -> MetadataAccess:
         """An instance over in-memory records (tests, benchmarks), no Redis involved;
-        `widths`: (workflow, dynamic fan-out id) -> the width to expect."""
+        `widths`: (workflow, dynamic fan-out id) -> the width to expect; `run_workflows`:
+        run id -> the workflow it ran (what the run records would say)."""
         access = cls(None, transfer_latency_s=transfer_latency_s,
                      transfer_bandwidth_bps=transfer_bandwidth_bps, cold_start_s=cold_start_s,
                      warm_start_s=warm_start_s)
@@ -133,6 +137,7 @@ class MetadataAccess:
             grouped.setdefault(rec.function_key, []).append(rec)
         access._ingest(grouped)
         access._set_workers(list(worker_records))
+        access._run_workflows.update(run_workflows or {})
         access._widths.update(widths or {})
         return access
 
@@ -156,7 +161,10 @@ class MetadataAccess:
     def _load_workers(self) -> None:
         """Fetch the worker records of recent runs once (start-up and plan-download figures)."""
         if self._workers is None and self._store is not None:
-            self._set_workers(self._store.recent_worker_records(WORKER_HISTORY_RUNS))
+            workers = self._store.recent_worker_records(WORKER_HISTORY_RUNS)
+            self._run_workflows = self._store.run_workflows(
+                list(dict.fromkeys(w.run_id for w in workers)))
+            self._set_workers(workers)
 
     def expected_width(self, workflow: str, task_id: str) -> int | None:
         """The median width dynamic fan-out `task_id` of `workflow` had in the recorded runs
@@ -328,22 +336,42 @@ class MetadataAccess:
             return float(np.median([w.startup_s for w in samples]))
         return self._platform["cold_start_s" if cold else "warm_start_s"]
 
-    def start_up_figures(self) -> dict[str, float]:
+    def start_up_figures(self, workflow: str | None = None, host_cpus: float | None = None
+                         ) -> dict[str, float]:
         """The platform's `cold_start_s` / `warm_start_s` as recent workers measured them:
         start-up plus plan download (the simulator's start-up covers both), the median over
         runs of each run's median, for each kind with at least `MIN_STARTUP_SAMPLES` records
-        (a kind without enough is absent). Each run counts once, so the start-ups of a run that
-        started many workers at once, stretched by their crowding (which the simulator's host
-        model charges itself), do not outvote the others."""
+        (a kind without enough is absent). Each run counts once, so one run's crowd does not
+        outvote the others.
+
+        A worker's start-up is mostly what it imports: the pool imports the workflow's modules
+        before it forks, and unpickling the plan's functions imports the rest (numpy, pandas,
+        dask: 0.1-0.5 s; a pure-Python workflow: a few ms). So with `workflow`, only the runs
+        of that workflow count, when they hold enough records of the kind; otherwise every
+        recent run does (a new workflow starts from what this machine's workers take).
+
+        With `host_cpus` (workers share one host), each start-up is first taken back to what it
+        would have been alone (`isolated_start_ups`): the simulator's host model charges the
+        crowd of workers starting at once itself, and a figure measured in that crowd would be
+        charged it twice."""
         self._load_workers()
         figures: dict[str, float] = {}
+        workers = self._workers or []
+        own = [w for w in workers if workflow is not None
+               and self._run_workflows.get(w.run_id) == workflow]
         for name, cold in (("cold_start_s", True), ("warm_start_s", False)):
-            by_run: dict[str, list[float]] = {}
-            for w in self._workers or ():
-                if w.cold == cold:
-                    by_run.setdefault(w.run_id, []).append(w.startup_s + w.plan_download_s)
-            if sum(len(v) for v in by_run.values()) >= MIN_STARTUP_SAMPLES:
-                figures[name] = float(np.median([np.median(v) for v in by_run.values()]))
+            kind = [w for w in own if w.cold == cold]
+            if len(kind) < MIN_STARTUP_SAMPLES:
+                kind = [w for w in workers if w.cold == cold]
+            if len(kind) < MIN_STARTUP_SAMPLES:
+                continue
+            by_run: dict[str, list[WorkerRecord]] = {}
+            for w in kind:
+                by_run.setdefault(w.run_id, []).append(w)
+            medians = [float(np.median(isolated_start_ups(
+                group, [w for w in workers if w.run_id == run_id], host_cpus)))
+                for run_id, group in by_run.items()]
+            figures[name] = float(np.median(medians))
         return figures
 
     def plan_download_time(self, plan_bytes: int) -> float:
@@ -372,3 +400,25 @@ class MetadataAccess:
         if isinstance(sources, DurationPrediction):
             return sources.source_counts()
         return source_counts(sources)
+
+
+def isolated_start_ups(workers: Sequence[WorkerRecord], run_workers: Sequence[WorkerRecord],
+                       host_cpus: float | None) -> list[float]:
+    """Each of `workers`' start-up plus plan download, as if it had the host to itself: its
+    measured span divided by its crowd's stretch, max(1, c / host_cpus), where c is the CPU
+    demand (min(1, cpus) each, as the host model charges a start-up) of the start-ups of its
+    run (`run_workers`, itself included) under way at once, on average over its span - the
+    inverse of the host model, which shares host_cpus among them. Without `host_cpus`, the
+    spans as measured."""
+    spans = [(w.requested_at, w.requested_at + w.startup_s + w.plan_download_s,
+              min(1.0, w.cpus)) for w in run_workers]
+    out = []
+    for w in workers:
+        lo, hi = w.requested_at, w.requested_at + w.startup_s + w.plan_download_s
+        length = hi - lo
+        if host_cpus is None or length <= 0:
+            out.append(max(length, 0.0))
+            continue
+        crowd = sum(d * max(0.0, min(hi, b) - max(lo, a)) for a, b, d in spans) / length
+        out.append(length / max(1.0, crowd / host_cpus))
+    return out

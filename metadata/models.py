@@ -25,7 +25,9 @@ seen) solves every (s, P) in closed form at once, with a, b >= 0; near-ties go t
 then the smaller s (assume no unshown speed-up; assume CPU-bound below one CPU). The chosen shape
 is then refitted with scikit-learn's HuberRegressor (robust to stragglers such as a first call
 that paid imports) when there are enough samples and the least-squares residuals show outliers
-(beyond `OUTLIER_Z` robust standard deviations); without outliers Huber's answer is nearly the
+(beyond `OUTLIER_Z` robust standard deviations), after the outliers themselves are left out
+(a duration measured as nearly nothing is a leverage point of a relative fit, which Huber,
+robust to residuals only, would keep); without outliers Huber's answer is nearly the
 least-squares one, so the refit (and scikit-learn's import) is skipped. Shape needs two CPU
 counts: history at a single CPU count keeps (a + b*x) at that count and takes the shape from
 the caller (the `@task` parallelism hint, else single-threaded: s = 0, P = 1). Input bytes that
@@ -347,26 +349,47 @@ def robust_relative_fit(features: F64, target: F64) -> F64:
     """Non-negative coefficients of target ~ features @ coef, minimising relative error;
     refitted by HuberRegressor when there are HUBER_MIN_SAMPLES or more samples and outliers."""
     rows = features / target[:, None]
-    ones = np.ones(len(target))
-    if rows.shape[1] == 1:
-        coef = np.array([float(rows[:, 0] @ ones) / max(float(rows[:, 0] @ rows[:, 0]), 1e-300)])
-    else:
-        a, b = _Sums.of(rows[None, :, 0], rows[None, :, 1]).nonneg_solution()
-        coef = np.array([a[0], b[0]])
+    coef = _relative_least_squares(rows)
     active = coef > 0
     if len(target) < HUBER_MIN_SAMPLES or not active.any() or not _has_outliers(1 - rows @ coef):
         return coef
+    # A sample far below the others (a duration measured as nearly nothing: a contention
+    # reading longer than the task could have waited) is a leverage point of the relative
+    # fit - its row is 1/t - that drags every coefficient towards it, and Huber, robust to
+    # residuals only, keeps it. The residuals' majority still tells it apart: refit without
+    # the outliers first.
+    keep = ~_outliers(1 - rows @ coef)
+    if keep.sum() >= max(rows.shape[1], len(target) // 2):
+        rows = rows[keep]
+        coef = _relative_least_squares(rows)
+        active = coef > 0
+        if not active.any():
+            return coef
     refined = np.zeros_like(coef)
     refined[active] = _huber(rows[:, active])
     ok = np.all(np.isfinite(refined)) and np.all(refined >= 0) and refined[active].all()
     return refined if ok else coef
 
 
-def _has_outliers(residuals: F64) -> bool:
-    """Any residual beyond OUTLIER_Z robust (MAD) standard deviations from the median?"""
+def _relative_least_squares(rows: F64) -> F64:
+    """Non-negative coef minimising |rows @ coef - 1|^2 (one or two features)."""
+    if rows.shape[1] == 1:
+        ones = np.ones(len(rows))
+        return np.array([float(rows[:, 0] @ ones) / max(float(rows[:, 0] @ rows[:, 0]), 1e-300)])
+    a, b = _Sums.of(rows[None, :, 0], rows[None, :, 1]).nonneg_solution()
+    return np.array([a[0], b[0]])
+
+
+def _outliers(residuals: F64) -> NDArray[np.bool_]:
+    """Residuals beyond OUTLIER_Z robust (MAD) standard deviations from the median."""
     centre = np.median(residuals)
     mad = float(np.median(np.abs(residuals - centre)))
-    return bool(np.any(np.abs(residuals - centre) > OUTLIER_Z * MAD_TO_SIGMA * max(mad, 1e-12)))
+    return np.abs(residuals - centre) > OUTLIER_Z * MAD_TO_SIGMA * max(mad, 1e-12)
+
+
+def _has_outliers(residuals: F64) -> bool:
+    """Any residual beyond OUTLIER_Z robust (MAD) standard deviations from the median?"""
+    return bool(np.any(_outliers(residuals)))
 
 
 def _huber(rows: F64) -> F64:

@@ -337,6 +337,17 @@ class MetricsStore:
             raw = self._client.hget(keys.runs_key(self.namespace), run_id)
         return None if raw is None else _decode(RunRecord, [str(raw)], run_id)[0]
 
+    def run_workflows(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The workflow of each of `run_ids` that has a run record (one HMGET)."""
+        if not run_ids:
+            return {}
+        with self._guard("reading run records"):
+            raw = self._client.hmget(keys.runs_key(self.namespace), list(run_ids))
+        found = [(run_id, item) for run_id, item in zip(run_ids, raw, strict=True)
+                 if item is not None]
+        runs = _decode(RunRecord, [item for _, item in found], "runs")
+        return {r.run_id: r.workflow for r in runs}
+
     def worker_records(self, run_id: str) -> list[WorkerRecord]:
         with self._guard(f"reading worker records of {run_id}"):
             raw = self._client.lrange(keys.worker_records_key(self.namespace, run_id), 0, -1)

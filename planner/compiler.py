@@ -99,7 +99,7 @@ def compile_graph(graph: TaskGraph, options: CompileOptions | None = None, *,
     platform = platform or load(options.platform)
     if platform.host_cpus is not None:
         # workers on this machine: plan with the start-ups its runs measured, not the file's
-        platform = learned_platform(platform, access)
+        platform = learned_platform(platform, access, graph.workflow)
     if any(node.dynamic for node in graph.nodes):  # planflow.map: via the planning graph
         from planner.dynamic_plan import compile_dynamic
 

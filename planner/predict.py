@@ -175,11 +175,14 @@ def predict(graph: TaskGraph, platform: Platform, *, quantile: float | None = No
     return dataclasses.replace(pred, learned_cpu_demand=np.asarray(demand, np.float64))
 
 
-def learned_platform(platform: Platform, access: Any) -> Platform:
+def learned_platform(platform: Platform, access: Any, workflow: str | None = None) -> Platform:
     """`platform` with the start-up figures its workers measured (`MetadataAccess.
-    start_up_figures`: start-up plus plan download, cold and warm), where history has them;
-    configurations with start-ups of their own keep them. Unchanged without `access`."""
-    figures = {} if access is None else access.start_up_figures()
+    start_up_figures`: start-up plus plan download, cold and warm; those of `workflow`'s own
+    runs when there are enough, since a worker's start-up is mostly its imports; on a host-
+    bound platform each taken back to its time alone on the host, which the simulator's host
+    model stretches itself), where history has them; configurations with start-ups of their
+    own keep them. Unchanged without `access`."""
+    figures = {} if access is None else access.start_up_figures(workflow, platform.host_cpus)
     return platform.with_overrides(**figures) if figures else platform
 
 

@@ -112,3 +112,55 @@ def test_a_crowded_run_does_not_outvote_the_others_on_start_up() -> None:
                       plan_download_s=0.01) for i in range(10)]
     access = MetadataAccess.from_records([], worker_records=quiet + crowded, **PLATFORM)
     assert access.start_up_figures()["cold_start_s"] == pytest.approx(0.05)
+
+
+def test_a_workflow_plans_with_the_start_ups_of_its_own_runs() -> None:
+    """A worker's start-up is mostly its imports: three runs of a numpy workflow took 0.4 s to
+    start each worker, three of a pure-Python one 0.01 s. Each plans with its own; a workflow
+    with no runs of its own (or too few) with every run's."""
+    from tests.metadata.factories import worker
+
+    heavy = [worker(f"dag-h{i}", requested_at=0.0, started_at=0.39, plan_download_s=0.01)
+             for i in range(3)]
+    light = [worker(f"dag-l{i}", requested_at=0.0, started_at=0.009, plan_download_s=0.001)
+             for i in range(4)]
+    runs = {**{w.run_id: "numpy_pipeline" for w in heavy}, **{w.run_id: "tree" for w in light}}
+    access = MetadataAccess.from_records([], worker_records=heavy + light, run_workflows=runs,
+                                         **PLATFORM)
+    assert access.start_up_figures("numpy_pipeline")["cold_start_s"] == pytest.approx(0.4)
+    assert access.start_up_figures("tree")["cold_start_s"] == pytest.approx(0.01)
+    assert access.start_up_figures("new")["cold_start_s"] == pytest.approx(0.01)  # median of 7
+    assert access.start_up_figures()["cold_start_s"] == pytest.approx(0.01)
+
+
+def test_the_store_says_which_workflow_each_run_ran(redis_url: str, namespace: str) -> None:
+    from metadata.store import MetricsStore
+    from tests.metadata.factories import run, worker
+
+    with MetricsStore(redis_url, namespace) as store:
+        for i, workflow in enumerate(("heavy", "heavy", "heavy", "light")):
+            store.write_run(run(f"dag-{i}", workflow=workflow))
+            store.write_worker(worker(f"dag-{i}", requested_at=10.0 + i,
+                                      started_at=10.0 + i + (0.5 if workflow == "heavy" else 0.01),
+                                      plan_download_s=0.0))
+        assert store.run_workflows(["dag-0", "dag-3", "dag-404"]) == {"dag-0": "heavy",
+                                                                      "dag-3": "light"}
+        access = MetadataAccess(store, **PLATFORM)
+        assert access.start_up_figures("heavy")["cold_start_s"] == pytest.approx(0.5)
+
+
+def test_start_ups_in_a_crowd_are_taken_back_to_their_time_alone() -> None:
+    """Ten workers of one CPU started at once on a 2-CPU host, 1 s each: alone each would
+    have taken 1 / (10 / 2) = 0.2 s (the host model stretches them back to 1 s itself).
+    Without host_cpus the figure is the span as measured; a lone start-up is never changed."""
+    from tests.metadata.factories import worker
+
+    crowd = [worker(f"dag-{r}", worker_id=f"w-{i}", requested_at=0.0, started_at=0.99,
+                    plan_download_s=0.01) for r in range(3) for i in range(10)]
+    access = MetadataAccess.from_records([], worker_records=crowd, **PLATFORM)
+    assert access.start_up_figures(host_cpus=2.0)["cold_start_s"] == pytest.approx(0.2)
+    assert access.start_up_figures()["cold_start_s"] == pytest.approx(1.0)
+    alone = [worker(f"dag-{r}", requested_at=0.0, started_at=0.3, plan_download_s=0.0)
+             for r in range(3)]
+    access = MetadataAccess.from_records([], worker_records=alone, **PLATFORM)
+    assert access.start_up_figures(host_cpus=2.0)["cold_start_s"] == pytest.approx(0.3)

@@ -112,3 +112,18 @@ def test_spread_reflects_the_noise_and_grows_off_the_observed_configs() -> None:
     np.testing.assert_allclose(pred.quantile(0.5), pred.mean_s)
     assert np.all(pred.quantile(0.1) < pred.mean_s) and np.all(pred.mean_s < pred.quantile(0.9))
     assert pred.cv[0, 0] == pytest.approx(np.sqrt(np.expm1(pred.sigma[0, 0] ** 2)))
+
+
+def test_one_duration_measured_as_nearly_nothing_does_not_drag_the_fit() -> None:
+    """io_fanout's sleep(0.25): 95 attempts took 0.25-0.28 s; one recorded a contention as long
+    as its wall time, so its isolated duration was 0.0005 s. In the relative fit that sample's
+    row is 1/t, 500 times the others': it alone set the duration (0.00056 s). It is an outlier
+    of the residuals' majority and is left out."""
+    from metadata.models import fit_duration
+
+    rng = np.random.default_rng(3)
+    seconds = np.concatenate([0.25 + 0.03 * rng.random(95), [0.0005]])
+    model = fit_duration(np.zeros(96), np.ones(96), seconds)
+    assert model.fixed_s == pytest.approx(0.26, rel=0.05)
+    clean = fit_duration(np.zeros(95), np.ones(95), seconds[:95])
+    assert model.fixed_s == pytest.approx(clean.fixed_s, rel=0.01)
