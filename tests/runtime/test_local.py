@@ -223,3 +223,20 @@ def _wait_for(fetch: Any, attempts: int = 200) -> Any:
             return found
         time.sleep(0.02)
     return fetch()
+
+
+def _uses_redis() -> Any:
+    return redis.Redis
+
+
+def test_a_warm_pool_preloads_modules_by_full_name_and_the_subpackages_in_use() -> None:
+    """Importing a package does not import its subpackages, so the pool is told `dask.array`
+    (say), not only `dask`: every forked worker then inherits it instead of importing it."""
+    from runtime.session import modules_of
+
+    mods = modules_of([_uses_redis, workflows.inc.fn],
+                      loaded=["redis.asyncio", "redis._parsers", "xml.dom", "runtime.pool"])
+    assert "tests.runtime.workflows" in mods  # the functions' own module, by full name
+    assert "redis.asyncio" in mods  # a loaded subpackage of a package in use
+    assert "redis._parsers" not in mods and "xml.dom" not in mods  # private; not in use
+    assert "runtime.pool" not in mods  # planflow's own packages are imported anyway
