@@ -124,17 +124,22 @@ def simulated(home: Path, plan_file: Path) -> float:
 
 
 def measure_each(only: str, prefix: str, measure: Callable[[Path, str, dict[str, str]], Any],
-                 keep: Path | None = None) -> tuple[list[Any], dict[str, str]]:
+                 keep: Path | None = None, calibrate: bool = False
+                 ) -> tuple[list[Any], dict[str, str]]:
     """`measure(home_dir, workflow, values)` for each selected workload in one temporary
     directory (`keep`: in that directory, kept afterwards, so its history and plans can be
-    examined): the rows, and the workloads whose command failed (reported, counted against the
-    bars, not hidden) with their errors."""
+    examined; `calibrate`: after `planflow calibrate` there, so `local` is this machine as
+    measured, not as derived): the rows, and the workloads whose command failed (reported,
+    counted against the bars, not hidden) with their errors."""
     rows: list[Any] = []
     failed: dict[str, str] = {}
     with contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory(
             prefix=prefix) as tmp:
         if keep:
             keep.mkdir(parents=True, exist_ok=True)
+        if calibrate:
+            print(f"planflow calibrate (load average {os.getloadavg()[0]:.1f})", flush=True)
+            planflow(Path(tmp), "calibrate")
         for workflow, values in selected(only):
             print(f"{workflow} {values} (load average {os.getloadavg()[0]:.1f})", flush=True)
             try:

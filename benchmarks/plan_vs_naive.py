@@ -138,13 +138,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/plan_vs_naive.json")
     parser.add_argument("--keep", type=Path, default=None,
                         help="run in this $PLANFLOW_HOME and keep it (history, plans)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="run `planflow calibrate` in that home first (else `local` is "
+                             "derived from the host, as for a user who never calibrated)")
     args = parser.parse_args()
     t0 = time.perf_counter()
     rows, failed = measure_each(
         args.only, "planflow-naive-",
         lambda home, workflow, values: measure(home, workflow, values, args.platform,
                                                args.record, args.repeat),
-        keep=args.keep)
+        keep=args.keep, calibrate=args.calibrate)
     print_table(rows)
     if failed:
         print(f"\nFAILED (no figures): {', '.join(failed)}")
@@ -156,11 +159,13 @@ def main() -> None:
           f"{len(rows) - len(over)}/{len(rows)} (over: {', '.join(over) or 'none'}); "
           + "; ".join(f"{w} / one process {p:.2f} (bar {ONE_PROCESS_BAR:g}: "
                       f"{'met' if p <= ONE_PROCESS_BAR else 'MISSED'})" for w, p in procs)
-          + f"; platform {args.platform}; load average {os.getloadavg()[0]:.1f}; "
+          + f"; platform {args.platform}{' (calibrated)' if args.calibrate else ''}; "
+          f"load average {os.getloadavg()[0]:.1f}; "
           f"{time.perf_counter() - t0:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "platform": args.platform, "record_runs": args.record, "repeat": args.repeat,
+        "platform": args.platform, "calibrated": args.calibrate, "record_runs": args.record,
+        "repeat": args.repeat,
         "bars": {"one_worker": ONE_WORKER_BAR, "one_process": ONE_PROCESS_BAR},
         "load_average": os.getloadavg()[0], "failed": failed,
         "rows": [{**asdict(r), "ratio": r.ratio, "process_ratio": r.process_ratio}

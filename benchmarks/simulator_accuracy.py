@@ -111,13 +111,16 @@ def main() -> None:
                         default=ROOT / "benchmarks/results/simulator_accuracy.json")
     parser.add_argument("--keep", type=Path, default=None,
                         help="run in this $PLANFLOW_HOME and keep it (history, plans)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="run `planflow calibrate` in that home first (else `local` is "
+                             "derived from the host, as for a user who never calibrated)")
     args = parser.parse_args()
     t0 = time.perf_counter()
     rows, failed = measure_each(
         args.only, "planflow-simacc-",
         lambda home, workflow, values: measure(home, workflow, values, args.platform,
                                                args.record, args.repeat),
-        keep=args.keep)
+        keep=args.keep, calibrate=args.calibrate)
     print_table(rows)
     if failed:
         print(f"\nFAILED (no figures): {', '.join(failed)}")
@@ -130,11 +133,13 @@ def main() -> None:
           f"{'met' if median <= MEDIAN_BAR_PCT else 'MISSED'}), worst {worst:.1f} % (bar "
           f"{WORST_BAR_PCT:g} %: {'met' if worst <= WORST_BAR_PCT else 'MISSED'}); "
           f"recompiled plans slower than the first run: {', '.join(slower) or 'none'}; "
-          f"platform {args.platform}; load average {os.getloadavg()[0]:.1f}; "
+          f"platform {args.platform}{' (calibrated)' if args.calibrate else ''}; "
+          f"load average {os.getloadavg()[0]:.1f}; "
           f"{time.perf_counter() - t0:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "platform": args.platform, "record_runs": args.record, "repeat": args.repeat,
+        "platform": args.platform, "calibrated": args.calibrate, "record_runs": args.record,
+        "repeat": args.repeat,
         "median_abs_error_pct": median, "worst_abs_error_pct": worst,
         "bars_pct": {"median": MEDIAN_BAR_PCT, "worst": WORST_BAR_PCT},
         "load_average": os.getloadavg()[0], "failed": failed,
