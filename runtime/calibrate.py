@@ -305,9 +305,13 @@ def check_writable(directory: Path) -> None:
 def write_calibration(calibration: Calibration, out: Path | None = None) -> list[Path]:
     """Write the calibrated platform to this machine's cache (and to `out`); the paths."""
     text = platform_toml(calibration.platform, header=_header(calibration))
-    paths = [calibration_path(machine_identity(calibration.host))]
-    if out is not None:
-        paths.append(out)
+    return write_platform_files(text, calibration_path(machine_identity(calibration.host)), out)
+
+
+def write_platform_files(text: str, cache: Path, out: Path | None = None) -> list[Path]:
+    """Write a platform file's `text` to `cache` (and to `out`), each atomically (a reader
+    never sees half a file); the paths."""
+    paths = [cache] if out is None else [cache, out]
     for path in paths:
         check_writable(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -48,8 +48,8 @@ from runtime.calibrate import (
     CalibrationError,
     _records,
     _store,
-    check_writable,
     probe_plan,
+    write_platform_files,
 )
 from simulator.platform import Platform, ResourceConfig
 
@@ -256,19 +256,8 @@ def write_ray_calibration(calibration: RayCalibration, out: Path | None = None) 
         f"{m.get('plan_download_s', 0.0) * 1e3:.2f} ms, {m.get('cold_workers', 0):.0f} cold and "
         f"{m.get('warm_workers', 0):.0f} warm probe workers.",
     ])
-    text = platform_toml(calibration.platform, header=header)
-    paths = [ray_calibration_path()]
-    if out is not None:
-        paths.append(out)
-    for path in paths:
-        check_writable(path.parent)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_text(text, "utf-8")
-            tmp.replace(path)
-        except OSError as err:
-            raise CalibrationError(f"cannot write {path}: {err.strerror or err}") from err
-    return paths
+    return write_platform_files(platform_toml(calibration.platform, header=header),
+                                ray_calibration_path(), out)
 
 
 def _lap(since: float) -> float:
