@@ -116,27 +116,31 @@ class Gate:
     """An async actor (no CPU): a borrowed task's waiting worker blocks on its `pause`, so that
     Ray sees the task blocked; pooled actors whose worker waits count their CPUs in and out
     (`enter`, `leave`, by `ray_pool.waiter_key`), which the dispatchers read (`waiting_cpus`)
-    before borrowing them. An actor that dies while its worker waits never leaves: its
-    dispatcher `forget`s the worker's generation, and an `enter` the dead actor sent that
-    arrives even later is ignored."""
+    before borrowing them.
+
+    Ray does not keep the order of an async actor's calls, so each carries its waiter's
+    sequence number and only the newest counts (a `leave` overtaken by its `enter` still wins).
+    An actor that dies while its worker waits never leaves: its dispatcher `forget`s the
+    worker's generation, after which nothing of that generation counts."""
 
     def __init__(self) -> None:
         self._waiting: dict[str, float] = {}
-        self._dead: set[str] = set()
+        self._newest: dict[str, int] = {}
 
     async def pause(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    async def enter(self, key: str, cpus: float) -> None:
-        if key not in self._dead:
+    async def enter(self, key: str, cpus: float, seq: int) -> None:
+        if self._newer(key, seq):
             self._waiting[key] = cpus
 
-    async def leave(self, key: str) -> None:
-        self._waiting.pop(key, None)
+    async def leave(self, key: str, seq: int) -> None:
+        if self._newer(key, seq):
+            self._waiting.pop(key, None)
 
     async def forget(self, key: str) -> None:
+        self._newer(key, sys.maxsize)
         self._waiting.pop(key, None)
-        self._dead.add(key)
 
     async def waiting_cpus(self) -> float:
         return sum(self._waiting.values())
@@ -144,6 +148,12 @@ class Gate:
     async def waiters(self) -> dict[str, float]:
         """CPUs of every waiting worker generation, by key (for tests and debugging)."""
         return dict(self._waiting)
+
+    def _newer(self, key: str, seq: int) -> bool:
+        if seq <= self._newest.get(key, 0):
+            return False
+        self._newest[key] = seq
+        return True
 
 
 class Lender:

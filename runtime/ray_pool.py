@@ -33,6 +33,7 @@ once per set and the pool key keeps actors of different sets apart.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import threading
 import time
@@ -92,7 +93,8 @@ class WorkerHost:
             sys.setswitchinterval(WORKER_SWITCH_INTERVAL_S)
             ctx = self._contexts[url] = WorkerContext(url)
         spec = WorkerSpec.from_json(spec_json)
-        ctx.waiting = lambda: _counted_wait(gate, waiter_key(spec), spec.cpus)
+        calls = itertools.count(1)
+        ctx.waiting = lambda: _counted_wait(gate, waiter_key(spec), spec.cpus, calls)
         return Worker(ctx, spec, cold=cold).run(), cold
 
     def pid(self) -> int:
@@ -107,13 +109,14 @@ def waiter_key(spec: WorkerSpec) -> str:
 
 
 @contextlib.contextmanager
-def _counted_wait(gate: Any, key: str, cpus: float) -> Iterator[None]:
-    """Tell the gate (fire and forget) that an actor's CPUs are idle while its worker waits."""
-    gate.enter.remote(key, cpus)
+def _counted_wait(gate: Any, key: str, cpus: float, calls: Iterator[int]) -> Iterator[None]:
+    """Tell the gate (fire and forget) that an actor's CPUs are idle while its worker waits;
+    `calls` numbers them (the gate may receive them out of order)."""
+    gate.enter.remote(key, cpus, next(calls))
     try:
         yield
     finally:
-        gate.leave.remote(key)
+        gate.leave.remote(key, next(calls))
 
 
 @dataclass
