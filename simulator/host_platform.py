@@ -201,19 +201,13 @@ def derive_local(base: Platform, facts: HostFacts) -> Platform:
 
 def local_platform(base: Platform) -> Platform:
     """This machine: the calibration cached for it, else `derive_local(base, host_facts())`."""
-    from simulator.errors import PlatformError
-    from simulator.platform_file import load_platform_file
+    from simulator.platform_file import load_cached_calibration
 
     facts = host_facts()
-    path = calibration_path(machine_identity(facts))
-    if path.is_file():
-        try:
-            return load_platform_file(path, name="local")
-        except PlatformError as err:
-            raise PlatformError(
-                f"this machine's calibration is unusable: {err}; run "
-                f"`planflow calibrate` again, or delete {path}"
-            ) from err
+    cached = load_cached_calibration(calibration_path(machine_identity(facts)), "local",
+                                     "this machine's calibration", "planflow calibrate")
+    if cached is not None:
+        return cached
     _derived["seen"] = True
     return derive_local(base, facts)
 

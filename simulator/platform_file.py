@@ -113,17 +113,24 @@ def ray_calibration_path() -> Path:
 
 def ray_platform() -> Platform:
     """`ray`: the cached calibration of a Ray cluster, else the shipped `ray.toml`."""
-    path = ray_calibration_path()
-    if path.is_file():
-        try:
-            return load_platform_file(path, name="ray")
-        except PlatformError as err:
-            raise PlatformError(
-                f"the cached Ray calibration is unusable: {err}; run `planflow calibrate "
-                f"--launcher ray` again, or delete {path}"
-            ) from err
+    cached = load_cached_calibration(ray_calibration_path(), "ray", "the cached Ray calibration",
+                                     "planflow calibrate --launcher ray")
+    if cached is not None:
+        return cached
     _ray_builtin["seen"] = True
     return _builtin("ray")
+
+
+def load_cached_calibration(path: Path, name: str, what: str, command: str) -> Platform | None:
+    """The platform `name` cached at `path` by `command` (None: not calibrated yet); an
+    unusable file is an error naming `what` it is and how to replace it."""
+    if not path.is_file():
+        return None
+    try:
+        return load_platform_file(path, name=name)
+    except PlatformError as err:
+        raise PlatformError(f"{what} is unusable: {err}; run `{command}` again, or delete "
+                            f"{path}") from err
 
 
 def ray_was_builtin() -> bool:

@@ -27,47 +27,20 @@ from planner.errors import UsageError
 from planner.loader import load_graph
 from runtime.client import run_plan
 from runtime.inline import run_inline
-from runtime.ray_launcher import RAY_INSTALL_HINT, RayLauncher
+from runtime.ray_launcher import RayLauncher
 from tests.runtime import plans, workflows
+from tests.runtime.ray_nodes import WAIT_FOR_S, ray_nodes
 from tests.runtime.redis_cluster import redis_cluster
 from tests.runtime.test_examples import EXAMPLES, SMALL, same
-
-NODE_MEMORY_BYTES = 8 * 2**30
-"""Memory each test node offers Ray's scheduler (logical: it only places workers; waiting workers
-keep their memory, so a small figure could leave a plan waiting for memory no one frees)."""
-
-NODE_OBJECT_STORE_BYTES = 100 * 2**20
-"""Object store of each test node (planflow's values go through Redis)."""
 
 ROOT = Path(__file__).resolve().parents[2]
 RAY_PLATFORM = ROOT / "simulator" / "platforms" / "ray.toml"
 
-WAIT_FOR_S = 60.0
-"""Longest a test waits for something a Ray worker does (never asserted as a duration)."""
-
-
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Any]:
     """A head node and one more, 1 CPU each; this process is connected to it."""
-    try:
-        import ray
-        from ray.cluster_utils import Cluster
-    except ImportError as err:
-        pytest.fail(f"Ray is not installed ({err}): {RAY_INSTALL_HINT}, or pass --no-ray")
-    node = {
-        "num_cpus": 1,
-        "memory": NODE_MEMORY_BYTES,
-        "object_store_memory": NODE_OBJECT_STORE_BYTES,
-    }
-    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
-    try:
-        cluster.add_node(**node)
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False)
+    with ray_nodes(2, cpus=1) as cluster:
         yield cluster
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 
 
 @pytest.fixture()

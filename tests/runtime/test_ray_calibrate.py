@@ -24,38 +24,19 @@ from metadata.store import MetricsStore
 from planflow.cli import app
 from runtime.client import make_launcher, run_plan
 from runtime.launcher import WorkerSpec
-from runtime.ray_launcher import RAY_INSTALL_HINT, RayLauncher
+from runtime.ray_launcher import RayLauncher
 from runtime.ray_pool import runtime_env_for
 from tests.runtime import plans, workflows
+from tests.runtime.ray_nodes import NODE_MEMORY_BYTES, WAIT_FOR_S, ray_nodes
 
 NODE_CPUS = 2
-NODE_MEMORY_BYTES = 8 * 2**30
-"""Memory the test node offers Ray's scheduler (logical)."""
-
-NODE_OBJECT_STORE_BYTES = 100 * 2**20
-
-WAIT_FOR_S = 60.0
-"""Longest a test waits for something a Ray worker does (never asserted as a duration)."""
 
 
 @pytest.fixture(scope="module")
 def ray_node() -> Iterator[Any]:
     """One node of 2 CPUs; this process is connected to it."""
-    try:
-        import ray
-        from ray.cluster_utils import Cluster
-    except ImportError as err:
-        pytest.fail(f"Ray is not installed ({err}): {RAY_INSTALL_HINT}, or pass --no-ray")
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": NODE_CPUS, "memory": NODE_MEMORY_BYTES,
-        "object_store_memory": NODE_OBJECT_STORE_BYTES, "include_dashboard": False})
-    try:
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False)
+    with ray_nodes(1, cpus=NODE_CPUS) as cluster:
         yield cluster
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 
 
 def until(condition: Any) -> None:
