@@ -16,7 +16,10 @@ so it can read the server's counters:
 - peak RSS of the client, of the pool server, of the largest worker process and of all worker
   processes together, and of redis-server (sampled every 0.1 s);
 - history growth: bytes the home's append-only file grew by the run once compacted, as the last
-  user of the store compacts it (`runtime.embedded`), i.e. what a run leaves on disk.
+  user of the store compacts it (`runtime.embedded`), i.e. what a run leaves on disk;
+- the peer: the same task graph through Dask threaded (`dask.threaded.get`, as many threads as
+  CPUs, in this process, timed from graph conversion to result: no interpreter start, no store,
+  no records), and `vs dask`: planflow's makespan over it, then its whole `run` command over it.
 
 Every result is checked. Prints a table, writes JSON to benchmarks/results/scale.json.
 """
@@ -80,6 +83,8 @@ class Row:
     ok: bool
     error: str = ""
     peaks: Peaks = field(default_factory=Peaks)
+    dask_threaded_s: float | None = None
+    """The same graph through Dask threaded (None: Dask not installed or --no-peer)."""
 
 
 class Sampler:
@@ -190,10 +195,30 @@ def measure(shape: str, n: int) -> Row:
                error, peaks)
 
 
+def dask_threaded_s(shape: str, n: int) -> float | None:
+    """Seconds Dask threaded takes for the shape's graph (module docstring); None without Dask."""
+    try:
+        import dask.threaded
+    except ImportError:
+        return None
+    from benchmarks import shapes
+    from benchmarks.overhead_engines import to_dask
+    from planner.loader import trace_workflow
+
+    graph = trace_workflow(getattr(shapes, shape), {"tasks": n})
+    t0 = time.perf_counter()
+    result = dask.threaded.get(to_dask(graph), graph.sink, num_workers=os.cpu_count() or 1)
+    elapsed = time.perf_counter() - t0
+    if result != EXPECTED[shape](n):
+        raise SystemExit(f"dask threaded: wrong result for {shape} {n}: {result!r}")
+    return elapsed
+
+
 def print_table(rows: list[Row]) -> None:
     head = (f"{'shape':<8}{'tasks':>8}{'workers':>8}{'compile s':>10}{'run s':>8}"
             f"{'makespan':>9}{'us/task':>9}{'cmd/task':>9}{'client MB':>10}{'pool MB':>8}"
-            f"{'wk max MB':>10}{'wk sum MB':>10}{'redis MB':>9}{'hist KB':>8}  ok")
+            f"{'wk max MB':>10}{'wk sum MB':>10}{'redis MB':>9}{'hist KB':>8}{'dask s':>8}"
+            f"{'vs dask':>13}  ok")
     print(head)
     for r in rows:
         p = r.peaks
@@ -201,7 +226,15 @@ def print_table(rows: list[Row]) -> None:
               f"{r.observed_makespan_s:>9.2f}{r.per_task_us:>9.0f}"
               f"{r.redis_commands_per_task:>9.2f}{p.client / MB:>10.0f}{p.pool / MB:>8.0f}"
               f"{p.worker_max / MB:>10.0f}{p.workers_total / MB:>10.0f}{p.redis / MB:>9.0f}"
-              f"{r.history_growth_bytes / 1024:>8.0f}  {'yes' if r.ok else 'NO: ' + r.error}")
+              f"{r.history_growth_bytes / 1024:>8.0f}{_peer(r)}  "
+              f"{'yes' if r.ok else 'NO: ' + r.error}")
+
+
+def _peer(r: Row) -> str:
+    d = r.dask_threaded_s
+    if not d:
+        return f"{'-':>8}{'-':>13}"
+    return f"{d:>8.2f}{f'{r.observed_makespan_s / d:.2f}/{r.run_s / d:.2f}x':>13}"
 
 
 def main() -> int:
@@ -209,6 +242,7 @@ def main() -> int:
     parser.add_argument("--tasks", default="100,1000,10000,100000")
     parser.add_argument("--shapes", default="fan_in,fan_out,tree,chains")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-peer", action="store_true", help="skip the Dask threaded peer")
     args = parser.parse_args()
     sizes = [int(x) for x in args.tasks.split(",")]
     shapes = args.shapes.split(",")
@@ -218,6 +252,8 @@ def main() -> int:
     for n in sizes:
         for shape in shapes:
             row = measure(shape, n)
+            if not args.no_peer:
+                row.dask_threaded_s = dask_threaded_s(shape, n)
             rows.append(row)
             print_table([row])
     print()
